@@ -1,0 +1,1 @@
+"""The MQTT sorter controller (``sortcam.host``)."""

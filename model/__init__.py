@@ -1,0 +1,1 @@
+"""Training, evaluation, quantization and the shipped model (``sortcam.model``)."""

@@ -1,0 +1,1 @@
+"""The simulator: device twin, virtual sorter, demo (``sortcam.sim``)."""

@@ -1,0 +1,307 @@
+"""MQTT contract, version 1 (docs/DESIGN.md, "MQTT contract").
+
+Topics, payload fields and their validation live here and nowhere else in Python. The
+C++ twin is ``firmware/lib/sortcam_core/include/sortcam/mqtt_contract.h``;
+``tests/firmware/test_contract_agreement.py`` checks that the two agree.
+
+Every validator takes the raw payload bytes and returns a plain ``dict`` or raises
+:class:`ContractError` with a one-line reason. Booleans are never accepted as numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from sortcam.errors import ContractError
+
+VERSION = 1
+DEFAULT_ROOT = "sortcam"
+MAX_PAYLOAD = 4096
+"""Bytes; anything larger is rejected before parsing."""
+DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+BOOT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+LINE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+LABEL_MAX = 64
+SEQ_MAX = 4294967295
+LATENCY_MAX_MS = 600000
+TOP_MAX = 5
+
+QOS = 1
+CLASSIFICATION = "classification"
+STATUS = "status"
+CMD = "cmd"
+DECISION = "decision"
+SAMPLE = "sample"
+
+STATES: tuple[str, ...] = ("online", "offline")
+COMMANDS: tuple[str, ...] = ("capture", "set", "reboot")
+TRIGGERS: tuple[str, ...] = ("continuous", "gpio", "command")
+REASONS: tuple[str, ...] = ("label", "low_confidence", "unknown_label")
+
+CLASSIFICATION_FIELDS: tuple[str, ...] = (
+    "v", "device", "boot", "seq", "label", "class_id", "confidence", "top", "latency_ms", "model",
+)
+"""In the order the device writes them."""
+STATUS_FIELDS: tuple[str, ...] = ("v", "device", "state", "fw", "model", "uptime_s", "free_heap", "rssi", "fps")
+DECISION_FIELDS: tuple[str, ...] = ("v", "device", "boot", "seq", "label", "bin", "reason", "ts")
+
+
+# --- topics -------------------------------------------------------------------------
+
+def check_root(root: str) -> str:
+    if not root or any(c in root for c in "+#\0") or root.startswith("/") or root.endswith("/"):
+        raise ContractError(f"bad topic root {root!r}")
+    return root
+
+
+def check_device_id(device: str) -> str:
+    if not isinstance(device, str) or not DEVICE_ID_RE.match(device):
+        raise ContractError(f"bad device id {device!r}: must match [A-Za-z0-9_-]{{1,32}}")
+    return device
+
+
+def device_topic(root: str, device: str, kind: str) -> str:
+    """``<root>/<device>/<kind>`` with ``kind`` one of classification, status, cmd, sample."""
+    return f"{check_root(root)}/{check_device_id(device)}/{kind}"
+
+
+def classification_topic(root: str, device: str) -> str:
+    return device_topic(root, device, CLASSIFICATION)
+
+
+def status_topic(root: str, device: str) -> str:
+    return device_topic(root, device, STATUS)
+
+
+def cmd_topic(root: str, device: str) -> str:
+    return device_topic(root, device, CMD)
+
+
+def sample_topic(root: str, device: str) -> str:
+    return device_topic(root, device, SAMPLE)
+
+
+def decision_topic(root: str, line: str) -> str:
+    if not LINE_ID_RE.match(line):
+        raise ContractError(f"bad line id {line!r}: must match [A-Za-z0-9_-]{{1,32}}")
+    return f"{check_root(root)}/line/{line}/{DECISION}"
+
+
+def subscription(root: str, kind: str) -> str:
+    """Wildcard over all devices: ``<root>/+/<kind>``."""
+    return f"{check_root(root)}/+/{kind}"
+
+
+def parse_device_topic(root: str, topic: str) -> tuple[str, str]:
+    """``<root>/<device>/<kind>`` to ``(device, kind)``; raises on any other shape."""
+    prefix = check_root(root) + "/"
+    if not topic.startswith(prefix):
+        raise ContractError(f"topic {topic!r} is not under {root!r}")
+    rest = topic[len(prefix):].split("/")
+    if len(rest) != 2:
+        raise ContractError(f"topic {topic!r} is not <root>/<device>/<kind>")
+    return check_device_id(rest[0]), rest[1]
+
+
+# --- field checks -------------------------------------------------------------------
+
+def _obj(payload: bytes | str) -> dict[str, Any]:
+    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    if len(raw) > MAX_PAYLOAD:
+        raise ContractError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD}")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ContractError("payload is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
+    except RecursionError:
+        raise ContractError("payload nests too deeply") from None
+    if not isinstance(data, dict):
+        raise ContractError("payload is not a JSON object")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ContractError(f"payload contains {name}, which is not JSON")
+
+
+def _version(data: dict[str, Any], required: bool = True) -> None:
+    if "v" not in data:
+        if required:
+            raise ContractError("missing 'v'")
+        return
+    v = data["v"]
+    if type(v) is not int or v != VERSION:
+        raise ContractError(f"unsupported version {v!r} (expected {VERSION})")
+
+
+def _int(data: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    if key not in data:
+        raise ContractError(f"missing {key!r}")
+    v = data[key]
+    if type(v) is not int:
+        raise ContractError(f"{key!r} must be an integer, got {type(v).__name__}")
+    if not lo <= v <= hi:
+        raise ContractError(f"{key!r}={v} outside {lo}..{hi}")
+    return v
+
+
+def _num(data: dict[str, Any], key: str, lo: float, hi: float) -> float:
+    if key not in data:
+        raise ContractError(f"missing {key!r}")
+    v = data[key]
+    if type(v) not in (int, float) or not math.isfinite(v):
+        raise ContractError(f"{key!r} must be a number")
+    if not lo <= v <= hi:
+        raise ContractError(f"{key!r}={v} outside {lo}..{hi}")
+    return float(v)
+
+
+def _str(data: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None, max_len: int = 64) -> str:
+    if key not in data:
+        raise ContractError(f"missing {key!r}")
+    v = data[key]
+    if not isinstance(v, str) or not v or len(v) > max_len:
+        raise ContractError(f"{key!r} must be a non-empty string of at most {max_len} characters")
+    if pattern is not None and not pattern.match(v):
+        raise ContractError(f"{key!r}={v!r} does not match {pattern.pattern}")
+    return v
+
+
+# --- payloads -----------------------------------------------------------------------
+
+def validate_classification(payload: bytes | str, topic_device: str | None = None) -> dict[str, Any]:
+    """Check a ``classification`` payload; ``topic_device`` must equal its ``device``."""
+    d = _obj(payload)
+    _version(d)
+    device = check_device_id(_str(d, "device", max_len=32))
+    if topic_device is not None and device != topic_device:
+        raise ContractError(f"payload device {device!r} differs from topic device {topic_device!r}")
+    _str(d, "boot", BOOT_ID_RE, 32)
+    _int(d, "seq", 0, SEQ_MAX)
+    _str(d, "label", max_len=LABEL_MAX)
+    _int(d, "class_id", 0, 255)
+    _num(d, "confidence", 0.0, 1.0)
+    top = d.get("top")
+    if not isinstance(top, list) or not 1 <= len(top) <= TOP_MAX:
+        raise ContractError(f"'top' must be a list of 1..{TOP_MAX} [label, p] pairs")
+    for pair in top:
+        if (
+            not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str) or not pair[0]
+            or type(pair[1]) not in (int, float) or not 0.0 <= pair[1] <= 1.0
+        ):
+            raise ContractError(f"bad 'top' entry {pair!r}: expected [label, p] with p in 0..1")
+    _num(d, "latency_ms", 0, LATENCY_MAX_MS)
+    _str(d, "model", re.compile(r"^[0-9a-f]{1,64}$"), 64)
+    return d
+
+
+def validate_status(payload: bytes | str, topic_device: str | None = None) -> dict[str, Any]:
+    """Check a ``status`` payload. An ``offline`` status (the Last Will) needs only ``state``."""
+    d = _obj(payload)
+    _version(d)
+    state = _str(d, "state", max_len=16)
+    if state not in STATES:
+        raise ContractError(f"'state' must be one of {', '.join(STATES)}")
+    if "device" in d:
+        device = check_device_id(_str(d, "device", max_len=32))
+        if topic_device is not None and device != topic_device:
+            raise ContractError(f"payload device {device!r} differs from topic device {topic_device!r}")
+    if state == "online":
+        _str(d, "fw", max_len=32)
+        _str(d, "model", max_len=64)
+        _num(d, "uptime_s", 0, 1e10)
+        _int(d, "free_heap", 0, 1 << 32)
+        _int(d, "rssi", -127, 0)
+        _num(d, "fps", 0, 1000)
+    return d
+
+
+def validate_cmd(payload: bytes | str) -> dict[str, Any]:
+    """Check a ``cmd`` payload. ``v`` may be left out by people typing commands by hand."""
+    d = _obj(payload)
+    _version(d, required=False)
+    cmd = _str(d, "cmd", max_len=16)
+    if cmd not in COMMANDS:
+        raise ContractError(f"unknown command {cmd!r}: expected one of {', '.join(COMMANDS)}")
+    if cmd == "set":
+        keys = set(d) - {"v", "cmd"}
+        if not keys:
+            raise ContractError("'set' needs at least one of threshold, trigger, interval_ms")
+        unknown = keys - {"threshold", "trigger", "interval_ms"}
+        if unknown:
+            raise ContractError(f"'set' got unknown keys: {', '.join(sorted(unknown))}")
+        if "threshold" in d:
+            _num(d, "threshold", 0.0, 1.0)
+        if "trigger" in d and d["trigger"] not in TRIGGERS:
+            raise ContractError(f"'trigger' must be one of {', '.join(TRIGGERS)}")
+        if "interval_ms" in d:
+            _int(d, "interval_ms", 0, 60000)
+    elif set(d) - {"v", "cmd"}:
+        raise ContractError(f"{cmd!r} takes no arguments")
+    return d
+
+
+def validate_decision(payload: bytes | str) -> dict[str, Any]:
+    """Check a host ``decision`` payload."""
+    d = _obj(payload)
+    _version(d)
+    check_device_id(_str(d, "device", max_len=32))
+    _str(d, "boot", BOOT_ID_RE, 32)
+    _int(d, "seq", 0, SEQ_MAX)
+    _str(d, "label", max_len=LABEL_MAX)
+    _str(d, "bin", max_len=32)
+    reason = _str(d, "reason", max_len=32)
+    if reason not in REASONS:
+        raise ContractError(f"'reason' must be one of {', '.join(REASONS)}")
+    _num(d, "ts", 0, 1e11)
+    return d
+
+
+# --- encoding -----------------------------------------------------------------------
+
+def json_string(text: str) -> str:
+    """JSON string literal exactly as the firmware writes it (``json.dumps``, no ASCII escaping)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def fmt_prob(p: float) -> str:
+    """Probabilities and confidences go on the wire with 4 decimals (``%.4f``)."""
+    return f"{p:.4f}"
+
+
+def encode_classification(
+    *,
+    device: str,
+    boot: str,
+    seq: int,
+    label: str,
+    class_id: int,
+    confidence: float,
+    top: list[tuple[str, float]],
+    latency_ms: int,
+    model: str,
+) -> bytes:
+    """The classification payload, byte for byte what the firmware's core writes."""
+    top_text = ",".join(f"[{json_string(name)},{fmt_prob(p)}]" for name, p in top)
+    text = (
+        f'{{"v":{VERSION},"device":{json_string(device)},"boot":{json_string(boot)},"seq":{seq},'
+        f'"label":{json_string(label)},"class_id":{class_id},"confidence":{fmt_prob(confidence)},'
+        f'"top":[{top_text}],"latency_ms":{latency_ms},"model":{json_string(model)}}}'
+    )
+    return text.encode("utf-8")
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """Any other payload: compact JSON with ``v`` first."""
+    body = {"v": VERSION, **{k: v for k, v in obj.items() if k != "v"}}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def offline_status(device: str) -> bytes:
+    """The Last Will payload a device registers at connect."""
+    return encode({"device": device, "state": "offline"})

@@ -1,0 +1,1 @@
+"""Command-line tools: export to C, flash, monitor, benchmarks (``sortcam.tools``)."""
