@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from sortcam import __version__
 from sortcam.errors import SortcamError
 
-PACKAGES = ("sortcam.model.cli", "sortcam.tools.cli", "sortcam.host.cli", "sortcam.sim.cli")
+PACKAGES = (
+    "sortcam.model.cli",
+    "sortcam.tools.cli",
+    "sortcam.tools.device_cli",
+    "sortcam.host.cli",
+    "sortcam.sim.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
