@@ -117,12 +117,16 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> ModelCard:
     where = f" in {path}" if path else ""
     try:
         classes = data["classes"]
-        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes):
+        if not isinstance(classes, list) or len(classes) < 2 or not all(
+            isinstance(c, str) and c for c in classes
+        ):
             raise ModelError(f"model card{where}: 'classes' must list at least 2 names")
         if len(set(classes)) != len(classes):
             raise ModelError(f"model card{where}: duplicate class names")
         inp = data["input"]
-        spec = InputSpec(int(inp["height"]), int(inp["width"]), int(inp.get("channels", 3)), str(inp.get("color", "rgb")))
+        spec = InputSpec(
+            int(inp["height"]), int(inp["width"]), int(inp.get("channels", 3)), str(inp.get("color", "rgb"))
+        )
         if spec.channels != 3 or spec.color != "rgb":
             raise ModelError(f"model card{where}: only 3-channel rgb input is supported")
         pre = data.get("preprocess", {})

@@ -157,7 +157,9 @@ def int8_lut(scale: float, zero_point: int, value_range: tuple[float, float] = D
     return np.clip(q, -128, 127).astype(np.int8)
 
 
-def to_int8(image_u8: U8Image, scale: float, zero_point: int, value_range: tuple[float, float] = DEFAULT_RANGE) -> npt.NDArray[np.int8]:
+def to_int8(
+    image_u8: U8Image, scale: float, zero_point: int, value_range: tuple[float, float] = DEFAULT_RANGE
+) -> npt.NDArray[np.int8]:
     """Steps 3 and 4: uint8 RGB to the int8 input tensor values (same shape)."""
     return int8_lut(scale, zero_point, value_range)[image_u8]
 
