@@ -305,3 +305,147 @@ def encode(obj: dict[str, Any]) -> bytes:
 def offline_status(device: str) -> bytes:
     """The Last Will payload a device registers at connect."""
     return encode({"device": device, "state": "offline"})
+
+
+# --- extension: sample frames and model announcements (console, docs/console.md) -----
+
+MODEL = "model"
+SAMPLE_MAX_PAYLOAD = 98304
+"""Bytes of one ``sample`` message (JSON with a base64 JPEG: about 72 KiB of JPEG)."""
+SAMPLE_MIN_INTERVAL_S = 2.0
+"""A device publishes at most one sample per this many seconds (see :class:`SampleRateLimiter`)."""
+SAMPLE_FIELDS: tuple[str, ...] = ("v", "device", "boot", "seq", "label", "confidence", "width", "height", "jpeg")
+MODEL_FIELDS: tuple[str, ...] = ("v", "model", "sha256", "classes", "card", "ts")
+
+
+def model_topic(root: str) -> str:
+    """``<root>/model``: retained announcement of the line's current model (console promote)."""
+    return f"{check_root(root)}/{MODEL}"
+
+
+class SampleRateLimiter:
+    """Token bucket for sample frames: ``burst`` at once, then one per ``min_interval_s`` seconds.
+
+    Devices call :meth:`allow` with a monotonic clock in seconds before publishing a
+    sample; a ``False`` means skip this frame (the classification is still published).
+    """
+
+    def __init__(self, min_interval_s: float = SAMPLE_MIN_INTERVAL_S, burst: int = 1) -> None:
+        self.min_interval_s = float(min_interval_s)
+        self.burst = max(1, int(burst))
+        self._tokens = float(self.burst)
+        self._last: float | None = None
+        self.dropped = 0
+
+    def allow(self, now_s: float) -> bool:
+        if self._last is not None and self.min_interval_s > 0:
+            self._tokens = min(float(self.burst), self._tokens + (now_s - self._last) / self.min_interval_s)
+        elif self.min_interval_s <= 0:
+            self._tokens = float(self.burst)
+        self._last = now_s
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.dropped += 1
+        return False
+
+
+def encode_sample(
+    *,
+    device: str,
+    boot: str,
+    seq: int,
+    jpeg: bytes,
+    label: str | None = None,
+    confidence: float | None = None,
+    width: int = 0,
+    height: int = 0,
+) -> bytes:
+    """The ``sample`` payload: the item's identity and its frame as base64 JPEG.
+
+    ``width``/``height`` are the frame's pixels (0 = unknown). Raises
+    :class:`ContractError` when the encoded message would exceed ``SAMPLE_MAX_PAYLOAD``
+    or the bytes are not a JPEG (``FF D8`` start).
+    """
+    import base64
+
+    check_device_id(device)
+    if not jpeg.startswith(b"\xff\xd8"):
+        raise ContractError("sample frame is not a JPEG (no FF D8 start marker)")
+    body: dict[str, Any] = {"device": device, "boot": boot, "seq": int(seq)}
+    if label is not None:
+        body["label"] = label
+    if confidence is not None:
+        body["confidence"] = round(float(confidence), 4)
+    body["width"] = int(width)
+    body["height"] = int(height)
+    body["jpeg"] = base64.b64encode(jpeg).decode("ascii")
+    out = encode(body)
+    if len(out) > SAMPLE_MAX_PAYLOAD:
+        raise ContractError(f"sample of {len(out)} bytes exceeds {SAMPLE_MAX_PAYLOAD}; lower the JPEG quality or size")
+    return out
+
+
+def validate_sample(payload: bytes | str, topic_device: str | None = None) -> dict[str, Any]:
+    """Check a ``sample`` payload; the returned dict's ``jpeg`` holds the decoded JPEG bytes."""
+    import base64
+    import binascii
+
+    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    if len(raw) > SAMPLE_MAX_PAYLOAD:
+        raise ContractError(f"sample of {len(raw)} bytes exceeds {SAMPLE_MAX_PAYLOAD}")
+    try:
+        d = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ContractError("payload is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
+    if not isinstance(d, dict):
+        raise ContractError("payload is not a JSON object")
+    _version(d)
+    device = check_device_id(_str(d, "device", max_len=32))
+    if topic_device is not None and device != topic_device:
+        raise ContractError(f"payload device {device!r} differs from topic device {topic_device!r}")
+    _str(d, "boot", BOOT_ID_RE, 32)
+    _int(d, "seq", 0, SEQ_MAX)
+    if "label" in d:
+        _str(d, "label", max_len=LABEL_MAX)
+    if "confidence" in d:
+        _num(d, "confidence", 0.0, 1.0)
+    for key in ("width", "height"):
+        if key in d:
+            _int(d, key, 0, 65535)
+    text = d.get("jpeg")
+    if not isinstance(text, str) or not text:
+        raise ContractError("'jpeg' must be a non-empty base64 string")
+    try:
+        jpeg = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ContractError("'jpeg' is not valid base64") from None
+    if not jpeg.startswith(b"\xff\xd8"):
+        raise ContractError("'jpeg' is not a JPEG (no FF D8 start marker)")
+    d["jpeg"] = jpeg
+    return d
+
+
+def encode_model_announcement(*, sha256: str, classes: list[str], card: str, ts: float) -> bytes:
+    """Retained ``<root>/model`` payload: twins reload ``card`` when its sha256 differs from theirs."""
+    if not re.match(r"^[0-9a-f]{64}$", sha256):
+        raise ContractError("model sha256 must be 64 lowercase hex digits")
+    return encode({"model": sha256[:12], "sha256": sha256, "classes": list(classes), "card": card, "ts": round(ts, 3)})
+
+
+def validate_model_announcement(payload: bytes | str) -> dict[str, Any]:
+    """Check a ``<root>/model`` announcement."""
+    d = _obj(payload)
+    _version(d)
+    _str(d, "model", re.compile(r"^[0-9a-f]{12}$"), 12)
+    sha = _str(d, "sha256", re.compile(r"^[0-9a-f]{64}$"), 64)
+    if not sha.startswith(d["model"]):
+        raise ContractError("'model' must be the first 12 hex digits of 'sha256'")
+    classes = d.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes):
+        raise ContractError("'classes' must list at least 2 names")
+    _str(d, "card", max_len=1024)
+    _num(d, "ts", 0, 1e11)
+    return d
