@@ -1,0 +1,167 @@
+"""Fixtures of the simulator tests: a model to run, a real MQTT broker, a message recorder.
+
+``tiny_card``: a 6-class full-int8 model built here with TensorFlow (32x32 input, a few
+hundred parameters, random weights), written with its card by ``ModelCard.save``; fast
+enough for every test that is about plumbing rather than accuracy. ``demo_card``: the
+shipped ``model/sortcam_trashnet`` when it is there (the demo test runs what users run),
+else the tiny one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sortcam.sim.broker import free_port, wait_port
+
+from sortcam.card import MODEL_DIR, TRASHNET_BINS, TRASHNET_BIODEGRADABLE, InputSpec, ModelCard, load_card
+from sortcam.errors import ModelError
+
+CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
+
+
+def build_tiny_model(folder: Path, size: int = 32, seed: int = 0) -> ModelCard:
+    """A full-int8 6-class classifier with a card, in ``folder`` (needs TensorFlow)."""
+    tf = pytest.importorskip("tensorflow")
+    tf.keras.utils.set_random_seed(seed)
+    inputs = tf.keras.Input((size, size, 3))
+    x = tf.keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    x = tf.keras.layers.Dense(len(CLASSES))(x)
+    outputs = tf.keras.layers.Softmax()(x)
+    model = tf.keras.Model(inputs, outputs)
+    rng = np.random.default_rng(seed)
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for _ in range(16):
+            yield [rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.tflite").write_bytes(data)
+    card = ModelCard(
+        tflite="tiny.tflite",
+        classes=list(CLASSES),
+        input=InputSpec(size, size),
+        bins=dict(TRASHNET_BINS),
+        biodegradable=dict(TRASHNET_BIODEGRADABLE),
+        flash_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    card.save(folder / "tiny.json")
+    return card
+
+
+@pytest.fixture(scope="session")
+def tiny_card(tmp_path_factory: pytest.TempPathFactory) -> ModelCard:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+def shipped_card() -> ModelCard | None:
+    """The shipped model's card when the model is there and loads."""
+    try:
+        card = load_card(None)
+    except ModelError:
+        return None
+    return card if card.model_path.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def demo_card(tiny_card: ModelCard) -> ModelCard:
+    return shipped_card() or tiny_card
+
+
+@pytest.fixture(scope="session")
+def shipped_model_dir() -> Path:
+    return MODEL_DIR
+
+
+@pytest.fixture()
+def mosquitto(tmp_path: Path) -> Iterator[str]:
+    """A real mosquitto on a free loopback port; yields ``mqtt://127.0.0.1:PORT``."""
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.skip("mosquitto is not installed")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if not wait_port("127.0.0.1", port, 10):
+            raise RuntimeError(f"mosquitto did not start: {proc.stderr.read() if proc.stderr else ''}")
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Recorder:
+    """An MQTT client that keeps every message it receives: ``(topic, payload, retain)``."""
+
+    def __init__(self, url: str, topics: list[str]) -> None:
+        import paho.mqtt.client as mqtt
+        from sortcam.sim.twin import parse_broker_url
+
+        host, port, _ = parse_broker_url(url)
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"rec-{time.monotonic_ns()}")
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.client.subscribe([(t, 1) for t in topics])
+        assert self._subscribed.wait(10), "recorder could not subscribe"
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def on(self, suffix: str) -> list[bytes]:
+        with self._lock:
+            return [p for t, p, _ in self.messages if t.endswith(suffix)]
+
+    def wait_for(self, suffix: str, n: int, timeout_s: float = 20.0) -> list[bytes]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = self.on(suffix)
+            if len(got) >= n:
+                return got
+            time.sleep(0.02)
+        return self.on(suffix)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture()
+def recorder_factory() -> Iterator[Any]:
+    made: list[Recorder] = []
+
+    def make(url: str, topics: list[str]) -> Recorder:
+        rec = Recorder(url, topics)
+        made.append(rec)
+        return rec
+
+    yield make
+    for rec in made:
+        rec.close()
