@@ -1,13 +1,152 @@
-"""`sortcam` subcommands of this package (filled in by its owner)."""
+"""``sortcam host`` (run the controller), ``sortcam host events`` (query its event log)
+and ``sortcam bench host``. Thin: parsing here, the work in :mod:`sortcam.host.controller`.
+
+paho and pyserial are imported inside the handlers so ``sortcam --help`` stays cheap.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from sortcam.errors import UsageError
+
+log = logging.getLogger("sortcam.host")
+
+DEFAULT_DB = "sortcam-host.db"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this package's verbs to the `sortcam` command."""
+    """Add ``sortcam host`` and ``sortcam host events``."""
+    p = subparsers.add_parser(
+        "host",
+        help="run the MQTT-to-sorter controller for one line (see also: sortcam host events)",
+        description="Subscribe to <root>/+/classification, decide a bin per item and drive the sorter over "
+        "serial, exactly once. Stop with Ctrl-C / SIGTERM (in-flight items are finished or recorded).",
+    )
+    p.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT (user:pass@ allowed)")
+    p.add_argument("--serial", metavar="PORT", help="sorter port: a device path (/dev/ttyUSB0) or a pyserial URL "
+                   "(socket://host:port, rfc2217://...)")
+    p.add_argument("--line", metavar="LINE",
+                   help="line id, [A-Za-z0-9_-]{1,32}; decisions go to <root>/line/LINE/decision")
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON or .toml config: gates, label map, threshold, delays, timeouts")
+    p.add_argument("--card", metavar="FILE", help="model card for classes and default bins (default: the shipped one)")
+    p.add_argument("--root", default=None, help="MQTT topic root (default sortcam)")
+    p.add_argument("--state-db", metavar="FILE", help=f"SQLite state and event log (default ./{DEFAULT_DB})")
+    p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on http://127.0.0.1:P/metrics")
+    p.add_argument("--metrics-host", metavar="ADDR", help="address for the metrics server (default 127.0.0.1)")
+    p.add_argument("--client-id", metavar="ID", help="fixed MQTT client id (default sortcam-host-<line>)")
+    p.add_argument("--shared-group", metavar="G", help="MQTT 5 shared subscription $share/G/<root>/+/classification")
+    p.add_argument("--threshold", type=float, help="confidence below this goes to the reject bin (0..1)")
+    p.add_argument("--deadline-ms", type=int, help="an item not acknowledged this long after receipt is missed")
+    p.add_argument("--ack-timeout-ms", type=int, help="wait this long for ACK before writing SORT again")
+    p.add_argument("--retries", type=int, help="extra writes of a SORT without ACK before it is missed")
+    p.add_argument("--username", help="MQTT user (or SORTCAM_MQTT_USERNAME)")
+    p.add_argument("--password", help="MQTT password (or SORTCAM_MQTT_PASSWORD)")
+    p.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts://")
+    p.add_argument("--drain-s", type=float, default=3.0, help="on stop, wait this long for in-flight ACKs (s)")
+    p.set_defaults(func=_run)
+    sub = p.add_subparsers(dest="host_command", metavar="SUBCOMMAND")
+    e = sub.add_parser("events", help="query the controller's event log (items, or --system events)")
+    e.add_argument("--db", default=DEFAULT_DB, help=f"state db of the controller (default ./{DEFAULT_DB})")
+    e.add_argument("--device", help="only this device")
+    e.add_argument("--status", choices=("sent", "acked", "missed", "rejected"), help="only items in this state")
+    e.add_argument("--last", type=int, default=50, help="newest N rows (default 50; 0 = all)")
+    e.add_argument("--system", action="store_true", help="show non-item events: invalid messages, sorter EVT, link")
+    e.add_argument("--json", action="store_true", help="one JSON object per line")
+    e.set_defaults(func=_events)
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this package's `sortcam bench <what>` targets."""
+    """Add ``sortcam bench host``."""
+    b = subparsers.add_parser("host", help="controller throughput and latency: mosquitto + pty sorter + controller")
+    b.add_argument("-n", "--items", type=int, default=3000, help="items to publish (default 3000)")
+    b.add_argument("--window", type=int, default=4, help="SORTs in flight at once (default 4)")
+    b.add_argument("--devices", type=int, default=4, help="publishing devices (default 4)")
+    b.add_argument("--out", default="benchmarks", help="folder for host.json and host.md (default benchmarks/)")
+    b.add_argument("--no-record", action="store_true", help="print only, do not write benchmarks/host.*")
+    b.set_defaults(func=_bench)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import build_config
+    from .controller import Controller
+
+    missing = [name for name in ("broker", "serial", "line") if not getattr(args, name)]
+    if missing:
+        raise UsageError(f"sortcam host needs {', '.join('--' + m for m in missing)}")
+    overrides: dict[str, Any] = {
+        "root": args.root,
+        "state_db": Path(args.state_db) if args.state_db else None,
+        "metrics_port": args.metrics_port,
+        "metrics_host": args.metrics_host,
+        "client_id": args.client_id,
+        "shared_group": args.shared_group,
+        "threshold": args.threshold,
+        "deadline_ms": args.deadline_ms,
+        "ack_timeout_ms": args.ack_timeout_ms,
+        "retries": args.retries,
+        "username": args.username,
+        "password": args.password,
+        "ca_file": args.ca_file,
+    }
+    cfg = build_config(broker=args.broker, serial_url=args.serial, line=args.line, config_file=args.config,
+                       card_path=args.card, overrides=overrides)
+    if args.state_db is None and not Path(cfg.state_db).is_absolute():
+        cfg.state_db = Path(os.getcwd()) / cfg.state_db
+    ctl = Controller(cfg, drain_s=args.drain_s)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("got %s", signal.Signals(signum).name)
+        ctl.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    ctl.run()
+    return 0
+
+
+ITEM_COLUMNS = ("sort_id", "received_ts", "device", "boot", "seq", "label", "confidence", "bin", "gate", "reason",
+                "status", "miss_reason", "attempts", "duplicates", "write_ms", "ack_ms")
+EVENT_COLUMNS = ("id", "ts", "kind", "device", "detail")
+
+
+def _events(args: argparse.Namespace) -> int:
+    from .store import format_table, open_readonly, query_events, query_items
+
+    if args.last < 0:
+        raise UsageError("--last must be >= 0")
+    db = open_readonly(args.db)
+    try:
+        last = args.last or None
+        if args.system:
+            rows = query_events(db, device=args.device, last=last)
+            columns = EVENT_COLUMNS
+        else:
+            rows = query_items(db, device=args.device, status=args.status, last=last)
+            columns = ITEM_COLUMNS
+    finally:
+        db.close()
+    if args.json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
+    else:
+        print(format_table(rows, columns))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    if args.items < 1 or args.window < 1 or args.devices < 1:
+        raise UsageError("--items, --window and --devices must be >= 1")
+    run_bench(items=args.items, window=args.window, devices=args.devices,
+              out_dir=None if args.no_record else Path(args.out))
+    return 0

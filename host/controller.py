@@ -1,0 +1,586 @@
+"""The host controller: MQTT classifications in, bin decisions out, SORTs to the sorter.
+
+Library use (the CLI ``sortcam host`` is a thin wrapper over this)::
+
+    from sortcam.host.config import build_config
+    from sortcam.host.controller import Controller
+
+    cfg = build_config(broker="mqtt://127.0.0.1:1883", serial_url="/dev/ttyUSB0", line="A")
+    ctl = Controller(cfg)
+    ctl.start()          # returns once the serial port is open and MQTT is connecting
+    ctl.wait_ready(10)   # optional: True once subscribed
+    ...
+    ctl.stop()           # graceful: stop taking messages, drain the sorter, close
+
+``Controller.run()`` is ``start()`` plus blocking until ``stop()`` is called from another
+thread or a signal handler.
+
+Per message (paho's network thread): validate with
+:func:`sortcam.mqtt_contract.validate_classification`; decide a bin; commit the item
+(identity, decision, a fresh serial id) to SQLite; only then acknowledge the MQTT
+message (``manual_ack``); publish the decision (``status: sent``) and hand the job to the
+serial worker. A duplicate identity is acknowledged and counted, nothing else. When the
+sorter ACKs (or the item is missed) the row is updated and a second decision message
+(``acked``/``missed``) is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from sortcam import mqtt_contract as mc
+from sortcam.errors import BrokerError, ContractError
+
+from .config import HostConfig
+from .metrics import Metrics, MetricsServer
+from .serial_link import SorterLink, SortJob
+from .store import NewItem, StateStore
+
+log = logging.getLogger("sortcam.host")
+
+
+def host_status_topic(root: str, line: str) -> str:
+    """Retained controller status (and its Last Will): ``<root>/line/<line>/host``."""
+    return f"{mc.check_root(root)}/line/{line}/host"
+
+
+@dataclass(frozen=True)
+class Decision:
+    bin: str
+    gate: int | None
+    reason: str
+    biodegradable: bool | None
+
+
+class Decider:
+    """Label and confidence to bin: the label map, then the confidence threshold."""
+
+    def __init__(self, cfg: HostConfig) -> None:
+        self.cfg = cfg
+
+    def decide(self, label: str, confidence: float) -> Decision:
+        bio = self.cfg.biodegradable.get(label)
+        if label not in self.cfg.label_bins:
+            bin_name, reason = self.cfg.reject_bin, "unknown_label"
+        elif confidence < self.cfg.threshold:
+            bin_name, reason = self.cfg.reject_bin, "low_confidence"
+        else:
+            bin_name, reason = self.cfg.label_bins[label], "label"
+        return Decision(bin_name, self.cfg.gate_for(bin_name), reason, bio)
+
+
+@dataclass
+class DeviceState:
+    state: str = "unknown"
+    last_seen: float = 0.0
+    fw: str = ""
+    model: str = ""
+    stale: bool = False
+
+
+class Controller:
+    """One controller for one line: an MQTT client, a :class:`SorterLink`, a :class:`StateStore`."""
+
+    def __init__(self, config: HostConfig, *, drain_s: float = 3.0) -> None:
+        self.cfg = config
+        self.drain_s = drain_s
+        self.metrics = Metrics()
+        self._describe_metrics()
+        self.decider = Decider(config)
+        self.store: StateStore | None = None
+        self.link: SorterLink | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.client: mqtt.Client | None = None
+        self.devices: dict[str, DeviceState] = {}
+        self._devices_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stop_requested = threading.Event()
+        self._stopped = threading.Event()
+        self._ready = threading.Event()
+        self._fatal: str | None = None
+        self._connected = False
+        self._pub_lock = threading.Lock()
+        self._final_mids: dict[int, int] = {}
+        self._early_mids: set[int] = set()
+        self._published: list[int] = []
+        self._housekeeper: threading.Thread | None = None
+        self.decision_topic = mc.decision_topic(config.root, config.line)
+        self.status_topic = host_status_topic(config.root, config.line)
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the db, the serial port and the metrics port, recover, connect. Raises
+        :class:`SortcamError` subclasses on anything a user must fix."""
+        cfg = self.cfg
+        self.store = StateStore(cfg.state_db, cfg.db_sync)
+        try:
+            self.link = SorterLink(
+                cfg.serial_url,
+                on_done=self._on_sort_done,
+                on_event=self._on_link_event,
+                metrics=self.metrics,
+                baud=cfg.baud,
+                ack_timeout_ms=cfg.ack_timeout_ms,
+                retries=cfg.retries,
+                window=cfg.window,
+                ping_interval_s=cfg.ping_interval_s,
+                reconnect_s=cfg.reconnect_s,
+                compensate_latency=cfg.compensate_latency,
+            )
+            self.link.start()
+            if cfg.metrics_port is not None:
+                try:
+                    self.metrics_server = MetricsServer(self.metrics, cfg.metrics_host, cfg.metrics_port, self._health)
+                except OSError as exc:
+                    raise BrokerError(f"cannot serve metrics on port {cfg.metrics_port}: {exc.strerror}") from None
+                self.metrics_server.start()
+                log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.metrics_server.port)
+            self._recover()
+            self.client = self._make_client()
+            try:
+                self.client.connect(
+                    cfg.broker.host,
+                    cfg.broker.port,
+                    keepalive=cfg.keepalive_s,
+                    clean_start=False,
+                    properties=self._connect_properties(),
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise BrokerError(f"cannot reach MQTT broker {cfg.broker}: {exc}") from None
+            self.client.loop_start()
+            self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
+            self._housekeeper.start()
+        except BaseException:
+            self._teardown()
+            raise
+        log.info("controller for line %s: broker %s, sorter %s, db %s", cfg.line, cfg.broker, cfg.serial_url,
+                 cfg.state_db)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once connected and subscribed (within ``timeout`` seconds)."""
+        return self._ready.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop gracefully; safe from a signal handler."""
+        self._stop_requested.set()
+
+    def run(self) -> None:
+        """``start()`` then block until :meth:`request_stop` or :meth:`stop`, then stop gracefully."""
+        self.start()
+        while not self._stop_requested.wait(0.25):
+            if self._fatal:
+                break
+        self.stop()
+        if self._fatal:
+            raise BrokerError(self._fatal)
+
+    def stop(self) -> None:
+        """Graceful stop: no new messages (un-acked ones stay with the broker), let the
+        sorter finish what is in flight for up to ``drain_s``, publish offline, close.
+        Unfinished items stay ``sent`` in the db and are re-sent with the same id on the next start."""
+        self._stop_requested.set()
+        if self._stopping.is_set():
+            self._stopped.wait(self.drain_s + 15)
+            return
+        self._stopping.set()
+        log.info("stopping: no new items; draining the sorter for up to %.1f s", self.drain_s)
+        try:
+            if self.link is not None:
+                left = self.link.stop(self.drain_s)
+                if left:
+                    log.warning("%d item(s) not acknowledged yet; they stay recorded and are re-sent "
+                                "with the same id on the next start", left)
+            if self.client is not None:
+                try:
+                    info = self.client.publish(self.status_topic, self._host_status("offline"), qos=1, retain=True)
+                    if self._connected:
+                        info.wait_for_publish(2.0)
+                except (RuntimeError, ValueError):
+                    pass
+                self._flush_published(wait_s=1.0)
+        finally:
+            self._teardown()
+            self._stopped.set()
+            log.info("controller stopped")
+
+    def _teardown(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.disconnect()
+            except Exception:
+                pass
+            self.client.loop_stop()
+        if self.link is not None and self.link.up and not self._stopping.is_set():
+            self.link.stop(0)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
+        if self.store is not None:
+            self._flush_published()
+            self.store.close()
+            self.store = None
+
+    # --- MQTT ----------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.cfg
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        client.enable_logger(logging.getLogger("sortcam.host.mqtt"))
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.broker.tls:
+            try:
+                client.tls_set(ca_certs=cfg.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise BrokerError(f"cannot set up TLS with CA file {cfg.ca_file}: {exc}") from None
+        client.will_set(self.status_topic, self._host_status("offline"), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=4)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.cfg.session_expiry_s
+        return props
+
+    def _host_status(self, state: str) -> bytes:
+        return mc.encode({"state": state, "line": self.cfg.line, "client_id": self.cfg.client_id, "ts": time.time()})
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self.metrics.inc("mqtt_connect_failures_total")
+            text = f"broker {self.cfg.broker} refused the connection: {reason}"
+            log.error("%s", text)
+            if reason.value in (0x86, 0x87, 0x85, 0x8C):  # bad credentials / not authorized / bad client id
+                self._fatal = text
+            return
+        self._connected = True
+        self.metrics.set("mqtt_connected", 1)
+        self.metrics.inc("mqtt_connects_total")
+        log.info("connected to %s as %s (session present: %s)", self.cfg.broker, self.cfg.client_id,
+                 flags.session_present)
+        topic = mc.subscription(self.cfg.root, mc.CLASSIFICATION)
+        if self.cfg.shared_group:
+            topic = f"$share/{self.cfg.shared_group}/{topic}"
+        client.subscribe([
+            (topic, SubscribeOptions(qos=1)),
+            (mc.subscription(self.cfg.root, mc.STATUS), SubscribeOptions(qos=1)),
+        ])
+        client.publish(self.status_topic, self._host_status("online"), qos=1, retain=True)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("broker refused the subscription: %s", ", ".join(str(r) for r in failed))
+            self._fatal = f"broker {self.cfg.broker} refused the subscription: {failed[0]}"
+            return
+        if not self._ready.is_set():
+            log.info("subscribed; controller ready")
+        self._ready.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self._connected = False
+        self.metrics.set("mqtt_connected", 0)
+        if not self._stopping.is_set():
+            log.warning("lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker keeps it for our next session
+        try:
+            ack = self._handle_message(msg)
+        except Exception:  # a bug must not kill paho's loop; the message is redelivered later
+            log.exception("handling %s failed; not acknowledged", msg.topic)
+            self.metrics.inc("handler_errors_total")
+            return
+        if ack:
+            client.ack(msg.mid, msg.qos)
+
+    def _handle_message(self, msg: mqtt.MQTTMessage) -> bool:
+        try:
+            device, kind = mc.parse_device_topic(self.cfg.root, msg.topic)
+        except ContractError as exc:
+            self._invalid("topic", None, f"{msg.topic}: {exc}")
+            return True
+        if kind == mc.STATUS:
+            self._on_status(device, msg)
+            return True
+        if kind != mc.CLASSIFICATION:
+            return True
+        received_ts, received_mono = time.time(), time.monotonic()
+        self.metrics.inc("messages_total")
+        try:
+            data = mc.validate_classification(msg.payload, device)
+        except ContractError as exc:
+            self._invalid("classification", device, f"{msg.topic}: {exc}")
+            return True
+        self._seen(device)
+        decision = self.decider.decide(data["label"], data["confidence"])
+        belt_delay = self.cfg.belt_delay_for(device)
+        status = "sent" if decision.gate is not None else "rejected"
+        item = NewItem(
+            device=device, boot=data["boot"], seq=data["seq"], label=data["label"], class_id=data["class_id"],
+            confidence=float(data["confidence"]), biodegradable=decision.biodegradable, bin=decision.bin,
+            gate=decision.gate, reason=decision.reason, status=status,
+            device_latency_ms=float(data["latency_ms"]), belt_delay_ms=belt_delay, received_ts=received_ts,
+            decided_ts=time.time(), deadline_ts=received_ts + self.cfg.deadline_ms / 1000.0,
+        )
+        assert self.store is not None and self.link is not None
+        sort_id, is_new, old_status = self.store.record_item(item)
+        if not is_new:
+            self.metrics.inc("duplicates_total")
+            log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", device, item.boot, item.seq, sort_id,
+                     old_status, " (redelivery)" if msg.dup else "")
+            return True
+        self.metrics.inc("decisions_total", labels={"bin": decision.bin, "reason": decision.reason})
+        # The decision is durable: acknowledge first, then act.
+        self._publish_decision(self._decision_row(item, sort_id), status, final=status == "rejected")
+        if status == "sent" and decision.gate is not None:
+            self.link.submit(SortJob(
+                sort_id=sort_id, gate=decision.gate, belt_delay_ms=belt_delay,
+                device_latency_ms=item.device_latency_ms, received_mono=received_mono,
+                deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=device,
+                context=self._decision_row(item, sort_id),
+            ))
+        log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", device, item.boot, item.seq, decision.bin,
+                  decision.gate, decision.reason, sort_id)
+        return True
+
+    def _invalid(self, what: str, device: str | None, detail: str) -> None:
+        self.metrics.inc("invalid_messages_total", labels={"kind": what})
+        log.warning("invalid %s ignored: %s", what, detail[:300])
+        if self.store is not None:
+            self.store.log_event("invalid", detail, device)
+
+    def _on_status(self, device: str, msg: mqtt.MQTTMessage) -> None:
+        if not msg.payload:
+            return  # a cleared retained status
+        try:
+            data = mc.validate_status(msg.payload, device)
+        except ContractError as exc:
+            self._invalid("status", device, f"{msg.topic}: {exc}")
+            return
+        with self._devices_lock:
+            dev = self.devices.setdefault(device, DeviceState())
+            changed = dev.state != data["state"]
+            dev.state = data["state"]
+            dev.last_seen = time.time()
+            dev.stale = False
+            dev.fw = str(data.get("fw", dev.fw))
+            dev.model = str(data.get("model", dev.model))
+        if changed:
+            log.info("device %s is %s", device, data["state"])
+            if self.store is not None:
+                self.store.log_event("device", f"{device} {data['state']}", device)
+
+    def _seen(self, device: str) -> None:
+        with self._devices_lock:
+            dev = self.devices.setdefault(device, DeviceState())
+            dev.last_seen = time.time()
+            if dev.state != "online":
+                dev.state = "online"
+            dev.stale = False
+
+    # --- decisions out -------------------------------------------------------------
+
+    @staticmethod
+    def _decision_row(item: NewItem, sort_id: int) -> dict[str, Any]:
+        return {
+            "device": item.device, "boot": item.boot, "seq": item.seq, "label": item.label, "bin": item.bin,
+            "reason": item.reason, "sort_id": sort_id, "gate": item.gate, "confidence": item.confidence,
+            "biodegradable": item.biodegradable,
+        }
+
+    def _publish_decision(self, row: dict[str, Any], status: str, final: bool, extra: dict[str, Any] | None = None
+                          ) -> None:
+        if self.client is None:
+            return
+        body = {**row, "status": status, "ts": round(time.time(), 3), **(extra or {})}
+        payload = mc.encode(body)
+        try:
+            info = self.client.publish(self.decision_topic, payload, qos=1)
+        except (RuntimeError, ValueError) as exc:
+            log.error("cannot publish decision for %d: %s", row["sort_id"], exc)
+            return
+        self.metrics.inc("decisions_published_total", labels={"status": status})
+        if final:
+            with self._pub_lock:
+                if info.mid in self._early_mids:
+                    self._early_mids.discard(info.mid)
+                    self._published.append(int(row["sort_id"]))
+                else:
+                    self._final_mids[info.mid] = int(row["sort_id"])
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        with self._pub_lock:
+            sort_id = self._final_mids.pop(mid, None)
+            if sort_id is not None:
+                self._published.append(sort_id)
+            elif len(self._early_mids) < 10000:
+                self._early_mids.add(mid)
+
+    def _flush_published(self, wait_s: float = 0.0) -> None:
+        end = time.monotonic() + wait_s
+        while wait_s and self._final_mids and time.monotonic() < end and self._connected:
+            time.sleep(0.05)
+        with self._pub_lock:
+            ids, self._published = self._published, []
+            if len(self._early_mids) > 5000:
+                self._early_mids.clear()
+        if ids and self.store is not None:
+            self.store.mark_published(ids)
+
+    def _on_sort_done(self, job: SortJob, status: str, miss_reason: str | None) -> None:
+        now_mono, now = time.monotonic(), time.time()
+        written_ts = None
+        if job.first_write_mono is not None:
+            written_ts = now - (now_mono - job.first_write_mono)
+        assert self.store is not None
+        self.store.finish(job.sort_id, status, miss_reason=miss_reason, attempts=job.attempts,
+                          delay_ms=job.delay_ms, written_ts=written_ts, done_ts=now)
+        if status == "acked":
+            self.metrics.inc("acked_total")
+            self.metrics.observe("receipt_to_ack_seconds", now_mono - job.received_mono)
+        else:
+            self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
+            log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
+                        miss_reason, job.attempts)
+        extra: dict[str, Any] = {"attempts": job.attempts}
+        if miss_reason:
+            extra["miss_reason"] = miss_reason
+        self._publish_decision(job.context, status, final=True, extra=extra)
+
+    def _on_link_event(self, kind: str, detail: str) -> None:
+        if self.store is not None:
+            self.store.log_event(kind, detail)
+
+    # --- recovery and housekeeping ---------------------------------------------------
+
+    def _recover(self) -> None:
+        """Re-send every un-acknowledged SORT with its original id; re-publish final
+        decisions that may not have reached the broker before the last stop."""
+        assert self.store is not None and self.link is not None
+        now, now_mono = time.time(), time.monotonic()
+        pending = self.store.pending()
+        for row in pending:
+            context = {k: row[k] for k in ("device", "boot", "seq", "label", "bin", "reason", "sort_id", "gate",
+                                           "confidence")}
+            context["biodegradable"] = None if row["biodegradable"] is None else bool(row["biodegradable"])
+            self.link.submit(SortJob(
+                sort_id=row["sort_id"], gate=row["gate"], belt_delay_ms=row["belt_delay_ms"],
+                device_latency_ms=row["device_latency_ms"], received_mono=now_mono - (now - row["received_ts"]),
+                deadline_mono=now_mono + (row["deadline_ts"] - now), device=row["device"], context=context,
+                attempts=row["attempts"],
+            ))
+        self._recovered_unpublished = self.store.unpublished_final()
+        if pending:
+            log.warning("recovered %d un-acknowledged item(s) from %s; re-sending with their ids",
+                        len(pending), self.cfg.state_db)
+            self.store.log_event("recover", f"{len(pending)} un-acknowledged item(s) re-sent")
+            self.metrics.inc("recovered_items_total", len(pending))
+
+    def _republish_recovered(self) -> None:
+        rows = getattr(self, "_recovered_unpublished", [])
+        self._recovered_unpublished = []
+        for row in rows:
+            context = {k: row[k] for k in ("device", "boot", "seq", "label", "bin", "reason", "sort_id", "gate",
+                                           "confidence")}
+            context["biodegradable"] = None if row["biodegradable"] is None else bool(row["biodegradable"])
+            extra: dict[str, Any] = {"attempts": row["attempts"]}
+            if row["miss_reason"]:
+                extra["miss_reason"] = row["miss_reason"]
+            self._publish_decision(context, row["status"], final=True, extra=extra)
+
+    def _housekeeping(self) -> None:
+        while not self._stopping.wait(0.5):
+            try:
+                if self._connected:
+                    self._republish_recovered()
+                self._flush_published()
+                self._check_stale()
+                if self.link is not None:
+                    self.metrics.set("serial_backlog", self.link.backlog)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def _check_stale(self) -> None:
+        now = time.time()
+        with self._devices_lock:
+            for name, dev in self.devices.items():
+                stale = dev.state == "online" and now - dev.last_seen > self.cfg.stale_after_s
+                if stale and not dev.stale:
+                    log.warning("device %s is stale: nothing for %.0f s", name, now - dev.last_seen)
+                    if self.store is not None:
+                        self.store.log_event("device", f"{name} stale", name)
+                dev.stale = stale
+
+    def _device_gauge(self) -> dict[tuple[tuple[str, str], ...], float]:
+        out: dict[tuple[tuple[str, str], ...], float] = {}
+        with self._devices_lock:
+            for name, dev in self.devices.items():
+                state = "stale" if dev.stale else dev.state
+                out[(("device", name), ("state", state))] = 1.0
+        return out
+
+    def _health(self) -> tuple[bool, str]:
+        mqtt_ok = self._connected
+        serial_ok = self.link is not None and self.link.up
+        text = f"mqtt {'up' if mqtt_ok else 'down'}, serial {'up' if serial_ok else 'down'}"
+        return mqtt_ok and serial_ok, text
+
+    def _describe_metrics(self) -> None:
+        m = self.metrics
+        for name, kind, text in (
+            ("messages_total", "counter", "classification messages received"),
+            ("invalid_messages_total", "counter", "messages that failed the contract, by kind"),
+            ("duplicates_total", "counter", "items seen again (QoS 1 redelivery, resends)"),
+            ("decisions_total", "counter", "items decided, by bin and reason"),
+            ("decisions_published_total", "counter", "decision messages published, by status"),
+            ("acked_total", "counter", "items acknowledged by the sorter"),
+            ("missed_total", "counter", "items not sorted, by reason"),
+            ("serial_writes_total", "counter", "SORT lines written (first attempts and retries)"),
+            ("serial_retries_total", "counter", "SORT lines written again after an ACK timeout or NAK"),
+            ("serial_naks_total", "counter", "NAKs from the sorter, by reason"),
+            ("serial_rx_errors_total", "counter", "unreadable sorter lines, by kind"),
+            ("serial_reconnects_total", "counter", "times the serial port was reopened"),
+            ("serial_duplicate_acks_total", "counter", "ACKs for items already acknowledged"),
+            ("serial_unexpected_acks_total", "counter", "ACKs for unknown or missed items"),
+            ("sorter_events_total", "counter", "EVT lines from the sorter, by event"),
+            ("late_items_total", "counter", "items written after their belt delay had passed (sent with delay 0)"),
+            ("recovered_items_total", "counter", "un-acknowledged items re-sent after a restart"),
+            ("handler_errors_total", "counter", "internal errors while handling a message"),
+            ("mqtt_connects_total", "counter", "successful MQTT connections"),
+            ("mqtt_connect_failures_total", "counter", "refused MQTT connections"),
+            ("mqtt_connected", "gauge", "1 while connected to the broker"),
+            ("serial_up", "gauge", "1 while the serial port is open"),
+            ("sorter_responding", "gauge", "1 while the sorter answers PING"),
+            ("sorter_jammed", "gauge", "1 after EVT JAM until READY/CLEARED"),
+            ("serial_backlog", "gauge", "items waiting for or awaiting an ACK"),
+            ("devices", "gauge", "known devices by state (online, offline, stale)"),
+            ("receipt_to_write_seconds", "histogram", "MQTT receipt to first SORT write"),
+            ("receipt_to_ack_seconds", "histogram", "MQTT receipt to the sorter's ACK"),
+        ):
+            m.describe(name, kind, text)
+        m.gauge_fn("devices", self._device_gauge)

@@ -1,0 +1,457 @@
+"""The serial side: one worker thread that owns the sorter link (docs/DESIGN.md, "Serial contract").
+
+:class:`SorterLink` takes :class:`SortJob` s, writes ``SORT <id> <gate> <delay_ms>``,
+and reports each job exactly once through ``on_done(job, status, miss_reason)`` with
+``status`` ``acked`` or ``missed``. Up to ``window`` SORTs are in flight at once (the
+sorter answers by id, so pipelining is safe and keeps a pty or USB link busy).
+
+Faults it handles:
+
+- no ACK within ``ack_timeout_ms``: the identical line (same id, same delay) is written
+  again, up to ``retries`` more times; the sorter treats a repeated id as done;
+- ``NAK <id> checksum``: written again at once (``NAK 0 checksum`` = the sorter could
+  not read the id: every in-flight line is written again); ``busy``/``jam``/``full``:
+  retried after the ACK timeout; ``syntax``/``gate``/``delay``/anything else: permanent;
+- a sorter line with a bad checksum or bad syntax: counted and ignored (the SORT it may
+  have acknowledged times out and is re-sent, the sorter ACKs the repeated id again);
+- the port vanishing (USB unplug, EOF, I/O error): in-flight jobs go back to the head of
+  the queue, the port is reopened every ``reconnect_s`` and sending resumes;
+- an item not acknowledged before its deadline: reported ``missed`` (never dropped);
+- ``EVT`` lines (``JAM``, ``READY``, ``BIN_FULL <gate>``, ``CLEARED``) go to ``on_event``.
+
+A reader thread per open port turns bytes into lines; all protocol state lives in the
+worker thread, fed through one queue, so there are no locks around it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import serial
+
+from sortcam import serial_contract as sc
+from sortcam.errors import ContractError, SerialLinkError
+
+from .metrics import Metrics
+
+log = logging.getLogger("sortcam.host.serial")
+
+PERMANENT_NAKS = ("syntax", "gate", "delay")
+RETRY_NAKS = ("busy", "jam", "full")
+
+
+@dataclass
+class SortJob:
+    """One item on its way to the sorter. ``*_mono`` are :func:`time.monotonic` seconds."""
+
+    sort_id: int
+    gate: int
+    belt_delay_ms: int
+    device_latency_ms: float
+    received_mono: float
+    deadline_mono: float
+    device: str = ""
+    attempts: int = 0
+    delay_ms: int | None = None
+    line: bytes = b""
+    first_write_mono: float | None = None
+    last_write_mono: float = 0.0
+    retry_at: float = 0.0
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+DoneCallback = Callable[[SortJob, str, "str | None"], None]
+EventCallback = Callable[[str, str], None]
+
+
+def open_port(url: str, baud: int) -> serial.SerialBase:
+    """Open a device path or pyserial URL (``socket://``, ``loop://``, ``rfc2217://``...)."""
+    try:
+        port = serial.serial_for_url(url, baudrate=baud, timeout=0.1, write_timeout=2.0)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise SerialLinkError(f"cannot open serial port {url}: {exc}") from None
+    return port
+
+
+class SorterLink:
+    """Owns the serial port. ``start()``, ``submit(job)``, ``stop(drain_s)``.
+
+    Times: ``ack_timeout_ms`` per attempt, ``reconnect_s`` between reopen attempts,
+    ``ping_interval_s`` of idle before a ``PING``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_done: DoneCallback,
+        on_event: EventCallback,
+        metrics: Metrics,
+        baud: int = sc.BAUD,
+        ack_timeout_ms: int = 250,
+        retries: int = 5,
+        window: int = 4,
+        ping_interval_s: float = 2.0,
+        reconnect_s: float = 0.5,
+        compensate_latency: bool = True,
+    ) -> None:
+        self.url = url
+        self.baud = baud
+        self.ack_timeout = ack_timeout_ms / 1000.0
+        self.retries = retries
+        self.window = window
+        self.ping_interval = ping_interval_s
+        self.reconnect_s = reconnect_s
+        self.compensate_latency = compensate_latency
+        self._on_done = on_done
+        self._on_event = on_event
+        self._m = metrics
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._waiting: collections.deque[SortJob] = collections.deque()
+        self._inflight: dict[int, SortJob] = {}
+        self._recent_done: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self._port: serial.SerialBase | None = None
+        self._gen = 0
+        self._reconnect_at = 0.0
+        self._last_rx = 0.0
+        self._last_tx = 0.0
+        self._ping_sent: float | None = None
+        self._sorter_ok = False
+        self._stop_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name="sorter-link", daemon=True)
+        self.up = False
+        self.fw = ""
+        self.bins = 0
+        self.jammed = False
+        self.full_gates: set[int] = set()
+
+    # --- public, any thread ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the port (raises :class:`SerialLinkError` if it cannot) and start the worker."""
+        self._open(initial=True)
+        self._thread.start()
+
+    def submit(self, job: SortJob) -> None:
+        self._inbox.put(("job", job))
+
+    def stop(self, drain_s: float) -> int:
+        """Stop after every job is done or ``drain_s`` passed; returns the jobs left unfinished."""
+        self._inbox.put(("stop", time.monotonic() + drain_s))
+        self._thread.join(drain_s + 5.0)
+        return len(self._waiting) + len(self._inflight)
+
+    @property
+    def backlog(self) -> int:
+        """Jobs waiting or in flight (read without a lock: a gauge, not a decision input)."""
+        return len(self._waiting) + len(self._inflight) + self._inbox.qsize()
+
+    @property
+    def sorter_responding(self) -> bool:
+        return self._sorter_ok
+
+    # --- worker thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                now = time.monotonic()
+                try:
+                    kind, payload = self._inbox.get(timeout=self._next_wakeup(now))
+                    self._handle(kind, payload)
+                    while True:  # drain whatever else arrived, then act once
+                        kind, payload = self._inbox.get_nowait()
+                        self._handle(kind, payload)
+                except queue.Empty:
+                    pass
+                now = time.monotonic()
+                if self._port is None and now >= self._reconnect_at:
+                    self._open(initial=False)
+                self._expire(now)
+                self._retransmit(now)
+                self._fill(now)
+                self._ping(now)
+                if self._stop_at is not None and (
+                    (not self._waiting and not self._inflight) or now >= self._stop_at
+                ):
+                    break
+        except Exception:  # never die silently: log, keep jobs recorded as pending in the db
+            log.exception("serial worker crashed")
+        finally:
+            self._close()
+
+    def _next_wakeup(self, now: float) -> float:
+        wake = now + 0.25
+        for job in self._inflight.values():
+            wake = min(wake, job.retry_at, job.deadline_mono)
+        if self._waiting:
+            wake = min(wake, self._waiting[0].deadline_mono)
+            if self._port is not None and len(self._inflight) < self.window:
+                wake = now
+        if self._port is None:
+            wake = min(wake, self._reconnect_at)
+        return max(0.0, wake - now)
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "job":
+            self._waiting.append(payload)
+        elif kind == "line":
+            gen, raw = payload
+            if gen == self._gen:
+                self._on_line(raw)
+        elif kind == "down":
+            gen, reason = payload
+            if gen == self._gen:
+                self._link_down(reason)
+        elif kind == "stop":
+            self._stop_at = payload
+
+    # --- port ------------------------------------------------------------------------
+
+    def _open(self, initial: bool) -> None:
+        try:
+            port = open_port(self.url, self.baud)
+        except SerialLinkError as exc:
+            if initial:
+                raise
+            self._reconnect_at = time.monotonic() + self.reconnect_s
+            log.debug("%s", exc)
+            return
+        self._gen += 1
+        self._port = port
+        self.up = True
+        self._m.set("serial_up", 1)
+        now = time.monotonic()
+        self._last_rx = now
+        self._last_tx = 0.0
+        self._ping_sent = None
+        threading.Thread(target=self._reader, args=(port, self._gen), name="sorter-reader", daemon=True).start()
+        if not initial:
+            self._m.inc("serial_reconnects_total")
+            log.warning("serial port %s is back; resuming with %d queued", self.url, len(self._waiting))
+            self._on_event("serial_up", f"port {self.url} reopened")
+        self._write(sc.ping_line(), now)
+        self._ping_sent = now
+
+    def _link_down(self, reason: str) -> None:
+        if self._port is None:
+            return
+        log.warning("serial port %s lost (%s); %d in flight go back to the queue", self.url, reason,
+                    len(self._inflight))
+        self._on_event("serial_down", f"port {self.url} lost: {reason}")
+        self._close()
+        self._gen += 1
+        for job in sorted(self._inflight.values(), key=lambda j: j.sort_id, reverse=True):
+            self._waiting.appendleft(job)
+        self._inflight.clear()
+        self._reconnect_at = time.monotonic() + self.reconnect_s
+
+    def _close(self) -> None:
+        port, self._port = self._port, None
+        self.up = False
+        self._sorter_ok = False
+        self._m.set("serial_up", 0)
+        if port is not None:
+            try:
+                port.close()
+            except Exception:
+                pass
+
+    def _reader(self, port: serial.SerialBase, gen: int) -> None:
+        buf = b""
+        while gen == self._gen:
+            try:
+                data = port.read(port.in_waiting or 1)
+            except Exception as exc:  # SerialException, OSError, or a closed fd: all mean "gone"
+                if gen == self._gen:
+                    self._inbox.put(("down", (gen, str(exc) or type(exc).__name__)))
+                return
+            if not data:
+                continue
+            buf += data
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                self._inbox.put(("line", (gen, raw)))
+            if len(buf) > 4 * sc.MAX_LINE:
+                self._m.inc("serial_rx_errors_total", labels={"kind": "overlong"})
+                buf = b""
+
+    def _write(self, line: bytes, now: float) -> bool:
+        if self._port is None:
+            return False
+        try:
+            self._port.write(line)
+        except Exception as exc:
+            self._link_down(f"write failed: {exc}")
+            return False
+        self._last_tx = now
+        return True
+
+    # --- protocol --------------------------------------------------------------------
+
+    def _on_line(self, raw: bytes) -> None:
+        self._last_rx = time.monotonic()
+        if not raw.strip():
+            return
+        try:
+            body = sc.decode(raw)
+            msg = sc.parse(body)
+        except sc.ChecksumError as exc:
+            self._m.inc("serial_rx_errors_total", labels={"kind": "checksum"})
+            log.warning("sorter line with bad checksum ignored: %r", exc.body)
+            return
+        except ContractError as exc:
+            self._m.inc("serial_rx_errors_total", labels={"kind": "syntax"})
+            log.warning("sorter line ignored: %s", exc)
+            return
+        if msg.verb == "ACK":
+            self._on_ack(msg.item_id)
+        elif msg.verb == "NAK":
+            self._on_nak(msg.item_id, msg.reason)
+        elif msg.verb == "PONG":
+            if not self._sorter_ok or msg.fw != self.fw or msg.bins != self.bins:
+                log.info("sorter fw %s with %d gates is answering", msg.fw, msg.bins)
+            self._sorter_ok = True
+            self._ping_sent = None
+            self.fw, self.bins = msg.fw, msg.bins
+            self._m.set("sorter_responding", 1)
+        elif msg.verb == "EVT":
+            self._on_evt(msg.text)
+        else:
+            self._m.inc("serial_rx_errors_total", labels={"kind": "unexpected"})
+            log.warning("unexpected %s from the sorter", msg.verb)
+
+    def _on_ack(self, sort_id: int) -> None:
+        self._sorter_ok = True
+        job = self._inflight.pop(sort_id, None)
+        if job is None:
+            past = self._recent_done.get(sort_id)
+            if past == "acked":
+                self._m.inc("serial_duplicate_acks_total")
+            else:
+                self._m.inc("serial_unexpected_acks_total")
+                log.warning("ACK %d for an item that is not in flight (%s)", sort_id, past or "unknown")
+                self._on_event("late_ack", f"ACK {sort_id} for an item already {past or 'unknown'}")
+            return
+        self._done(job, "acked", None)
+
+    def _on_nak(self, sort_id: int, reason: str) -> None:
+        self._m.inc("serial_naks_total", labels={"reason": reason})
+        now = time.monotonic()
+        if sort_id == 0:
+            log.warning("sorter NAK 0 %s: writing every in-flight SORT again", reason)
+            for job in self._inflight.values():
+                job.retry_at = now
+            return
+        job = self._inflight.get(sort_id)
+        if job is None:
+            log.warning("NAK %d %s for an item not in flight", sort_id, reason)
+            return
+        log.warning("sorter NAK %d %s (attempt %d)", sort_id, reason, job.attempts)
+        if reason == "checksum":
+            job.retry_at = now
+        elif reason in RETRY_NAKS:
+            job.retry_at = min(job.retry_at, now + self.ack_timeout)
+        else:
+            del self._inflight[sort_id]
+            self._done(job, "missed", f"nak_{reason}")
+
+    def _on_evt(self, text: str) -> None:
+        parts = text.split()
+        kind = parts[0] if parts else ""
+        self._m.inc("sorter_events_total", labels={"event": kind or "empty"})
+        if kind == "JAM":
+            self.jammed = True
+        elif kind in ("READY", "CLEARED"):
+            self.jammed = False
+            self.full_gates.clear()
+        elif kind == "BIN_FULL" and len(parts) > 1 and parts[1].isdigit():
+            self.full_gates.add(int(parts[1]))
+        self._m.set("sorter_jammed", 1 if self.jammed else 0)
+        log.warning("sorter event: %s", text) if kind in ("JAM", "BIN_FULL") else log.info("sorter event: %s", text)
+        self._on_event("sorter_evt", text)
+
+    def _done(self, job: SortJob, status: str, miss_reason: str | None) -> None:
+        self._recent_done[job.sort_id] = status
+        while len(self._recent_done) > 4096:
+            self._recent_done.popitem(last=False)
+        try:
+            self._on_done(job, status, miss_reason)
+        except Exception:
+            log.exception("recording item %d as %s failed", job.sort_id, status)
+
+    def _expire(self, now: float) -> None:
+        for sort_id in [i for i, j in self._inflight.items() if now >= j.deadline_mono]:
+            job = self._inflight.pop(sort_id)
+            self._done(job, "missed", "no_ack")
+        if any(now >= j.deadline_mono for j in self._waiting):
+            keep: collections.deque[SortJob] = collections.deque()
+            for job in self._waiting:
+                if now >= job.deadline_mono:
+                    self._done(job, "missed", "no_ack" if job.attempts else "deadline")
+                else:
+                    keep.append(job)
+            self._waiting = keep
+
+    def _retransmit(self, now: float) -> None:
+        for sort_id, job in list(self._inflight.items()):
+            if now < job.retry_at or self._port is None:
+                continue
+            if job.attempts > self.retries:
+                del self._inflight[sort_id]
+                self._done(job, "missed", "no_ack")
+                continue
+            self._m.inc("serial_retries_total")
+            log.info("no ACK for SORT %d after %d attempt(s); writing it again", sort_id, job.attempts)
+            self._send(job, now)
+
+    def _fill(self, now: float) -> None:
+        while self._waiting and self._port is not None and len(self._inflight) < self.window:
+            job = self._waiting.popleft()
+            self._inflight[job.sort_id] = job
+            if not self._send(job, now):
+                break
+
+    def _send(self, job: SortJob, now: float) -> bool:
+        if job.delay_ms is None:
+            elapsed_ms = (now - job.received_mono) * 1000.0
+            spent = elapsed_ms + (job.device_latency_ms if self.compensate_latency else 0.0)
+            remaining = job.belt_delay_ms - spent
+            if remaining < 0:
+                self._m.inc("late_items_total")
+            job.delay_ms = int(min(max(remaining, 0.0), sc.DELAY_MAX_MS))
+            job.line = sc.sort_line(job.sort_id, job.gate, job.delay_ms)
+        job.attempts += 1
+        job.last_write_mono = now
+        job.retry_at = now + self.ack_timeout
+        if not self._write(job.line, now):
+            return False
+        self._m.inc("serial_writes_total")
+        if job.first_write_mono is None:
+            job.first_write_mono = now
+            self._m.observe("receipt_to_write_seconds", now - job.received_mono)
+        return True
+
+    def _ping(self, now: float) -> None:
+        if self._port is None:
+            return
+        if self._ping_sent is not None:
+            if now - self._ping_sent > max(1.0, 4 * self.ack_timeout) and now - self._last_rx > self.ping_interval:
+                if self._sorter_ok:
+                    log.warning("sorter on %s is not answering PING", self.url)
+                    self._on_event("sorter_silent", f"no PONG on {self.url}")
+                self._sorter_ok = False
+                self._m.set("sorter_responding", 0)
+                self._ping_sent = None
+            return
+        if self._inflight or now - max(self._last_rx, self._last_tx) < self.ping_interval:
+            return
+        if self._write(sc.ping_line(), now):
+            self._ping_sent = now

@@ -1,0 +1,166 @@
+"""Routing, duplicates and bad input through the real controller process."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from host_helpers import LABEL_GATE, classification, wait_until
+
+from sortcam import mqtt_contract as mc
+
+
+def test_routes_each_label_to_its_gate_once(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory()
+    labels = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
+    for seq, label in enumerate(labels):
+        rig.publish(classification(seq=seq, label=label, confidence=0.91))
+    final = wait_until(lambda: len(rig.mqtt.final()) == 6 and rig.mqtt.final(), what="6 acked decisions")
+    for seq, label in enumerate(labels):
+        d = final[("cam1", "b00t0001", seq)]
+        mc.validate_decision(json.dumps(d))
+        assert d["status"] == "acked", d
+        assert d["gate"] == LABEL_GATE[label] and d["reason"] == "label"
+        assert d["biodegradable"] is (label in ("cardboard", "paper"))
+        assert rig.sorter.moves[d["sort_id"]] == LABEL_GATE[label]
+    # one "sent" then one "acked" per item, serial ids strictly increasing in arrival order
+    assert len(rig.mqtt.decisions("sent")) == 6
+    ids = [final[("cam1", "b00t0001", s)]["sort_id"] for s in range(6)]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    # the belt delay of the device goes into the SORT (less the device's latency and ours)
+    assert all(0 < m.delay_ms <= 1500 - 40 for m in rig.sorter.sorts)
+    assert rig.controller.stop() == 0
+    rows = rig.controller.events()
+    assert [r["status"] for r in rows] == ["acked"] * 6
+    assert all(r["write_ms"] is not None and r["ack_ms"] >= r["write_ms"] for r in rows)
+
+
+def test_low_confidence_and_unknown_label_go_to_reject(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory()
+    rig.publish(classification(seq=1, label="metal", confidence=0.3))
+    rig.publish(classification(seq=2, label="banana", confidence=0.99))
+    final = wait_until(lambda: len(rig.mqtt.final()) == 2 and rig.mqtt.final(), what="2 decisions")
+    low, unknown = final[("cam1", "b00t0001", 1)], final[("cam1", "b00t0001", 2)]
+    assert (low["bin"], low["gate"], low["reason"]) == ("reject", 0, "low_confidence")
+    assert (unknown["bin"], unknown["gate"], unknown["reason"]) == ("reject", 0, "unknown_label")
+    assert unknown["biodegradable"] is None
+    assert sorted(rig.sorter.moves.values()) == [0, 0]
+
+
+def test_per_device_belt_delay(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory()
+    rig.publish(classification(device="cam2", seq=0, latency_ms=0), device="cam2")
+    wait_until(lambda: rig.sorter.sorts, what="a SORT")
+    assert 800 < rig.sorter.sorts[0].delay_ms <= 900
+
+
+def test_duplicates_never_move_the_sorter_twice(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory()
+    payload = classification(seq=7, label="glass")
+    for _ in range(5):
+        rig.publish(payload)
+    rig.publish(classification(seq=8, label="glass"))
+    wait_until(lambda: len(rig.mqtt.final()) == 2, what="2 decisions")
+    wait_until(lambda: "duplicate" in rig.controller.log() and rig.controller.log().count("duplicate") >= 4,
+               what="4 duplicates logged")
+    assert len(rig.sorter.moves) == 2
+    assert len(rig.mqtt.decisions("sent")) == 2
+    rows = rig.controller.events()
+    assert [r["duplicates"] for r in rows] == [4, 0]
+
+
+BAD_PAYLOADS = {
+    "malformed_json": b'{"v":1,"device":"cam1",',
+    "not_utf8": b"\xff\xfe\x00",
+    "array": b"[1,2,3]",
+    "wrong_type_seq": classification(seq=3).replace(b'"seq":3', b'"seq":"3"'),
+    "bool_confidence": classification(seq=3).replace(b'"confidence":0.9000', b'"confidence":true'),
+    "huge": b'{"v":1,"pad":"' + b"x" * 200000 + b'"}',
+    "unknown_version": classification(seq=3).replace(b'"v":1', b'"v":2'),
+    "negative_seq": classification(seq=3).replace(b'"seq":3', b'"seq":-1'),
+    "huge_seq": classification(seq=3).replace(b'"seq":3', b'"seq":4294967296'),
+    "confidence_above_1": classification(seq=3).replace(b'"confidence":0.9000', b'"confidence":1.5'),
+    "confidence_below_0": classification(seq=3).replace(b'"confidence":0.9000', b'"confidence":-0.1'),
+    "nan_confidence": classification(seq=3).replace(b'"confidence":0.9000', b'"confidence":NaN'),
+    "device_mismatch": classification(device="cam9", seq=3),
+    "bad_device_in_payload": classification(seq=3).replace(b'"device":"cam1"', b'"device":"cam 1!"'),
+    "missing_label": classification(seq=3).replace(b'"label":"plastic",', b""),
+    "empty": b"",
+}
+
+
+def test_every_bad_input_is_counted_and_never_sorted(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory(extra=("--metrics-port", "0"))
+    for payload in BAD_PAYLOADS.values():
+        rig.publish(payload)
+    # a device id the contract forbids, in the topic itself
+    rig.mqtt.publish("sortcam/" + "x" * 40 + "/classification", classification(seq=3)).wait_for_publish(5)
+    rig.publish(classification(seq=99, label="metal"))  # a good one after all the bad ones
+    wait_until(lambda: rig.mqtt.final(), what="the good item's decision")
+    final = rig.mqtt.final()
+    assert list(final) == [("cam1", "b00t0001", 99)]
+    assert list(rig.sorter.moves.values()) == [3]
+    invalid = wait_until(lambda: len(rig.controller.events("--system")) >= len(BAD_PAYLOADS) + 1
+                         and rig.controller.events("--system"), what="invalid events")
+    assert sum(1 for e in invalid if e["kind"] == "invalid") == len(BAD_PAYLOADS) + 1
+    assert rig.controller.proc.poll() is None
+    port = int(wait_until(lambda: _metrics_port(rig.controller.log()), what="metrics port"))
+    text = _scrape(port)
+    assert "sortcam_host_acked_total 1" in text
+    counted = sum(float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith("sortcam_host_invalid_messages_total{"))
+    assert counted == len(BAD_PAYLOADS) + 1
+    assert rig.controller.stop(signal.SIGINT) == 0
+
+
+def _metrics_port(log: str) -> str | None:
+    for line in log.splitlines():
+        if "metrics on http://" in line:
+            return line.rsplit(":", 1)[1].split("/")[0]
+    return None
+
+
+def _scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        return resp.read().decode()
+
+
+@pytest.mark.parametrize("answer,expect_status,expect_reason", [
+    ("nak:checksum", "acked", None),
+    ("nak:busy", "acked", None),
+    ("garble", "acked", None),
+    ("silent", "acked", None),
+    ("nak:gate", "missed", "nak_gate"),
+])
+def test_sorter_faults_are_retried_with_the_same_id(rig_factory, answer, expect_status, expect_reason) -> None:  # noqa: ANN001
+    # the first copy of every SORT gets the fault; a retry with the same id is acknowledged
+    rig = rig_factory(behaviour=lambda item_id, nth: answer if nth == 1 else "ack")
+    rig.publish(classification(seq=1, label="paper"))
+    final = wait_until(lambda: rig.mqtt.final(), what="a final decision")
+    d = final[("cam1", "b00t0001", 1)]
+    assert d["status"] == expect_status and d.get("miss_reason") == expect_reason
+    ids = {m.item_id for m in rig.sorter.sorts}
+    assert ids == {d["sort_id"]}
+    if expect_status == "acked":
+        assert d["attempts"] >= 2 and rig.sorter.copies[d["sort_id"]] >= 2
+        assert rig.sorter.moves == {d["sort_id"]: 1}
+    else:
+        assert rig.sorter.copies[d["sort_id"]] == 1
+
+
+def test_silent_sorter_items_are_missed_not_dropped(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory(behaviour=lambda item_id, nth: "silent", items={"deadline_ms": 1500})
+    for seq in range(3):
+        rig.publish(classification(seq=seq))
+    final = wait_until(lambda: len(rig.mqtt.final()) == 3 and rig.mqtt.final(), what="3 missed")
+    assert {d["status"] for d in final.values()} == {"missed"}
+    assert {d["miss_reason"] for d in final.values()} == {"no_ack"}
+    # every SORT was written 1 + retries times with its own id, never a new one
+    assert all(n == 4 for n in rig.sorter.copies.values()) and len(rig.sorter.copies) == 3
+    assert rig.controller.proc.poll() is None
+    rows = rig.controller.events("--status", "missed")
+    assert len(rows) == 3
