@@ -1,20 +1,28 @@
-"""An embedded MQTT broker (amqtt) for the demo: in-process, loopback, a free port.
+"""A broker started and stopped by the demo on a free loopback port.
 
-The demo must run on a fresh machine with only the runtime install, so it cannot count
-on a system mosquitto. amqtt is pure Python and runs in its own thread with its own
-asyncio loop; :class:`EmbeddedBroker` starts it, waits until the port accepts
-connections, and stops it. The plugins are cut to anonymous authentication only (no
-``$SYS`` topics, no packet logging), which keeps it quiet and cheap.
+:class:`EmbeddedBroker` is amqtt, pure Python, in-process in its own thread with its own
+asyncio loop: it needs nothing but the runtime install. Its plugins are cut to
+anonymous authentication (no ``$SYS`` topics, no packet logging). amqtt 0.12 speaks MQTT
+3.1.1 only; the device twin does too, but a client that insists on MQTT 5 (the host
+controller's persistent session uses a v5 session expiry) gets no CONNACK from it.
+
+:class:`MosquittoBroker` runs the ``mosquitto`` binary (``scripts/setup.sh`` installs it)
+as a child process with a throw-away config on a free port: MQTT 3.1.1 and 5.
+:func:`start_local_broker` picks one (``auto``: mosquitto when installed, else amqtt).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from sortcam.errors import BrokerError, DependencyError
 
@@ -84,7 +92,9 @@ class EmbeddedBroker:
         self._started.wait(START_TIMEOUT_S)
         if self._error is not None:
             raise BrokerError(f"embedded broker failed to start on {self.host}:{self.port}: {self._error}")
-        if not self._started.is_set() or not wait_port(self.host, self.port, START_TIMEOUT_S):
+        # No TCP probe here: Broker.start() returns once its servers listen, and amqtt logs
+        # an error for every connection that closes without speaking MQTT.
+        if not self._started.is_set():
             raise BrokerError(f"embedded broker did not open {self.host}:{self.port} within {START_TIMEOUT_S:.0f} s")
         log.debug("embedded broker on %s", self.url)
         return self
@@ -131,3 +141,90 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+MOSQUITTO_PATHS: tuple[str, ...] = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
+BROKER_KINDS: tuple[str, ...] = ("auto", "amqtt", "mosquitto")
+
+
+def find_mosquitto() -> str | None:
+    """Path of the mosquitto binary, or None."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((p for p in MOSQUITTO_PATHS if Path(p).is_file()), None)
+
+
+class MosquittoBroker:
+    """mosquitto as a child process on ``127.0.0.1:<port>`` (no persistence, anonymous)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, exe: str | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.exe = exe or find_mosquitto()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> MosquittoBroker:
+        if not self.exe:
+            raise DependencyError("mosquitto is not installed (Debian: apt-get install mosquitto; or scripts/setup.sh)")
+        self._dir = tempfile.TemporaryDirectory(prefix="sortcam-mosquitto-")
+        conf = Path(self._dir.name) / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n")
+        self._proc = subprocess.Popen(
+            [self.exe, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        if not wait_port(self.host, self.port, START_TIMEOUT_S):
+            err = b""
+            if self._proc.poll() is not None and self._proc.stderr is not None:
+                err = self._proc.stderr.read()
+            self.stop()
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            raise BrokerError(f"mosquitto did not open {self.host}:{self.port}: {last[0]}")
+        log.debug("mosquitto on %s (pid %d)", self.url, self._proc.pid)
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait(5)
+            if self._proc.stderr is not None:
+                self._proc.stderr.close()
+            self._proc = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> MosquittoBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalBroker(Protocol):
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def start_local_broker(kind: str = "auto") -> LocalBroker:
+    """Start a broker of ``kind`` (``auto``, ``amqtt``, ``mosquitto``) on a free loopback port."""
+    if kind not in BROKER_KINDS:
+        raise BrokerError(f"unknown broker kind {kind!r}: expected one of {', '.join(BROKER_KINDS)}")
+    if kind == "mosquitto" or (kind == "auto" and find_mosquitto()):
+        return MosquittoBroker().start()
+    return EmbeddedBroker().start()

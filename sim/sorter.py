@@ -225,12 +225,13 @@ class VirtualSorter:
     def wait_idle(self, timeout_s: float) -> bool:
         """True once no item is on the belt; False after ``timeout_s`` seconds."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while True:
             with self._lock:
                 if not self.pending:
                     return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.02)
-        return False
 
     # --- serving ------------------------------------------------------------------
 

@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sortcam.sim.sources import SourceItem, VideoFrames, list_folder, read_item, source_kind
 
 from sortcam import device_core as dc
 from sortcam import mqtt_contract as mc
@@ -58,6 +57,7 @@ from sortcam.errors import (
 )
 from sortcam.preprocess import U8Image, fit_resize, int8_lut
 from sortcam.runtime import Int8Classifier
+from sortcam.sim.sources import SourceItem, VideoFrames, list_folder, read_item, source_kind
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class TwinItem:
     stable: bool
     published_at: float
     """``time.time()`` seconds when the message was handed to the MQTT client."""
+    published_mono: float = 0.0
+    """The same moment on ``time.monotonic()`` (to compare with the sorter's drop times)."""
 
 
 ItemCallback = Callable[[TwinItem], None]
@@ -202,8 +204,7 @@ class DeviceTwin:
         self.detector = self._new_detector()
         self.background_small = belt_frame(h, w)
         self.detector.set_background(self.background_small)
-        self._cache_key: bytes | None = None
-        self._cache_scores: npt.NDArray[np.int8] | None = None
+        self._cache: dict[bytes, npt.NDArray[np.int8]] = {}
         self._invoke_ms = 0
 
     def _new_detector(self) -> dc.ItemDetector:
@@ -226,14 +227,18 @@ class DeviceTwin:
     def scores(self, x: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
         """int8 model output for the int8 input ``x`` (reusing the last one for identical input)."""
         key = x.tobytes() if self.reuse_identical_frames else None
-        if key is not None and key == self._cache_key and self._cache_scores is not None:
-            return self._cache_scores
+        if key is not None and key in self._cache:
+            hit = self._cache[key] = self._cache.pop(key)  # most recently used goes last
+            return hit
         t0 = time.perf_counter()
         out = self.classifier.invoke_int8(x)
         self._invoke_ms = int((time.perf_counter() - t0) * 1000)
         self.stats.invokes += 1
         if key is not None:
-            self._cache_key, self._cache_scores = key, out
+            # two entries: the empty belt and the item in view
+            if len(self._cache) >= 2:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = out
         return out
 
     def process_frame(self, frame: U8Image, source: str = "", truth: str | None = None) -> TwinItem | None:
@@ -297,6 +302,7 @@ class DeviceTwin:
             frames=item.frames,
             stable=item.stable,
             published_at=time.time(),
+            published_mono=time.monotonic(),
         )
         self.records[(boot, seq)] = record
         self.stats.items += 1
