@@ -57,12 +57,14 @@ class ScriptedSorter:
     Repeated ids are "already done": the gate moves once per id (``moves``).
     """
 
-    def __init__(self, master_fd: int, behaviour: Callable[[int, int], str] | None = None) -> None:
+    def __init__(self, master_fd: int, behaviour: Callable[[int, int], str] | None = None,
+                 memory_of: ScriptedSorter | None = None) -> None:
         self.fd = master_fd
         self.behaviour = behaviour or (lambda item_id, nth: "ack")
-        self.sorts: list[sc.Message] = []
-        self.moves: dict[int, int] = {}  # id -> gate, first SORT of each id only
-        self.copies: dict[int, int] = {}
+        # the same MCU seen through a new USB connection keeps what it already did
+        self.sorts: list[sc.Message] = memory_of.sorts if memory_of else []
+        self.moves: dict[int, int] = memory_of.moves if memory_of else {}  # id -> gate, first ACKed copy only
+        self.copies: dict[int, int] = memory_of.copies if memory_of else {}
         self.pings = 0
         self.bad_lines: list[bytes] = []
         self.lock = threading.Lock()
