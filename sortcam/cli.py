@@ -22,6 +22,7 @@ PACKAGES = (
     "sortcam.tools.device_cli",
     "sortcam.host.cli",
     "sortcam.sim.cli",
+    "sortcam.console.cli",
 )
 
 

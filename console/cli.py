@@ -1,0 +1,91 @@
+"""``sortcam console``: the operator web console (see docs/console.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from sortcam import mqtt_contract as mc
+from sortcam.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``sortcam console``."""
+    p = subparsers.add_parser(
+        "console", help="operator web console: line view, classify, label, retrain, promote",
+        description="Serve the operator console on localhost. State-changing actions need a token "
+                    "(--token, or $SORTCAM_CONSOLE_TOKEN, or a random one printed at start).")
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="MQTT broker URL (mqtt:// or mqtts://); "
+                   "'none' runs without the line view feed")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
+    p.add_argument("--root", default=mc.DEFAULT_ROOT, help="MQTT topic root (default sortcam)")
+    p.add_argument("--line", default="line1", help="line id whose decisions to show (default line1)")
+    p.add_argument("--data", default="console-data", help="folder for samples, labels and retrain jobs")
+    p.add_argument("--token", default=None, help="token for labels, retrain and promote")
+    p.add_argument("--model", default=None, help="the line's model card (default: the shipped model)")
+    p.add_argument("--firmware-dir", default=None, help="where promotion writes the C sources "
+                   "(default firmware/src for the shipped model, none otherwise)")
+    p.add_argument("--bins", default=None, help="JSON bin map (label -> bin) or host config with 'bins'; "
+                   "default: the model card's")
+    p.add_argument("--threshold", type=float, default=0.6, help="confidence below which items go to labelling")
+    p.add_argument("--max-upload-mb", type=float, default=16.0, help="upload limit per request in MB")
+    g = p.add_argument_group("retrain")
+    g.add_argument("--train-data", default=None, help="the current model's training data (for mode oldnew)")
+    g.add_argument("--val-data", default=None, help="validation images for comparing candidate and current model")
+    g.add_argument("--min-per-class", type=int, default=5, help="fewest training images per class (default 5)")
+    g.add_argument("--retrain-weights", default="imagenet", help="backbone start: imagenet, none or a weights file")
+    g.add_argument("--retrain-alpha", type=float, default=0.35)
+    g.add_argument("--retrain-epochs", type=int, default=10)
+    g.add_argument("--retrain-fine-tune-epochs", type=int, default=5)
+    g.add_argument("--retrain-batch", type=int, default=32)
+    p.set_defaults(func=run)
+
+
+def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """No benchmark targets."""
+
+
+def run(args: argparse.Namespace) -> int:
+    from sortcam.console.app import load_bins, start_console
+    from sortcam.console.retrain import RetrainSettings
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: expected 0..65535")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold {args.threshold}: expected 0..1")
+    if args.max_upload_mb <= 0:
+        raise UsageError("--max-upload-mb must be > 0")
+    if args.min_per_class < 1:
+        raise UsageError("--min-per-class must be >= 1")
+    settings = RetrainSettings(
+        old_data=Path(args.train_data) if args.train_data else None,
+        val_data=Path(args.val_data) if args.val_data else None,
+        min_per_class=args.min_per_class, weights=args.retrain_weights, alpha=args.retrain_alpha,
+        epochs=args.retrain_epochs, fine_tune_epochs=args.retrain_fine_tune_epochs, batch_size=args.retrain_batch)
+    broker = None if args.broker.lower() == "none" else args.broker
+    handle = start_console(
+        broker, args.port, root=args.root, line=args.line, data_dir=args.data,
+        token=args.token or os.environ.get("SORTCAM_CONSOLE_TOKEN") or None, card=args.model, host=args.host,
+        firmware_dir=Path(args.firmware_dir) if args.firmware_dir else None,
+        bins=load_bins(Path(args.bins)) if args.bins else None, threshold=args.threshold,
+        max_upload_mb=args.max_upload_mb, retrain=settings)
+    print(f"sortcam console: {handle.url}", flush=True)
+    if handle.console.generated_token:
+        print(f"sortcam console: token {handle.token}", flush=True)
+    if handle.console.classifier.error:
+        print(f"sortcam console: warning: {handle.console.classifier.error}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        handle.stop()
+    return 0
