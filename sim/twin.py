@@ -402,12 +402,14 @@ class DeviceTwin:
         client.on_disconnect = self._on_disconnect
         self._connected.clear()
         self._connect_error = None
+        # Set before the network thread starts: on_connect publishes the online status.
+        self._client = client
         try:
             client.connect(host, port, keepalive=15)
         except (OSError, ValueError) as exc:
+            self._client = None
             raise BrokerError(f"cannot reach MQTT broker {host}:{port}: {exc}") from None
         client.loop_start()
-        self._client = client
         if not self._connected.wait(timeout_s) or self._connect_error:
             client.loop_stop()
             self._client = None

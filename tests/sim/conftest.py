@@ -1,4 +1,6 @@
-"""Fixtures of the simulator tests: a model to run, a real MQTT broker, a message recorder.
+"""Fixtures of the simulator tests: a model to run and an MQTT message recorder.
+
+The real mosquitto broker (``mqtt_broker``) and pty pairs come from ``tests/conftest.py``.
 
 ``tiny_card``: a 6-class full-int8 model built here with TensorFlow (32x32 input, a few
 hundred parameters, random weights), written with its card by ``ModelCard.save``; fast
@@ -10,8 +12,6 @@ else the tiny one.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sortcam.sim.broker import free_port, wait_port
 
 from sortcam.card import MODEL_DIR, TRASHNET_BINS, TRASHNET_BIODEGRADABLE, InputSpec, ModelCard, load_card
 from sortcam.errors import ModelError
@@ -81,8 +80,9 @@ def shipped_card() -> ModelCard | None:
 
 
 @pytest.fixture(scope="session")
-def demo_card(tiny_card: ModelCard) -> ModelCard:
-    return shipped_card() or tiny_card
+def demo_card(request: pytest.FixtureRequest) -> ModelCard:
+    card = shipped_card()
+    return card if card is not None else request.getfixturevalue("tiny_card")
 
 
 @pytest.fixture(scope="session")
@@ -90,30 +90,12 @@ def shipped_model_dir() -> Path:
     return MODEL_DIR
 
 
-@pytest.fixture()
-def mosquitto(tmp_path: Path) -> Iterator[str]:
-    """A real mosquitto on a free loopback port; yields ``mqtt://127.0.0.1:PORT``."""
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(exe).exists():
-        pytest.skip("mosquitto is not installed")
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        if not wait_port("127.0.0.1", port, 10):
-            raise RuntimeError(f"mosquitto did not start: {proc.stderr.read() if proc.stderr else ''}")
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 class Recorder:
     """An MQTT client that keeps every message it receives: ``(topic, payload, retain)``."""
 
     def __init__(self, url: str, topics: list[str]) -> None:
         import paho.mqtt.client as mqtt
+
         from sortcam.sim.twin import parse_broker_url
 
         host, port, _ = parse_broker_url(url)
