@@ -1,0 +1,39 @@
+// Parsing and validation of payloads on <root>/<device>/cmd.
+//
+// Accepts exactly what sortcam.mqtt_contract.validate_cmd accepts (strict UTF-8, the
+// JSON grammar of Python's json module, duplicate keys resolved last-wins, "v" optional
+// but 1 when present, no booleans for numbers); table-driven and mutation cases in
+// tests/data/golden/cmd_cases.jsonl hold the two to the same verdicts. One deliberate
+// limit: values nested deeper than kMaxDepth are refused (Python's limit is its
+// recursion depth); a valid command never nests at all.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "sortcam/detector.h"
+
+namespace sortcam {
+
+enum class CommandKind : uint8_t { kCapture, kSet, kReboot };
+
+struct Command {
+  CommandKind kind = CommandKind::kCapture;
+  bool has_threshold = false;
+  double threshold = 0.0;  // 0..1
+  bool has_trigger = false;
+  Trigger trigger = Trigger::kContinuous;
+  bool has_interval = false;
+  uint32_t interval_ms = 0;  // 0..kIntervalMaxMs: minimum time between frames
+};
+
+constexpr int kMaxDepth = 32;
+
+// Returns true and fills *out for a valid command. Otherwise writes a one-line reason
+// (NUL-terminated, truncated to error_size) and returns false.
+bool ParseCommand(const char* payload, size_t len, Command* out, char* error, size_t error_size);
+
+// True when data[0..len) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF).
+bool IsValidUtf8(const char* data, size_t len);
+
+}  // namespace sortcam

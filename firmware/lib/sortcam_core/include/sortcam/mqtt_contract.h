@@ -1,0 +1,53 @@
+// MQTT contract, version 1: the one C++ definition of topics, payload fields and limits.
+//
+// Python twin: sortcam/mqtt_contract.py. tests/firmware/test_contract_agreement.py parses
+// this header and fails when a name or a limit differs from the Python module.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sortcam {
+namespace mqtt {
+
+constexpr int kVersion = 1;
+constexpr const char* kDefaultRoot = "sortcam";
+constexpr size_t kMaxPayload = 4096;  // bytes; larger payloads are rejected unparsed
+constexpr size_t kDeviceIdMax = 32;
+constexpr size_t kLabelMax = 64;
+constexpr uint32_t kSeqMax = 4294967295u;
+constexpr uint32_t kLatencyMaxMs = 600000;
+constexpr int kTopMax = 5;
+constexpr int kQos = 1;
+
+// Last topic level: <root>/<device>/<kind>.
+constexpr const char* kClassification = "classification";
+constexpr const char* kStatus = "status";
+constexpr const char* kCmd = "cmd";
+constexpr const char* kDecision = "decision";
+constexpr const char* kSample = "sample";
+
+constexpr const char* kStates[] = {"online", "offline"};
+constexpr const char* kCommands[] = {"capture", "set", "reboot"};
+constexpr const char* kTriggers[] = {"continuous", "gpio", "command"};
+
+// In the order the device writes them.
+constexpr const char* kClassificationFields[] = {
+    "v", "device", "boot", "seq", "label", "class_id", "confidence", "top", "latency_ms", "model"};
+constexpr const char* kStatusFields[] = {"v", "device", "state", "fw", "model", "uptime_s", "free_heap", "rssi", "fps"};
+// Additive status fields this firmware also writes (after kStatusFields).
+constexpr const char* kStatusExtraFields[] = {"arena_used", "invoke_ms", "dropped", "rejected_cmds", "trigger",
+                                              "threshold"};
+// Keys a "set" command may carry, with their limits.
+constexpr const char* kSetKeys[] = {"threshold", "trigger", "interval_ms"};
+constexpr uint32_t kIntervalMaxMs = 60000;
+
+// True when device matches [A-Za-z0-9_-]{1,32}.
+bool IsValidDeviceId(const char* device);
+
+// Writes "<root>/<device>/<kind>" NUL-terminated into out; returns its length, 0 when it
+// does not fit or root/device are invalid.
+size_t BuildDeviceTopic(const char* root, const char* device, const char* kind, char* out, size_t out_size);
+
+}  // namespace mqtt
+}  // namespace sortcam

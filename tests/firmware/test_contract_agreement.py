@@ -1,0 +1,121 @@
+"""The C++ headers and the Python contract modules define the same protocol.
+
+Parses ``firmware/lib/sortcam_core/include/sortcam/{mqtt_contract,serial_protocol,version}.h``
+(plain ``constexpr`` declarations) and compares every topic name, payload field list,
+limit, command, trigger and serial verb with ``sortcam.mqtt_contract``,
+``sortcam.serial_contract`` and ``sortcam.device_core``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sortcam import device_core, mqtt_contract, serial_contract
+
+INCLUDE = Path(__file__).resolve().parents[2] / "firmware" / "lib" / "sortcam_core" / "include" / "sortcam"
+
+_SCALAR = re.compile(r"constexpr\s+(?:const\s+)?[\w:]+(?:\s*\*)?\s*(k\w+)\s*=\s*([^;]+);")
+_ARRAY = re.compile(r"constexpr\s+const\s+char\s*\*\s*(k\w+)\[\]\s*=\s*\{([^}]*)\};", re.S)
+
+
+def parse_header(name: str) -> dict[str, object]:
+    """``constexpr`` scalars (int or string) and string arrays of one header."""
+    text = re.sub(r"//[^\n]*", "", (INCLUDE / name).read_text())
+    values: dict[str, object] = {}
+    for key, body in _ARRAY.findall(text):
+        values[key] = tuple(re.findall(r'"([^"]*)"', body))
+    for key, raw in _SCALAR.findall(text):
+        raw = raw.strip()
+        if raw.startswith('"'):
+            values[key] = raw.strip('"')
+        elif re.fullmatch(r"-?(0x[0-9a-fA-F]+|\d+)[uUlL]*", raw):
+            values[key] = int(raw.rstrip("uUlL"), 0)
+    return values
+
+
+MQTT = parse_header("mqtt_contract.h")
+SERIAL = parse_header("serial_protocol.h")
+
+
+@pytest.mark.parametrize(
+    ("cpp", "py"),
+    [
+        ("kVersion", mqtt_contract.VERSION),
+        ("kDefaultRoot", mqtt_contract.DEFAULT_ROOT),
+        ("kMaxPayload", mqtt_contract.MAX_PAYLOAD),
+        ("kLabelMax", mqtt_contract.LABEL_MAX),
+        ("kSeqMax", mqtt_contract.SEQ_MAX),
+        ("kLatencyMaxMs", mqtt_contract.LATENCY_MAX_MS),
+        ("kTopMax", mqtt_contract.TOP_MAX),
+        ("kQos", mqtt_contract.QOS),
+        ("kClassification", mqtt_contract.CLASSIFICATION),
+        ("kStatus", mqtt_contract.STATUS),
+        ("kCmd", mqtt_contract.CMD),
+        ("kDecision", mqtt_contract.DECISION),
+        ("kSample", mqtt_contract.SAMPLE),
+        ("kStates", mqtt_contract.STATES),
+        ("kCommands", mqtt_contract.COMMANDS),
+        ("kTriggers", mqtt_contract.TRIGGERS),
+        ("kClassificationFields", mqtt_contract.CLASSIFICATION_FIELDS),
+        ("kStatusFields", mqtt_contract.STATUS_FIELDS),
+    ],
+)
+def test_mqtt_header_matches_python(cpp: str, py: object) -> None:
+    assert cpp in MQTT, f"{cpp} missing from mqtt_contract.h"
+    assert MQTT[cpp] == py
+
+
+def test_device_id_limit_matches_the_regex() -> None:
+    assert f"{{1,{MQTT['kDeviceIdMax']}}}" in mqtt_contract.DEVICE_ID_RE.pattern
+
+
+def test_set_keys_and_interval_limit_match_validate_cmd() -> None:
+    for key in MQTT["kSetKeys"]:  # type: ignore[union-attr]
+        mqtt_contract.validate_cmd(f'{{"cmd":"set","{key}":{0 if key != "trigger" else chr(34) + "gpio" + chr(34)}}}')
+    limit = MQTT["kIntervalMaxMs"]
+    mqtt_contract.validate_cmd(f'{{"cmd":"set","interval_ms":{limit}}}')
+    with pytest.raises(mqtt_contract.ContractError):
+        mqtt_contract.validate_cmd(f'{{"cmd":"set","interval_ms":{limit + 1}}}')  # type: ignore[operator]
+    with pytest.raises(mqtt_contract.ContractError):
+        mqtt_contract.validate_cmd('{"cmd":"set","gain":1}')
+
+
+def test_status_writer_uses_the_declared_fields() -> None:
+    import json
+
+    raw = device_core.encode_status(device_core.DeviceStatus(device="cam1", model="0123456789ab"))
+    keys = tuple(json.loads(raw))
+    assert keys == tuple(MQTT["kStatusFields"]) + tuple(MQTT["kStatusExtraFields"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cpp", "py"),
+    [
+        ("kVersion", serial_contract.VERSION),
+        ("kBaud", serial_contract.BAUD),
+        ("kMaxLine", serial_contract.MAX_LINE),
+        ("kIdMin", serial_contract.ID_MIN),
+        ("kIdMax", serial_contract.ID_MAX),
+        ("kGateMax", serial_contract.GATE_MAX),
+        ("kDelayMaxMs", serial_contract.DELAY_MAX_MS),
+        ("kNakReasons", serial_contract.NAK_REASONS),
+        ("kEvents", serial_contract.EVENTS),
+        ("kHostVerbs", serial_contract.HOST_VERBS),
+        ("kSorterVerbs", serial_contract.SORTER_VERBS),
+    ],
+)
+def test_serial_header_matches_python(cpp: str, py: object) -> None:
+    assert cpp in SERIAL, f"{cpp} missing from serial_protocol.h"
+    assert SERIAL[cpp] == py
+
+
+def test_firmware_version_matches_device_core() -> None:
+    assert parse_header("version.h")["kFirmwareVersion"] == device_core.FW_VERSION
+
+
+def test_parser_reads_what_it_claims() -> None:
+    """Guard against a parser that silently finds nothing (the tests above would pass vacuously)."""
+    assert len(MQTT) >= 20 and len(SERIAL) >= 11

@@ -1,0 +1,56 @@
+"""The model array compiled into the firmware is the shipped model, byte for byte.
+
+``sortcam export`` writes ``firmware/src/model_data.cc`` from ``model/sortcam_trashnet.tflite``;
+this test parses the C array back and compares it, so a stale export cannot be flashed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "model" / "sortcam_trashnet.tflite"
+MODEL_DATA = REPO / "firmware" / "src" / "model_data.cc"
+SETTINGS = REPO / "firmware" / "src" / "model_settings.h"
+
+
+def parse_c_array(text: str) -> bytes:
+    """Bytes of the ``g_model_data`` initializer (hex or decimal literals)."""
+    match = re.search(r"g_model_data\s*\[\s*\w*\s*\]\s*=\s*\{(.*?)\};", text, re.S)
+    assert match, "g_model_data initializer not found in model_data.cc"
+    body = re.sub(r"/\*.*?\*/|//[^\n]*", "", match.group(1), flags=re.S)
+    return bytes(int(tok, 0) for tok in re.split(r"[\s,]+", body) if tok)
+
+
+def test_parse_c_array_reads_hex_and_decimal() -> None:
+    text = "alignas(16) const unsigned char g_model_data[] = {\n 0x1c, 0x00, 255, // x\n 0x7F,\n};"
+    assert parse_c_array(text) == bytes([0x1C, 0, 255, 0x7F])
+
+
+def test_model_data_matches_shipped_tflite() -> None:
+    if not MODEL.exists():
+        pytest.skip("model/sortcam_trashnet.tflite is not shipped yet (the model pipeline writes it)")
+    if not MODEL_DATA.exists():
+        pytest.fail("firmware/src/model_data.cc is missing: run 'sortcam export' to generate it from the shipped model")
+    text = MODEL_DATA.read_text()
+    data = parse_c_array(text)
+    model = MODEL.read_bytes()
+    assert len(data) == len(model), (
+        f"model_data.cc holds {len(data)} bytes, the .tflite {len(model)}: re-run sortcam export"
+    )
+    assert data == model, "model_data.cc differs from model/sortcam_trashnet.tflite: re-run sortcam export"
+    length = re.search(r"g_model_data_len\s*=\s*(\d+)", text)
+    assert length and int(length.group(1)) == len(model)
+    assert "alignas(16)" in text
+
+
+def test_model_settings_declare_what_the_firmware_uses() -> None:
+    if not SETTINGS.exists():
+        pytest.skip("firmware/src/model_settings.h is not generated yet (sortcam export writes it)")
+    text = SETTINGS.read_text()
+    for name in ("kInputHeight", "kInputWidth", "kInputChannels", "kNumClasses", "kClassLabels", "kArenaBytes",
+                 "kModelId", "kFitCrop", "kRangeLo", "kRangeHi"):
+        assert name in text, f"model_settings.h lacks {name}"
