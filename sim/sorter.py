@@ -15,11 +15,15 @@ real sorters do so the controller's fault paths can be driven:
   default: never, call :meth:`VirtualSorter.clear_jam`).
 - ``bin-full:GATE[:CAPACITY]``: gate ``GATE`` holds ``CAPACITY`` items (default 0); then
   ``EVT BIN_FULL <gate>`` and ``NAK <id> full`` for that gate.
-- ``no-answer[:COUNT]``: the next ``COUNT`` lines (default 1) get no answer at all (the
-  line is still acted on, as when an ACK is lost on the wire).
-- ``drop-line[:COUNT]``: the next ``COUNT`` lines (default 1) are lost before the sorter
-  reads them: no answer and no action.
-- ``bad-checksum[:COUNT]``: the next ``COUNT`` answers (default 1) go out with a wrong checksum.
+- ``no-answer[:COUNT]``: the next ``COUNT`` ``SORT`` lines (default 1) get no answer at
+  all (the line is still acted on, as when an ACK is lost on the wire).
+- ``drop-line[:COUNT]``: the next ``COUNT`` ``SORT`` lines (default 1) are lost before the
+  sorter reads them: no answer and no action.
+- ``bad-checksum[:COUNT]``: the next ``COUNT`` ``ACK``/``NAK`` answers (default 1) go out
+  with a wrong checksum.
+
+Wire faults hit ``SORT`` exchanges only, so a controller's ``PING`` never spends them and
+a test knows which item meets the fault.
 
 Everything that landed is kept: :attr:`VirtualSorter.bins` (gate -> item ids, in drop
 order) and :attr:`VirtualSorter.drops`. Times are ``time.monotonic()`` seconds.
@@ -309,7 +313,7 @@ class VirtualSorter:
     def _send(self, body: str) -> None:
         line = sc.encode(body)
         with self._lock:
-            if self.faults.bad_checksum > 0 and not body.startswith("EVT"):
+            if self.faults.bad_checksum > 0 and body.startswith(("ACK ", "NAK ")):
                 self.faults.bad_checksum -= 1
                 cs = sc.checksum(body) ^ 0x5A
                 line = f"{body}*{cs:02X}\n".encode("ascii")
@@ -326,11 +330,12 @@ class VirtualSorter:
         text = raw.decode("ascii", "replace").rstrip("\r")
         with self._lock:
             self.received.append(text)
-            if self.faults.drop_line > 0:
+            is_sort = text.startswith("SORT ")
+            if is_sort and self.faults.drop_line > 0:
                 self.faults.drop_line -= 1
                 log.info("virtual sorter fault: line lost %r", text)
                 return
-            silent = self.faults.no_answer > 0
+            silent = is_sort and self.faults.no_answer > 0
             if silent:
                 self.faults.no_answer -= 1
                 log.info("virtual sorter fault: no answer to %r", text)
