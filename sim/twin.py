@@ -135,6 +135,17 @@ def belt_frame(height: int, width: int) -> U8Image:
     return frame
 
 
+def camera_to_model(
+    frame: U8Image, height: int, width: int, fit: str, lut: npt.NDArray[np.int8], rgb565: bool = False
+) -> tuple[U8Image, npt.NDArray[np.int8]]:
+    """The twin's frame path: optional RGB565 round trip (the sensor's colour depth), then
+    :func:`sortcam.preprocess.fit_resize` and the int8 table. Returns ``(small_u8, x_int8)``."""
+    if rgb565:
+        frame = dc.rgb565_to_rgb888(dc.rgb888_to_rgb565(frame), frame.shape[0], frame.shape[1])
+    small = fit_resize(frame, height, width, fit)
+    return small, lut[small]
+
+
 class DeviceTwin:
     """One simulated ESP32-CAM. Library first: the CLI and the demo drive it.
 
@@ -219,10 +230,7 @@ class DeviceTwin:
 
     def model_input(self, frame: U8Image) -> tuple[U8Image, npt.NDArray[np.int8]]:
         """The model-sized uint8 image and its int8 input tensor for a camera frame."""
-        if self.rgb565:
-            frame = dc.rgb565_to_rgb888(dc.rgb888_to_rgb565(frame), frame.shape[0], frame.shape[1])
-        small = fit_resize(frame, self.height, self.width, self.card.preprocess.fit)
-        return small, self.lut[small]
+        return camera_to_model(frame, self.height, self.width, self.card.preprocess.fit, self.lut, self.rgb565)
 
     def scores(self, x: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
         """int8 model output for the int8 input ``x`` (reusing the last one for identical input)."""
