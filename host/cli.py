@@ -68,7 +68,8 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ign
     """Add ``sortcam bench host``."""
     b = subparsers.add_parser("host", help="controller throughput and latency: mosquitto + pty sorter + controller")
     b.add_argument("-n", "--items", type=int, default=3000, help="items to publish (default 3000)")
-    b.add_argument("--window", type=int, default=4, help="SORTs in flight at once (default 4)")
+    b.add_argument("--window", type=int, default=8, help="SORTs in flight at once (default 8)")
+    b.add_argument("--rate", type=float, default=200.0, help="items/s of the steady-rate run (default 200)")
     b.add_argument("--devices", type=int, default=4, help="publishing devices (default 4)")
     b.add_argument("--out", default="benchmarks", help="folder for host.json and host.md (default benchmarks/)")
     b.add_argument("--no-record", action="store_true", help="print only, do not write benchmarks/host.*")
@@ -148,5 +149,5 @@ def _bench(args: argparse.Namespace) -> int:
     if args.items < 1 or args.window < 1 or args.devices < 1:
         raise UsageError("--items, --window and --devices must be >= 1")
     run_bench(items=args.items, window=args.window, devices=args.devices,
-              out_dir=None if args.no_record else Path(args.out))
+              out_dir=None if args.no_record else Path(args.out), paced_rate=args.rate)
     return 0

@@ -15,18 +15,20 @@ Library use (the CLI ``sortcam host`` is a thin wrapper over this)::
 ``Controller.run()`` is ``start()`` plus blocking until ``stop()`` is called from another
 thread or a signal handler.
 
-Per message (paho's network thread): validate with
-:func:`sortcam.mqtt_contract.validate_classification`; decide a bin; commit the item
-(identity, decision, a fresh serial id) to SQLite; only then acknowledge the MQTT
-message (``manual_ack``); publish the decision (``status: sent``) and hand the job to the
-serial worker. A duplicate identity is acknowledged and counted, nothing else. When the
-sorter ACKs (or the item is missed) the row is updated and a second decision message
-(``acked``/``missed``) is published.
+Per message: paho's network thread queues it; the ``decide`` thread validates it with
+:func:`sortcam.mqtt_contract.validate_classification`, decides a bin and commits the item
+(identity, decision, a fresh serial id) to SQLite, all messages that arrived together in
+one transaction; only then are they acknowledged to the broker (``manual_ack``), the
+decisions published (``status: sent``) and the jobs handed to the serial worker. A
+duplicate identity is acknowledged and counted, nothing else. When the sorter ACKs (or
+the item is missed) the row is updated and a second decision message (``acked`` or
+``missed``) is published.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import ssl
 import threading
 import time
@@ -115,6 +117,8 @@ class Controller:
         self._early_mids: set[int] = set()
         self._published: list[int] = []
         self._housekeeper: threading.Thread | None = None
+        self._msg_queue: queue.Queue[tuple[mqtt.MQTTMessage, float, float]] = queue.Queue()
+        self._decider_thread = threading.Thread(target=self._decide_loop, name="decide", daemon=True)
         self.decision_topic = mc.decision_topic(config.root, config.line)
         self.status_topic = host_status_topic(config.root, config.line)
 
@@ -149,6 +153,7 @@ class Controller:
                 log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.metrics_server.port)
             self._recover()
             self.client = self._make_client()
+            self._decider_thread.start()
             try:
                 self.client.connect(
                     cfg.broker.host,
@@ -197,6 +202,8 @@ class Controller:
         self._stopping.set()
         log.info("stopping: no new items; draining the sorter for up to %.1f s", self.drain_s)
         try:
+            if self._decider_thread.is_alive():
+                self._decider_thread.join(5.0)  # finishes the batch it holds; queued ones stay un-acked
             if self.link is not None:
                 left = self.link.stop(self.drain_s)
                 if left:
@@ -309,64 +316,91 @@ class Controller:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker keeps it for our next session
-        try:
-            ack = self._handle_message(msg)
-        except Exception:  # a bug must not kill paho's loop; the message is redelivered later
-            log.exception("handling %s failed; not acknowledged", msg.topic)
-            self.metrics.inc("handler_errors_total")
-            return
-        if ack:
-            client.ack(msg.mid, msg.qos)
+        self._msg_queue.put((msg, time.time(), time.monotonic()))
 
-    def _handle_message(self, msg: mqtt.MQTTMessage) -> bool:
+    def _decide_loop(self) -> None:
+        """Group commit: take every message that has arrived, record them in one
+        transaction, then acknowledge and act. One message alone costs one commit; a
+        burst costs one commit for the lot, which is what keeps up with the broker."""
+        while not self._stopping.is_set():
+            try:
+                first = self._msg_queue.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < 512:
+                try:
+                    batch.append(self._msg_queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._handle_batch(batch)
+            except Exception:  # a bug must not stop the controller; un-acked messages are redelivered
+                log.exception("handling %d message(s) failed; not acknowledged", len(batch))
+                self.metrics.inc("handler_errors_total")
+
+    def _handle_batch(self, batch: list[tuple[mqtt.MQTTMessage, float, float]]) -> None:
+        assert self.store is not None and self.link is not None and self.client is not None
+        to_ack: list[mqtt.MQTTMessage] = []
+        records: list[tuple[mqtt.MQTTMessage, NewItem, float]] = []
+        for msg, received_ts, received_mono in batch:
+            item = self._parse(msg, received_ts)
+            if item is None:
+                to_ack.append(msg)
+            else:
+                records.append((msg, item, received_mono))
+        results = self.store.record_items([item for _, item, _ in records]) if records else []
+        # Every decision in the batch is durable now: acknowledge, then act.
+        for msg in to_ack:
+            self.client.ack(msg.mid, msg.qos)
+        for (msg, item, received_mono), (sort_id, is_new, old_status) in zip(records, results, strict=True):
+            self.client.ack(msg.mid, msg.qos)
+            if not is_new:
+                self.metrics.inc("duplicates_total")
+                log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", item.device, item.boot, item.seq,
+                         sort_id, old_status, " (redelivery)" if msg.dup else "")
+                continue
+            self.metrics.inc("decisions_total", labels={"bin": item.bin, "reason": item.reason})
+            row = self._decision_row(item, sort_id)
+            self._publish_decision(row, item.status, final=item.status == "rejected")
+            if item.status == "sent" and item.gate is not None:
+                self.link.submit(SortJob(
+                    sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
+                    device_latency_ms=item.device_latency_ms, received_mono=received_mono,
+                    deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
+                ))
+            log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", item.device, item.boot, item.seq, item.bin,
+                      item.gate, item.reason, sort_id)
+
+    def _parse(self, msg: mqtt.MQTTMessage, received_ts: float) -> NewItem | None:
+        """A valid classification as a decided :class:`NewItem`; anything else is handled
+        here (status, invalid) and gives None."""
         try:
             device, kind = mc.parse_device_topic(self.cfg.root, msg.topic)
         except ContractError as exc:
             self._invalid("topic", None, f"{msg.topic}: {exc}")
-            return True
+            return None
         if kind == mc.STATUS:
             self._on_status(device, msg)
-            return True
+            return None
         if kind != mc.CLASSIFICATION:
-            return True
-        received_ts, received_mono = time.time(), time.monotonic()
+            return None
         self.metrics.inc("messages_total")
         try:
             data = mc.validate_classification(msg.payload, device)
         except ContractError as exc:
             self._invalid("classification", device, f"{msg.topic}: {exc}")
-            return True
+            return None
         self._seen(device)
         decision = self.decider.decide(data["label"], data["confidence"])
-        belt_delay = self.cfg.belt_delay_for(device)
-        status = "sent" if decision.gate is not None else "rejected"
-        item = NewItem(
+        return NewItem(
             device=device, boot=data["boot"], seq=data["seq"], label=data["label"], class_id=data["class_id"],
             confidence=float(data["confidence"]), biodegradable=decision.biodegradable, bin=decision.bin,
-            gate=decision.gate, reason=decision.reason, status=status,
-            device_latency_ms=float(data["latency_ms"]), belt_delay_ms=belt_delay, received_ts=received_ts,
-            decided_ts=time.time(), deadline_ts=received_ts + self.cfg.deadline_ms / 1000.0,
+            gate=decision.gate, reason=decision.reason, status="sent" if decision.gate is not None else "rejected",
+            device_latency_ms=float(data["latency_ms"]), belt_delay_ms=self.cfg.belt_delay_for(device),
+            received_ts=received_ts, decided_ts=time.time(),
+            deadline_ts=received_ts + self.cfg.deadline_ms / 1000.0,
         )
-        assert self.store is not None and self.link is not None
-        sort_id, is_new, old_status = self.store.record_item(item)
-        if not is_new:
-            self.metrics.inc("duplicates_total")
-            log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", device, item.boot, item.seq, sort_id,
-                     old_status, " (redelivery)" if msg.dup else "")
-            return True
-        self.metrics.inc("decisions_total", labels={"bin": decision.bin, "reason": decision.reason})
-        # The decision is durable: acknowledge first, then act.
-        self._publish_decision(self._decision_row(item, sort_id), status, final=status == "rejected")
-        if status == "sent" and decision.gate is not None:
-            self.link.submit(SortJob(
-                sort_id=sort_id, gate=decision.gate, belt_delay_ms=belt_delay,
-                device_latency_ms=item.device_latency_ms, received_mono=received_mono,
-                deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=device,
-                context=self._decision_row(item, sort_id),
-            ))
-        log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", device, item.boot, item.seq, decision.bin,
-                  decision.gate, decision.reason, sort_id)
-        return True
 
     def _invalid(self, what: str, device: str | None, detail: str) -> None:
         self.metrics.inc("invalid_messages_total", labels={"kind": what})
@@ -452,25 +486,26 @@ class Controller:
         if ids and self.store is not None:
             self.store.mark_published(ids)
 
-    def _on_sort_done(self, job: SortJob, status: str, miss_reason: str | None) -> None:
+    def _on_sort_done(self, batch: list[tuple[SortJob, str, str | None]]) -> None:
         now_mono, now = time.monotonic(), time.time()
-        written_ts = None
-        if job.first_write_mono is not None:
-            written_ts = now - (now_mono - job.first_write_mono)
+        rows = []
+        for job, status, miss_reason in batch:
+            written_ts = None if job.first_write_mono is None else now - (now_mono - job.first_write_mono)
+            rows.append((job.sort_id, status, miss_reason, job.attempts, job.delay_ms, written_ts, now))
         assert self.store is not None
-        self.store.finish(job.sort_id, status, miss_reason=miss_reason, attempts=job.attempts,
-                          delay_ms=job.delay_ms, written_ts=written_ts, done_ts=now)
-        if status == "acked":
-            self.metrics.inc("acked_total")
-            self.metrics.observe("receipt_to_ack_seconds", now_mono - job.received_mono)
-        else:
-            self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
-            log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
-                        miss_reason, job.attempts)
-        extra: dict[str, Any] = {"attempts": job.attempts}
-        if miss_reason:
-            extra["miss_reason"] = miss_reason
-        self._publish_decision(job.context, status, final=True, extra=extra)
+        self.store.finish_many(rows)
+        for job, status, miss_reason in batch:
+            if status == "acked":
+                self.metrics.inc("acked_total")
+                self.metrics.observe("receipt_to_ack_seconds", now_mono - job.received_mono)
+            else:
+                self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
+                log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
+                            miss_reason, job.attempts)
+            extra: dict[str, Any] = {"attempts": job.attempts}
+            if miss_reason:
+                extra["miss_reason"] = miss_reason
+            self._publish_decision(job.context, status, final=True, extra=extra)
 
     def _on_link_event(self, kind: str, detail: str) -> None:
         if self.store is not None:

@@ -1,8 +1,9 @@
 """The serial side: one worker thread that owns the sorter link (docs/DESIGN.md, "Serial contract").
 
 :class:`SorterLink` takes :class:`SortJob` s, writes ``SORT <id> <gate> <delay_ms>``,
-and reports each job exactly once through ``on_done(job, status, miss_reason)`` with
-``status`` ``acked`` or ``missed``. Up to ``window`` SORTs are in flight at once (the
+and reports each job exactly once through ``on_done([(job, status, miss_reason), ...])``
+with ``status`` ``acked`` or ``missed`` (batched per wake-up of the worker, so the
+controller records a burst of ACKs in one transaction). Up to ``window`` SORTs are in flight at once (the
 sorter answers by id, so pipelining is safe and keeps a pty or USB link busy).
 
 Faults it handles:
@@ -67,7 +68,8 @@ class SortJob:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-DoneCallback = Callable[[SortJob, str, "str | None"], None]
+DoneCallback = Callable[[list[tuple[SortJob, str, "str | None"]]], None]
+"""Called from the worker thread with a batch of ``(job, status, miss_reason)``."""
 EventCallback = Callable[[str, str], None]
 
 
@@ -117,6 +119,7 @@ class SorterLink:
         self._waiting: collections.deque[SortJob] = collections.deque()
         self._inflight: dict[int, SortJob] = {}
         self._recent_done: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self._done_batch: list[tuple[SortJob, str, str | None]] = []
         self._port: serial.SerialBase | None = None
         self._gen = 0
         self._reconnect_at = 0.0
@@ -125,6 +128,7 @@ class SorterLink:
         self._ping_sent: float | None = None
         self._sorter_ok = False
         self._stop_at: float | None = None
+        self._next_full_scan = 0.0
         self._thread = threading.Thread(target=self._run, name="sorter-link", daemon=True)
         self.up = False
         self.fw = ""
@@ -178,6 +182,7 @@ class SorterLink:
                 self._retransmit(now)
                 self._fill(now)
                 self._ping(now)
+                self._flush_done()
                 if self._stop_at is not None and (
                     (not self._waiting and not self._inflight) or now >= self._stop_at
                 ):
@@ -185,6 +190,7 @@ class SorterLink:
         except Exception:  # never die silently: log, keep jobs recorded as pending in the db
             log.exception("serial worker crashed")
         finally:
+            self._flush_done()
             self._close()
 
     def _next_wakeup(self, now: float) -> float:
@@ -382,16 +388,26 @@ class SorterLink:
         self._recent_done[job.sort_id] = status
         while len(self._recent_done) > 4096:
             self._recent_done.popitem(last=False)
+        self._done_batch.append((job, status, miss_reason))
+
+    def _flush_done(self) -> None:
+        if not self._done_batch:
+            return
+        batch, self._done_batch = self._done_batch, []
         try:
-            self._on_done(job, status, miss_reason)
+            self._on_done(batch)
         except Exception:
-            log.exception("recording item %d as %s failed", job.sort_id, status)
+            log.exception("recording %d finished item(s) failed", len(batch))
 
     def _expire(self, now: float) -> None:
         for sort_id in [i for i, j in self._inflight.items() if now >= j.deadline_mono]:
             job = self._inflight.pop(sort_id)
             self._done(job, "missed", "no_ack")
-        if any(now >= j.deadline_mono for j in self._waiting):
+        # The queue is in arrival order, so deadlines mostly rise along it: look at the head
+        # every time and scan it all only a few times a second (recovered items may differ).
+        full_scan = now >= self._next_full_scan
+        if self._waiting and (full_scan or now >= self._waiting[0].deadline_mono):
+            self._next_full_scan = now + 0.2
             keep: collections.deque[SortJob] = collections.deque()
             for job in self._waiting:
                 if now >= job.deadline_mono:

@@ -135,37 +135,44 @@ class StateStore:
 
         Committed before returning: after this the decision survives a crash.
         """
+        return self.record_items([item])[0]
+
+    def record_items(self, items: list[NewItem]) -> list[tuple[int, bool, str]]:
+        """:meth:`record_item` for a batch in one transaction (one commit for a burst)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO items (device, boot, seq, label, class_id, confidence, biodegradable,"
-                    " bin, gate, reason, status, device_latency_ms, belt_delay_ms, received_ts, decided_ts,"
-                    " deadline_ts, done_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        item.device, item.boot, item.seq, item.label, item.class_id, item.confidence,
-                        None if item.biodegradable is None else int(item.biodegradable), item.bin, item.gate,
-                        item.reason, item.status, item.device_latency_ms, item.belt_delay_ms, item.received_ts,
-                        item.decided_ts, item.deadline_ts, item.decided_ts if item.status == "rejected" else None,
-                    ),
-                )
-                if cur.rowcount == 1:
-                    sort_id = int(cur.lastrowid or 0)
-                    self._db.execute("COMMIT")
-                    return sort_id, True, item.status
-                self._db.execute(
-                    "UPDATE items SET duplicates = duplicates + 1 WHERE device=? AND boot=? AND seq=?",
-                    (item.device, item.boot, item.seq),
-                )
-                row = self._db.execute(
-                    "SELECT sort_id, status FROM items WHERE device=? AND boot=? AND seq=?",
-                    (item.device, item.boot, item.seq),
-                ).fetchone()
+                out = [self._record(item) for item in items]
                 self._db.execute("COMMIT")
-                return int(row["sort_id"]), False, str(row["status"])
+                return out
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _record(self, item: NewItem) -> tuple[int, bool, str]:
+        """Insert or count a duplicate; the caller holds the lock and the transaction."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO items (device, boot, seq, label, class_id, confidence, biodegradable,"
+            " bin, gate, reason, status, device_latency_ms, belt_delay_ms, received_ts, decided_ts,"
+            " deadline_ts, done_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                item.device, item.boot, item.seq, item.label, item.class_id, item.confidence,
+                None if item.biodegradable is None else int(item.biodegradable), item.bin, item.gate,
+                item.reason, item.status, item.device_latency_ms, item.belt_delay_ms, item.received_ts,
+                item.decided_ts, item.deadline_ts, item.decided_ts if item.status == "rejected" else None,
+            ),
+        )
+        if cur.rowcount == 1:
+            return int(cur.lastrowid or 0), True, item.status
+        self._db.execute(
+            "UPDATE items SET duplicates = duplicates + 1 WHERE device=? AND boot=? AND seq=?",
+            (item.device, item.boot, item.seq),
+        )
+        row = self._db.execute(
+            "SELECT sort_id, status FROM items WHERE device=? AND boot=? AND seq=?",
+            (item.device, item.boot, item.seq),
+        ).fetchone()
+        return int(row["sort_id"]), False, str(row["status"])
 
     def finish(
         self,
@@ -179,12 +186,24 @@ class StateStore:
         done_ts: float,
     ) -> None:
         """Record an item's end state (``acked`` or ``missed``)."""
+        self.finish_many([(sort_id, status, miss_reason, attempts, delay_ms, written_ts, done_ts)])
+
+    def finish_many(
+        self, rows: list[tuple[int, str, str | None, int, int | None, float | None, float]]
+    ) -> None:
+        """Several ``(sort_id, status, miss_reason, attempts, delay_ms, written_ts, done_ts)`` in one commit."""
         with self._lock:
-            self._db.execute(
-                "UPDATE items SET status=?, miss_reason=?, attempts=?, delay_ms=?,"
-                " written_ts=COALESCE(written_ts, ?), done_ts=? WHERE sort_id=?",
-                (status, miss_reason, attempts, delay_ms, written_ts, done_ts, sort_id),
-            )
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "UPDATE items SET status=?, miss_reason=?, attempts=?, delay_ms=?,"
+                    " written_ts=COALESCE(written_ts, ?), done_ts=? WHERE sort_id=?",
+                    [(st, mr, at, dl, wt, dt, sid) for sid, st, mr, at, dl, wt, dt in rows],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def mark_published(self, sort_ids: Iterable[int]) -> None:
         """The final decision message of these items reached the broker."""

@@ -142,3 +142,33 @@ def test_device_status_online_offline_and_stale(rig_factory) -> None:  # noqa: A
     assert details
     seq_details = [e["detail"] for e in rig.controller.events("--system") if e["kind"] == "device"]
     assert seq_details[:3] == ["cam1 online", "cam1 stale", "cam1 offline"]
+
+
+def test_shared_subscription_splits_the_load(mqtt_broker, pty_pair, tmp_path) -> None:  # noqa: ANN001
+    from host_helpers import ControllerProcess, write_config
+
+    second_pty = type(pty_pair)(tmp_path, "ttySORT2")
+    cfg = write_config(tmp_path / "host.json")
+    sorters = [ScriptedSorter(pty_pair.master), ScriptedSorter(second_pty.master)]
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    controllers = []
+    try:
+        for n, (d, path) in enumerate(zip(dirs, [pty_pair.path, second_pty.path], strict=True)):
+            d.mkdir()
+            controllers.append(ControllerProcess(d, mqtt_broker.url, str(path), cfg, extra=(
+                "--shared-group", "line1", "--client-id", f"host-{n}")).start())
+        client = Mqtt(mqtt_broker.url)
+        n_items = 40
+        for seq in range(n_items):
+            client.publish("sortcam/cam1/classification", classification(seq=seq))
+        wait_until(lambda: sum(len(s.moves) for s in sorters) == n_items, what="every item sorted by one of two")
+        assert all(s.moves for s in sorters), "one controller got nothing"
+        seqs = [r["seq"] for c in controllers for r in c.events()]
+        assert sorted(seqs) == list(range(n_items))  # each item decided by exactly one controller
+        client.close()
+    finally:
+        for c in controllers:
+            c.kill()
+        for s in sorters:
+            s.stop()
+        second_pty.close()

@@ -1,0 +1,443 @@
+"""``sortcam bench host``: controller throughput and latency, end to end, with real parts.
+
+It starts its own ``mosquitto`` on a free loopback port, a fast scripted sorter on a pty
+pair (in this process), and the controller as a subprocess (``python -m sortcam.cli host``,
+as an operator runs it). It then publishes ``items`` classifications at the maximum rate
+(QoS 1) and waits until every one is acknowledged by the sorter.
+
+Figures (all from the controller's own event log, so they are what it measured):
+
+- sustained items/s: items / (last ACK - first MQTT receipt);
+- p50/p99 latency from MQTT receipt to the first serial write of its ``SORT``, and to its ACK;
+- loss: items published minus items acknowledged (must be 0), and ids moved twice (must be 0).
+
+Two sorter modes: ``pty`` answers as fast as it can (a pty has no baud rate), and
+``115200`` paces both directions as a real 115200 8N1 line would (10 bits per byte),
+to check the controller against the physical limit of the link; a third run publishes
+at a steady rate below that limit, for the latency of a line that keeps up. A third figure, the broker
+alone (publisher to a plain QoS 1 subscriber), shows where the ceiling of this machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sortcam import mqtt_contract as mc
+from sortcam import serial_contract as sc
+from sortcam.errors import DependencyError, SortcamError
+
+BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_tcp(port: int, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class _Mosquitto:
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise DependencyError("sortcam bench host needs mosquitto (apt-get install mosquitto)")
+        self.port = _free_port()
+        conf = workdir / "mosquitto.conf"
+        user = "user root\n" if os.geteuid() == 0 else ""
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}persistence false\n"
+                        "max_queued_messages 0\nmax_inflight_messages 100\n")
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _wait_tcp(self.port, 10):
+            self.proc.kill()
+            raise SortcamError("mosquitto did not start")
+        self.version = subprocess.run([exe, "-h"], capture_output=True, text=True).stdout.splitlines()[0]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class FastSorter:
+    """Answers every ``SORT`` with ``ACK`` and ``PING`` with ``PONG`` on a pty master.
+
+    ``baud``: None answers at once; a number paces both directions like a real UART
+    (each line occupies its direction for ``len * 10 / baud`` seconds).
+    """
+
+    def __init__(self, master_fd: int, baud: int | None) -> None:
+        self.fd = master_fd
+        self.baud = baud
+        self.acked: dict[int, int] = {}
+        self.twice = 0
+        self.sort_bytes = 0
+        self.ack_bytes = 0
+        self.last_ack = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fast-sorter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        import select
+
+        buf = b""
+        rx_free = tx_free = 0.0
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:
+                return
+            now = time.monotonic()
+            buf += data
+            out = []
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                try:
+                    msg = sc.parse(sc.decode(raw))
+                except SortcamError:
+                    out.append(sc.nak_line(0, "checksum"))
+                    continue
+                if self.baud:
+                    rx_free = max(rx_free, now) + (len(raw) + 1) * BITS_PER_BYTE / self.baud
+                if msg.verb == "PING":
+                    reply = sc.pong_line("bench-1", 6)
+                elif msg.verb == "SORT":
+                    if msg.item_id in self.acked:
+                        self.twice += 1
+                    self.acked.setdefault(msg.item_id, msg.gate)
+                    self.sort_bytes += len(raw) + 1
+                    reply = sc.ack_line(msg.item_id)
+                    self.ack_bytes += len(reply)
+                else:
+                    continue
+                if self.baud:
+                    tx_free = max(tx_free, rx_free) + len(reply) * BITS_PER_BYTE / self.baud
+                    delay = tx_free - time.monotonic()
+                    if delay > 0:
+                        if out:
+                            os.write(self.fd, b"".join(out))
+                            out = []
+                        time.sleep(delay)
+                out.append(reply)
+            if out:
+                os.write(self.fd, b"".join(out))
+                self.last_ack = time.monotonic()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _payloads(items: int, devices: int) -> list[tuple[str, bytes]]:
+    labels = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
+    out = []
+    for i in range(items):
+        device = f"bench{i % devices}"
+        label = labels[i % len(labels)]
+        top = [(label, 0.9), (labels[(i + 1) % 6], 0.06), (labels[(i + 2) % 6], 0.04)]
+        payload = mc.encode_classification(device=device, boot="bench001", seq=i // devices, label=label,
+                                           class_id=labels.index(label), confidence=0.9, top=top, latency_ms=50,
+                                           model="0123456789ab")
+        out.append((mc.classification_topic(mc.DEFAULT_ROOT, device), payload))
+    return out
+
+
+def _publisher(port: int, client_id: str) -> Any:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def broker_ceiling(port: int, items: int, devices: int) -> dict[str, float]:
+    """Publisher to a plain QoS 1 subscriber, no controller: the broker + paho ceiling here."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got = 0
+    first = last = 0.0
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        nonlocal got, first, last
+        now = time.monotonic()
+        first = first or now
+        last = now
+        got += 1
+        if got >= items:
+            done.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ceiling-sub", protocol=mqtt.MQTTv311)
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("ceiling/+/classification", qos=1)
+    sub.loop_start()
+    subscribed.wait(10)
+    pub = _publisher(port, "bench-ceiling-pub")
+    start = time.monotonic()
+    for topic, payload in _payloads(items, devices):
+        pub.publish(topic.replace(mc.DEFAULT_ROOT, "ceiling", 1), payload, qos=1)
+    done.wait(120)
+    pub.loop_stop()
+    sub.loop_stop()
+    pub.disconnect()
+    sub.disconnect()
+    span = max(last - start, 1e-9)
+    return {"items": items, "received": got, "items_per_s": round(got / span, 1)}
+
+
+def run_mode(workdir: Path, broker_port: int, items: int, devices: int, window: int, baud: int | None,
+             progress: Callable[[str], None], rate: float | None = None) -> dict[str, Any]:
+    """One controller run against a :class:`FastSorter`; returns the figures.
+
+    ``rate``: publish at this many items/s instead of as fast as possible."""
+    from .store import open_readonly, query_items
+
+    mode = ("pty" if baud is None else str(baud)) + (f"-at-{rate:g}" if rate else "")
+    run_dir = workdir / f"run-{mode}"
+    run_dir.mkdir()
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    slave_path = os.ttyname(slave)
+    config = {
+        "classes": ["cardboard", "glass", "metal", "paper", "plastic", "trash"],
+        "labels": {"cardboard": "paper", "paper": "paper", "plastic": "plastic", "metal": "metal",
+                   "glass": "glass", "trash": "landfill"},
+        "serial": {"ack_timeout_ms": 2000, "retries": 5, "window": window, "ping_interval_s": 5.0},
+        "items": {"deadline_ms": 120000},
+    }
+    (run_dir / "host.json").write_text(json.dumps(config))
+    db = run_dir / "host.db"
+    sorter = FastSorter(master, baud)
+    log_path = run_dir / "controller.log"
+    cmd = [sys.executable, "-m", "sortcam.cli", "host", "--broker", f"mqtt://127.0.0.1:{broker_port}",
+           "--serial", slave_path, "--line", "bench", "--config", str(run_dir / "host.json"), "--state-db", str(db),
+           "--client-id", f"sortcam-bench-{mode}"]
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 30
+        while "controller ready" not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > end:
+                raise SortcamError(f"controller did not start: {log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        payloads = _payloads(items, devices)
+        pub = _publisher(broker_port, f"bench-pub-{mode}")
+        progress(f"[{mode}] publishing {items} items at {f'{rate:g}/s' if rate else 'max rate'}, window {window}")
+        t0 = time.monotonic()
+        for i, (topic, payload) in enumerate(payloads):
+            if rate:
+                wait = t0 + i / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            pub.publish(topic, payload, qos=1)
+        publish_s = time.monotonic() - t0
+        deadline = time.monotonic() + max(120.0, items / 50.0)
+        shown = 0
+        while len(sorter.acked) < items and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            if len(sorter.acked) - shown >= max(items // 5, 1):
+                shown = len(sorter.acked)
+                progress(f"[{mode}] {shown}/{items} acknowledged")
+        time.sleep(0.5)  # let the last ACKs reach the db
+        pub.loop_stop()
+        pub.disconnect()
+        proc.terminate()
+        rc = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sorter.stop()
+        os.close(master)
+        os.close(slave)
+    db_conn = open_readonly(db)
+    rows = query_items(db_conn)
+    db_conn.close()
+    acked = [r for r in rows if r["status"] == "acked"]
+    span = max(r["done_ts"] for r in acked) - min(r["received_ts"] for r in rows) if acked else float("nan")
+    write_ms = [r["write_ms"] for r in acked if r["write_ms"] is not None]
+    ack_ms = [r["ack_ms"] for r in acked if r["ack_ms"] is not None]
+    n_sorts = max(len(sorter.acked), 1)
+    return {
+        "mode": ("pty, unthrottled" if baud is None else f"pty paced at {baud} baud 8N1")
+        + (f", items published at {rate:g}/s" if rate else ", items published at max rate"),
+        "publish_rate_per_s": rate,
+        "items": items,
+        "window": window,
+        "acked": len(acked),
+        "lost": items - len(acked),
+        "moved_twice": sorter.twice,
+        "controller_exit": rc,
+        "publish_s": round(publish_s, 3),
+        "items_per_s": round(len(acked) / span, 1) if acked else 0.0,
+        "receipt_to_write_ms": {"p50": round(_percentile(write_ms, 50), 3), "p99": round(_percentile(write_ms, 99), 3)},
+        "receipt_to_ack_ms": {"p50": round(_percentile(ack_ms, 50), 3), "p99": round(_percentile(ack_ms, 99), 3)},
+        "mean_sort_line_bytes": round(sorter.sort_bytes / n_sorts, 1),
+        "mean_ack_line_bytes": round(sorter.ack_bytes / n_sorts, 1),
+    }
+
+
+def serial_limits(sort_bytes: float, ack_bytes: float, baud: int = sc.BAUD) -> dict[str, float]:
+    """Exchanges per second a ``baud`` 8N1 line allows: one at a time (SORT then ACK) and
+    pipelined (full duplex: the longer direction is the limit)."""
+    byte_s = baud / BITS_PER_BYTE
+    return {
+        "baud": baud,
+        "stop_and_wait_per_s": round(byte_s / (sort_bytes + ack_bytes), 1),
+        "pipelined_per_s": round(byte_s / max(sort_bytes, ack_bytes), 1),
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import paho.mqtt
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "paho_mqtt": paho.mqtt.__version__,
+    }
+
+
+def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced_rate: float = 200.0
+              ) -> dict[str, Any]:
+    """Run all modes, print a summary, and write ``host.json``/``host.md`` to ``out_dir``.
+
+    Modes: max-rate burst on an unthrottled pty; max-rate burst on a pty paced at 115200
+    baud; ``items/4`` published at ``paced_rate`` items/s (below the line limit, as a
+    belt delivers them) on the paced pty, for the latency of a line that keeps up."""
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="sortcam-bench-host-") as tmp:
+        workdir = Path(tmp)
+        broker = _Mosquitto(workdir)
+        try:
+            progress(f"broker: {broker.version} on port {broker.port}")
+            ceiling = broker_ceiling(broker.port, items, devices)
+            progress(f"broker alone: {ceiling['items_per_s']} items/s")
+            runs = [run_mode(workdir, broker.port, items, devices, window, None, progress),
+                    run_mode(workdir, broker.port, items, devices, window, sc.BAUD, progress),
+                    run_mode(workdir, broker.port, max(items // 4, 1), devices, window, sc.BAUD, progress,
+                             rate=paced_rate)]
+        finally:
+            broker.close()
+    fast = runs[0]
+    limits = serial_limits(fast["mean_sort_line_bytes"], fast["mean_ack_line_bytes"])
+    result = {
+        "benchmark": "host",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": "sortcam bench host " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["bench", "host"]
+        else f"sortcam bench host -n {items} --window {window} --devices {devices}",
+        "machine": {**machine(), "mosquitto": broker.version},
+        "items": items,
+        "devices": devices,
+        "window": window,
+        "broker_alone": ceiling,
+        "runs": runs,
+        "serial_limit_115200": limits,
+    }
+    for run in runs:
+        progress(f"{run['mode']}: {run['items_per_s']} items/s, receipt->write p50 {run['receipt_to_write_ms']['p50']}"
+                 f" ms p99 {run['receipt_to_write_ms']['p99']} ms, lost {run['lost']}, moved twice "
+                 f"{run['moved_twice']}")
+    progress(f"115200 baud limit: {limits['stop_and_wait_per_s']} exchanges/s one at a time, "
+             f"{limits['pipelined_per_s']}/s pipelined")
+    print(json.dumps(result, indent=2))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "host.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out_dir / "host.md").write_text(_markdown(result))
+        progress(f"wrote {out_dir / 'host.json'} and {out_dir / 'host.md'}")
+    if any(r["lost"] or r["moved_twice"] for r in runs):
+        raise SortcamError("bench host: items were lost or moved twice (see the figures above)")
+    return result
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        "# Host controller benchmark",
+        "",
+        f"- date: {r['date']}",
+        f"- command: `{r['command']}`",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}, paho-mqtt {m['paho_mqtt']},"
+        f" {m['mosquitto']}",
+        f"- {r['items']} items from {r['devices']} devices published at max rate (QoS 1) to a local mosquitto; the"
+        " controller runs as a subprocess (`sortcam host`), the sorter answers on a pty; figures come from the"
+        " controller's event log. SQLite WAL, synchronous=NORMAL (one commit per item before its SORT is written).",
+        "",
+        "| sorter link | items/s (MQTT receipt to ACK) | receipt to SORT write p50 / p99 (ms) |"
+        " receipt to ACK p50 / p99 (ms) | lost | moved twice |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        w, a = run["receipt_to_write_ms"], run["receipt_to_ack_ms"]
+        lines.append(f"| {run['mode']} (window {run['window']}) | {run['items_per_s']} | {w['p50']} / {w['p99']} |"
+                     f" {a['p50']} / {a['p99']} | {run['lost']} | {run['moved_twice']} |")
+    lim = r["serial_limit_115200"]
+    lines += [
+        "",
+        f"Broker alone (publisher to a plain QoS 1 subscriber, same machine): {r['broker_alone']['items_per_s']}"
+        " items/s.",
+        "",
+        f"Physical limit of the serial line at {lim['baud']} baud 8N1 with these line lengths"
+        f" ({r['runs'][0]['mean_sort_line_bytes']} B SORT, {r['runs'][0]['mean_ack_line_bytes']} B ACK):"
+        f" {lim['stop_and_wait_per_s']} exchanges/s one at a time, {lim['pipelined_per_s']}/s pipelined"
+        " (full duplex, the longer direction limits).",
+        "",
+        "Latencies under a max-rate burst include queueing behind the items before them (the burst is"
+        " larger than the link drains); the steady-rate run shows the latency of a line that keeps up.",
+        "",
+    ]
+    return "\n".join(lines)
