@@ -127,6 +127,7 @@ def _events(args: argparse.Namespace) -> int:
     db = open_readonly(args.db)
     try:
         last = args.last or None
+        columns: tuple[str, ...]
         if args.system:
             rows = query_events(db, device=args.device, last=last)
             columns = EVENT_COLUMNS

@@ -387,7 +387,7 @@ class Controller:
             return None
         self.metrics.inc("messages_total")
         try:
-            data = mc.validate_classification(msg.payload, device)
+            data = mc.validate_classification(bytes(msg.payload), device)
         except ContractError as exc:
             self._invalid("classification", device, f"{msg.topic}: {exc}")
             return None
@@ -412,7 +412,7 @@ class Controller:
         if not msg.payload:
             return  # a cleared retained status
         try:
-            data = mc.validate_status(msg.payload, device)
+            data = mc.validate_status(bytes(msg.payload), device)
         except ContractError as exc:
             self._invalid("status", device, f"{msg.topic}: {exc}")
             return

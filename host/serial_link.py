@@ -353,8 +353,8 @@ class SorterLink:
         now = time.monotonic()
         if sort_id == 0:
             log.warning("sorter NAK 0 %s: writing every in-flight SORT again", reason)
-            for job in self._inflight.values():
-                job.retry_at = now
+            for pending in self._inflight.values():
+                pending.retry_at = now
             return
         job = self._inflight.get(sort_id)
         if job is None:

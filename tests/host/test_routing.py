@@ -164,3 +164,39 @@ def test_silent_sorter_items_are_missed_not_dropped(rig_factory) -> None:  # noq
     assert rig.controller.proc.poll() is None
     rows = rig.controller.events("--status", "missed")
     assert len(rows) == 3
+
+
+def test_library_api_in_process(mqtt_broker, pty_pair, tmp_path) -> None:  # noqa: ANN001
+    """The demo runs the controller in-process: start, wait_ready, metrics, stop."""
+    import urllib.request
+    from pathlib import Path
+
+    from host_helpers import Mqtt, ScriptedSorter, write_config
+
+    from sortcam.host.config import build_config
+    from sortcam.host.controller import Controller
+
+    sorter = ScriptedSorter(pty_pair.master)
+    cfg = build_config(broker=mqtt_broker.url, serial_url=str(pty_pair.path), line="demo",
+                       config_file=write_config(tmp_path / "c.json"),
+                       overrides={"state_db": Path(tmp_path / "lib.db"), "metrics_port": 0})
+    ctl = Controller(cfg, drain_s=1.0)
+    ctl.start()
+    client = Mqtt(mqtt_broker.url, topics=("sortcam/line/demo/+",))
+    try:
+        assert ctl.wait_ready(10)
+        client.publish("sortcam/cam1/classification", classification(seq=5, label="paper"))
+        wait_until(lambda: ctl.metrics.get("acked_total") == 1, what="one acked item")
+        assert sorter.moves and list(sorter.moves.values()) == [1]
+        assert ctl.metrics_server is not None
+        with urllib.request.urlopen(f"http://127.0.0.1:{ctl.metrics_server.port}/healthz", timeout=5) as resp:
+            assert resp.status == 200
+        wait_until(lambda: any(t.endswith("/host") for t, _ in client.messages), what="retained host status")
+    finally:
+        ctl.stop()
+        sorter.stop()
+    host_status = [json.loads(p) for t, p in client.messages if t.endswith("/host")]
+    assert host_status[0]["state"] == "online"
+    wait_until(lambda: [json.loads(p) for t, p in client.messages if t.endswith("/host")][-1]["state"] == "offline",
+               what="offline status on stop")
+    client.close()
