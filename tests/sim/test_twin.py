@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sortcam import device_core as dc
@@ -206,3 +207,30 @@ def test_missing_webcam_is_one_line(tiny_card: ModelCard, capsys: pytest.Capture
                "--model", str(tiny_card.path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "camera webcam:97" in err[0]
+
+
+def test_video_source_finds_items_by_presence(tmp_path: Path, tiny_card: ModelCard) -> None:
+    cv2 = pytest.importorskip("cv2")
+    from sortcam.preprocess import fit_resize, load_image
+    from sortcam.sim.sources import VideoFrames
+
+    path = tmp_path / "belt.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
+    if not writer.isOpened():
+        pytest.skip("OpenCV cannot write MJPG here")
+    belt = belt_frame(120, 160)
+    photos = [fit_resize(load_image(i.path), 120, 160, "stretch") for i in list_folder(SAMPLES_DIR)[:3]]
+    for photo in photos:  # belt, item for 12 frames, belt ...
+        for frame in [belt] * 4 + [photo] * 12:
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    for _ in range(4):
+        writer.write(np.ascontiguousarray(belt[:, :, ::-1]))
+    writer.release()
+    frames = VideoFrames(str(path))
+    twin = DeviceTwin("cam-v", tiny_card)
+    try:
+        n = twin.run_video(frames)
+    finally:
+        frames.close()
+    assert n == 3 * 16 + 4
+    assert twin.stats.items == 3  # one per item, none twice while it stays in view
