@@ -65,6 +65,7 @@ class SortJob:
     first_write_mono: float | None = None
     last_write_mono: float = 0.0
     retry_at: float = 0.0
+    last_nak: str = ""
     context: dict[str, Any] = field(default_factory=dict)
 
 
@@ -361,6 +362,7 @@ class SorterLink:
             log.warning("NAK %d %s for an item not in flight", sort_id, reason)
             return
         log.warning("sorter NAK %d %s (attempt %d)", sort_id, reason, job.attempts)
+        job.last_nak = reason
         if reason == "checksum":
             job.retry_at = now
         elif reason in RETRY_NAKS:
@@ -402,7 +404,7 @@ class SorterLink:
     def _expire(self, now: float) -> None:
         for sort_id in [i for i, j in self._inflight.items() if now >= j.deadline_mono]:
             job = self._inflight.pop(sort_id)
-            self._done(job, "missed", "no_ack")
+            self._done(job, "missed", f"nak_{job.last_nak}" if job.last_nak else "no_ack")
         # The queue is in arrival order, so deadlines mostly rise along it: look at the head
         # every time and scan it all only a few times a second (recovered items may differ).
         full_scan = now >= self._next_full_scan
@@ -422,7 +424,7 @@ class SorterLink:
                 continue
             if job.attempts > self.retries:
                 del self._inflight[sort_id]
-                self._done(job, "missed", "no_ack")
+                self._done(job, "missed", f"nak_{job.last_nak}" if job.last_nak else "no_ack")
                 continue
             self._m.inc("serial_retries_total")
             log.info("no ACK for SORT %d after %d attempt(s); writing it again", sort_id, job.attempts)

@@ -9,6 +9,7 @@ import pytest
 from host_helpers import LABEL_GATE, classification, wait_until
 
 from sortcam import mqtt_contract as mc
+from sortcam import serial_contract as sc
 
 
 def test_routes_each_label_to_its_gate_once(rig_factory) -> None:  # noqa: ANN001
@@ -135,6 +136,7 @@ def _scrape(port: int) -> str:
     ("garble", "acked", None),
     ("silent", "acked", None),
     ("nak:gate", "missed", "nak_gate"),
+    ("nak:jam", "acked", None),
 ])
 def test_sorter_faults_are_retried_with_the_same_id(rig_factory, answer, expect_status, expect_reason) -> None:  # noqa: ANN001
     # the first copy of every SORT gets the fault; a retry with the same id is acknowledged
@@ -150,6 +152,18 @@ def test_sorter_faults_are_retried_with_the_same_id(rig_factory, answer, expect_
         assert rig.sorter.moves == {d["sort_id"]: 1}
     else:
         assert rig.sorter.copies[d["sort_id"]] == 1
+
+
+def test_sorter_that_stays_full_misses_with_the_reason(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory(behaviour=lambda item_id, nth: "nak:full")
+    rig.sorter.send(sc.evt_line("BIN_FULL 3"))
+    rig.publish(classification(seq=1, label="metal"))
+    d = wait_until(lambda: rig.mqtt.final(), what="a final decision")[("cam1", "b00t0001", 1)]
+    assert (d["status"], d["miss_reason"]) == ("missed", "nak_full")
+    assert rig.sorter.copies[d["sort_id"]] == 4 and not rig.sorter.moves
+    events = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "sorter_evt"],
+                        what="the EVT in the event log")
+    assert events[0]["detail"] == "BIN_FULL 3"
 
 
 def test_silent_sorter_items_are_missed_not_dropped(rig_factory) -> None:  # noqa: ANN001
