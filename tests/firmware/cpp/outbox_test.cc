@@ -33,6 +33,19 @@ TEST(Outbox, KeepsOrderUntilAcked) {
   EXPECT_EQ(box.dropped(), 0u);
 }
 
+TEST(Outbox, ExpiredMessageIsSentAgainInOrder) {
+  sortcam::Outbox box;
+  box.Push("a", 1);
+  box.Push("b", 1);
+  int slot = -1;
+  Next(box, &slot);
+  box.MarkInFlight(slot, 5);
+  EXPECT_TRUE(box.Requeue(5));
+  EXPECT_FALSE(box.Requeue(5));
+  EXPECT_EQ(Next(box, &slot), "a");  // still the oldest
+  EXPECT_EQ(box.pending(), 2);
+}
+
 TEST(Outbox, OverflowDropsOldestAndCounts) {
   sortcam::Outbox box;
   for (int i = 0; i < sortcam::Outbox::kSlots; ++i) EXPECT_TRUE(box.Push(std::to_string(i).c_str(), std::to_string(i).size()));

@@ -63,6 +63,17 @@ bool Outbox::Acked(int msg_id) {
   return false;
 }
 
+bool Outbox::Requeue(int msg_id) {
+  for (Slot& s : slots_) {
+    if (s.state == State::kInFlight && s.msg_id == msg_id) {
+      s.state = State::kPending;
+      s.msg_id = -1;
+      return true;
+    }
+  }
+  return false;
+}
+
 void Outbox::RequeueInFlight() {
   for (Slot& s : slots_) {
     if (s.state == State::kInFlight) {

@@ -2,7 +2,7 @@
 //
 // Survives short broker or Wi-Fi outages: payloads wait here while the link is down,
 // are handed to the MQTT client when it is up (in-flight until their PUBACK), and go
-// back to waiting when the link drops before the PUBACK (the host deduplicates by
+// back to waiting when the client gives up on them (the host deduplicates by
 // (device, boot, seq), so a resend never moves the sorter twice). When full, the
 // oldest entry is dropped and counted: the count is reported in status.
 #pragma once
@@ -27,7 +27,9 @@ class Outbox {
   void MarkInFlight(int slot, int msg_id);
   // PUBACK for msg_id: releases its slot. False for an unknown id.
   bool Acked(int msg_id);
-  // The link dropped: everything in flight waits to be sent again.
+  // The MQTT client gave up on msg_id (its own outbox expired it): send it again.
+  bool Requeue(int msg_id);
+  // Everything in flight waits to be sent again (for a client that forgets on disconnect).
   void RequeueInFlight();
 
   int size() const;

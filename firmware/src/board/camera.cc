@@ -1,0 +1,120 @@
+#include "board/camera.h"
+
+#include "driver/gpio.h"
+#include "esp_camera.h"
+#include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+
+namespace sortcam {
+namespace board {
+namespace {
+
+constexpr const char* kTag = "camera";
+
+// AI-Thinker ESP32-CAM pin map.
+constexpr int kPinPwdn = 32;
+constexpr int kPinReset = -1;
+constexpr int kPinXclk = 0;
+constexpr int kPinSda = 26;
+constexpr int kPinScl = 27;
+constexpr int kPinD7 = 35, kPinD6 = 34, kPinD5 = 39, kPinD4 = 36, kPinD3 = 21, kPinD2 = 19, kPinD1 = 18, kPinD0 = 5;
+constexpr int kPinVsync = 25;
+constexpr int kPinHref = 23;
+constexpr int kPinPclk = 22;
+
+camera_fb_t* g_frame = nullptr;
+
+camera_config_t Config() {
+  camera_config_t c = {};
+  c.pin_pwdn = kPinPwdn;
+  c.pin_reset = kPinReset;
+  c.pin_xclk = kPinXclk;
+  c.pin_sccb_sda = kPinSda;
+  c.pin_sccb_scl = kPinScl;
+  c.pin_d7 = kPinD7;
+  c.pin_d6 = kPinD6;
+  c.pin_d5 = kPinD5;
+  c.pin_d4 = kPinD4;
+  c.pin_d3 = kPinD3;
+  c.pin_d2 = kPinD2;
+  c.pin_d1 = kPinD1;
+  c.pin_d0 = kPinD0;
+  c.pin_vsync = kPinVsync;
+  c.pin_href = kPinHref;
+  c.pin_pclk = kPinPclk;
+  c.xclk_freq_hz = 20000000;
+  c.ledc_timer = LEDC_TIMER_0;
+  c.ledc_channel = LEDC_CHANNEL_0;
+  c.pixel_format = PIXFORMAT_RGB565;
+  c.frame_size = FRAMESIZE_QQVGA;
+  c.jpeg_quality = 12;  // unused for RGB565
+  c.fb_count = 2;
+  c.fb_location = CAMERA_FB_IN_PSRAM;
+  c.grab_mode = CAMERA_GRAB_LATEST;
+  c.sccb_i2c_port = -1;
+  return c;
+}
+
+void PowerCycle() {
+  gpio_reset_pin(static_cast<gpio_num_t>(kPinPwdn));
+  gpio_set_direction(static_cast<gpio_num_t>(kPinPwdn), GPIO_MODE_OUTPUT);
+  gpio_set_level(static_cast<gpio_num_t>(kPinPwdn), 1);  // power down
+  vTaskDelay(pdMS_TO_TICKS(100));
+  gpio_set_level(static_cast<gpio_num_t>(kPinPwdn), 0);
+  vTaskDelay(pdMS_TO_TICKS(100));
+}
+
+}  // namespace
+
+bool InitCamera(int attempts) {
+  const camera_config_t config = Config();
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    const esp_err_t err = esp_camera_init(&config);
+    if (err == ESP_OK) {
+      ESP_LOGI(kTag, "OV2640 ready: QQVGA RGB565, 2 frame buffers in PSRAM, grab latest");
+      return true;
+    }
+    ESP_LOGE(kTag, "camera init failed (attempt %d of %d): %s (0x%x); check the ribbon cable and the 5 V supply",
+             attempt, attempts, esp_err_to_name(err), static_cast<unsigned>(err));
+    esp_camera_deinit();
+    PowerCycle();
+    vTaskDelay(pdMS_TO_TICKS(500 * attempt));
+  }
+  return false;
+}
+
+bool CaptureFrame(Frame* frame) {
+  g_frame = esp_camera_fb_get();
+  if (g_frame == nullptr) {
+    ESP_LOGW(kTag, "frame capture failed");
+    return false;
+  }
+  if (g_frame->format != PIXFORMAT_RGB565 || g_frame->len < g_frame->width * g_frame->height * 2) {
+    ESP_LOGW(kTag, "unexpected frame: format %d, %u bytes", static_cast<int>(g_frame->format),
+             static_cast<unsigned>(g_frame->len));
+    ReleaseFrame();
+    return false;
+  }
+  frame->data = g_frame->buf;
+  frame->width = static_cast<int>(g_frame->width);
+  frame->height = static_cast<int>(g_frame->height);
+  frame->format = PixelFormat::kRgb565;
+  return true;
+}
+
+void ReleaseFrame() {
+  if (g_frame != nullptr) esp_camera_fb_return(g_frame);
+  g_frame = nullptr;
+}
+
+bool RecoverCamera() {
+  ESP_LOGW(kTag, "restarting the camera after repeated capture failures");
+  ReleaseFrame();
+  esp_camera_deinit();
+  PowerCycle();
+  return InitCamera(3);
+}
+
+}  // namespace board
+}  // namespace sortcam

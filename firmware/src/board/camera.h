@@ -1,0 +1,27 @@
+// The camera edge: an OV2640 on the AI-Thinker ESP32-CAM, through esp32-camera.
+//
+// Capture format: QQVGA (160x120) RGB565, chosen for the preprocessing cost: the model
+// input (96..160 px) needs no more pixels than this, RGB565 needs no JPEG decode, and
+// the frame (38 KB) is cheap to move. Two frame buffers in PSRAM with
+// CAMERA_GRAB_LATEST, so the loop always classifies the newest frame.
+#pragma once
+
+#include "sortcam/preprocess.h"
+
+namespace sortcam {
+namespace board {
+
+// Initialises the camera, retrying (with a power cycle through PWDN) and logging each
+// failure. False when every attempt failed.
+bool InitCamera(int attempts);
+
+// The latest frame as a sortcam::Frame (RGB565, high byte first). Must be followed by
+// ReleaseFrame() before the next capture. False on a capture failure.
+bool CaptureFrame(Frame* frame);
+void ReleaseFrame();
+
+// Deinitialises and initialises again after repeated capture failures.
+bool RecoverCamera();
+
+}  // namespace board
+}  // namespace sortcam
