@@ -175,8 +175,11 @@ class MosquittoBroker:
         self._dir = tempfile.TemporaryDirectory(prefix="sortcam-mosquitto-")
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n")
+        # Own session: a Ctrl-C in the terminal goes to the demo, which then stops the
+        # broker itself after the line has settled, instead of killing it mid-run.
         self._proc = subprocess.Popen(
-            [self.exe, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [self.exe, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         if not wait_port(self.host, self.port, START_TIMEOUT_S):
             err = b""

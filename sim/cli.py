@@ -86,6 +86,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.add_argument("--fault", action="append", default=[], metavar="SPEC",
                       help="inject a sorter fault (see 'sortcam sim sorter --help')")
     demo.add_argument("--quiet", action="store_true", help="no live view, only the report")
+    demo.add_argument("--forever", action="store_true", help="loop the samples until Ctrl-C, then report")
+    demo.add_argument("--console", action="store_true",
+                      help="also serve the operator console on the demo line (runs until Ctrl-C)")
+    demo.add_argument("--console-port", type=int, default=8080, metavar="P", help="console HTTP port (default 8080)")
+    demo.add_argument("--console-data", default="console-data", metavar="DIR",
+                      help="console folder for samples, labels and retrain jobs (default console-data)")
+    demo.add_argument("--console-token", metavar="TOKEN", help="console token (default: generated and printed)")
     demo.set_defaults(func=cmd_demo)
 
 
@@ -103,7 +110,7 @@ def _quiet_libraries(verbose: bool) -> None:
     """The demo's live view is the output; the parts' INFO logs would bury it."""
     if verbose:
         return
-    for name in ("sortcam.host", "sortcam.sim"):
+    for name in ("sortcam.host", "sortcam.sim", "sortcam.console", "werkzeug"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -223,9 +230,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         belt_delay_ms=args.belt_delay_ms,
         faults=parse_faults(args.fault),
         live=not args.quiet,
+        console=args.console,
+        console_port=args.console_port,
+        console_data=Path(args.console_data),
+        console_token=args.console_token,
+        forever=args.forever or args.console,
+        stop_event=threading.Event(),
     )
     if not 0 <= opts.belt_delay_ms <= 600000:
         raise UsageError("--belt-delay-ms must be 0..600000")
+    if not 0 <= opts.console_port <= 65535:
+        raise UsageError("--console-port must be 0..65535")
+    stop_event = opts.stop_event
+    assert stop_event is not None
+    _install_stop(stop_event.set)  # Ctrl-C ends the belt; the demo still settles and reports
     report = run_demo(opts)
     return 0 if report["lost"] == 0 and report["duplicates"] == 0 else 1
 

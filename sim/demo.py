@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -79,6 +80,17 @@ class DemoOptions:
     settle_timeout_s: float = SETTLE_TIMEOUT_S
     host_overrides: dict[str, Any] = field(default_factory=dict)
     """Extra controller settings (``HostConfig`` field -> value), e.g. ``ack_timeout_ms``."""
+    console: bool = False
+    """Also serve the operator console (``sortcam.console``) on the demo's broker."""
+    console_port: int = 8080
+    console_data: Path = Path("console-data")
+    console_token: str | None = None
+    forever: bool = False
+    """Loop the samples until ``stop_event`` is set (or Ctrl-C) instead of ``items`` items."""
+    stop_event: threading.Event | None = None
+    """Set it to end the run early (the demo then settles and reports as usual)."""
+    on_ready: Callable[[dict[str, str]], None] | None = None
+    """Called once every part runs, with ``broker``, ``sorter`` and (with ``console``) ``console``, ``token``."""
 
 
 @dataclass
@@ -203,12 +215,13 @@ class LiveView:
             if not self.enabled:
                 return
             mark = {True: "ok", False: "XX", None: "  "}[correct]
+            total = f"{self.total:<4d}" if self.total else "... "
             name = rec.source if rec is not None else "?"
             label = f"{rec.label} {rec.confidence:.2f}" if rec is not None else "?"
             where = f"{bin_name} (gate {gate})" if gate is not None else bin_name
             counts = " ".join(f"{b}:{n}" for b, n in sorted(self.counts.items()))
             print(
-                f"{self.done:4d}/{self.total:<4d} {name:28.28s} {label:18s} -> {where:22.22s} "
+                f"{self.done:4d}/{total} {name:28.28s} {label:18s} -> {where:22.22s} "
                 f"{outcome:7s} {mark}  [{counts}]",
                 file=self.out, flush=True,
             )
@@ -362,7 +375,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     controller: Any = None
     watcher: Watcher | None = None
     twin: DeviceTwin | None = None
-    view = LiveView(out, opts.live, opts.items)
+    view = LiveView(out, opts.live, 0 if opts.forever else opts.items)
+    console: Any = None
     records_by_sort: dict[int, TwinItem] = {}
     drops_seen: list[Drop] = []
     started = time.monotonic()
@@ -415,15 +429,37 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                     f"the host controller did not connect and subscribe to {url} within 15 s "
                     "(it speaks MQTT 5: use mosquitto, e.g. --broker-kind mosquitto or --broker URL)"
                 )
+            ready = {"broker": url, "sorter": sorter.device_path}
+            if opts.console:
+                from sortcam.console.app import start_console
+
+                console = start_console(
+                    url, opts.console_port, root=opts.root, line=DEMO_LINE, data_dir=opts.console_data,
+                    token=opts.console_token, card=card.path,
+                )
+                ready.update(console=console.url, token=console.token)
             twin = DeviceTwin(DEMO_DEVICE, card, root=opts.root)
             twin_records = twin.records
             twin.connect(url)
+            if opts.stop_event is not None:
+                stop_event, the_twin = opts.stop_event, twin
+                threading.Thread(
+                    target=lambda: (stop_event.wait(), the_twin.stop()), name="sortcam-demo-stop", daemon=True
+                ).start()
+            how_many = "items until stopped" if opts.forever else f"{opts.items} items"
             view.header(
-                f"sortcam demo: {opts.items} items at {opts.rate:g}/s from {opts.source} | model {card.model_id} "
+                f"sortcam demo: {how_many} at {opts.rate:g}/s from {opts.source} | model {card.model_id} "
                 f"({card.input.width}x{card.input.height}) | {broker_desc} | sorter {sorter.device_path} "
                 f"({opts.gates} gates, belt {opts.belt_delay_ms} ms)"
             )
-            played = twin.run_folder(items, rate=opts.rate, loop=opts.items > len(items), count=opts.items)
+            if console is not None:
+                view.header(f"console: {console.url}  (token for labels, retrain, promote: {console.token})")
+            if opts.on_ready is not None:
+                opts.on_ready(ready)
+            if opts.forever:
+                played = twin.run_folder(items, rate=opts.rate, loop=True, count=None)
+            else:
+                played = twin.run_folder(items, rate=opts.rate, loop=opts.items > len(items), count=opts.items)
             twin.flush(10.0)
             settled = _settle(twin, watcher, sorter, opts.settle_timeout_s)
             if not settled:
@@ -453,6 +489,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
             )
         finally:
             for part, stop in (
+                ("console", lambda: console.stop() if console else None),
                 ("twin", lambda: twin.close() if twin else None),
                 ("controller", lambda: controller.stop() if controller else None),
                 ("watcher", lambda: watcher.close() if watcher else None),
