@@ -185,10 +185,15 @@ def _scene(photo: npt.NDArray[np.uint8] | None, visible: float, rng: np.random.G
     return img
 
 
-def _sequences() -> list[tuple[str, dict[str, object], list[tuple[str, str | None, float, int]]]]:
-    """(name, config, events); an event is (kind, photo, visible, class hint), kind frame|trigger|background."""
-    belt = [("frame", None, 0.0, 0)] * 2
-    def item(photo: str, hint: int, steps: Iterable[float]) -> list[tuple[str, str | None, float, int]]:
+Event = tuple[str, "str | None", float, int]
+"""(kind, photo, visible 0..1, class hint); kind is frame, trigger or background."""
+
+
+def _sequences() -> list[tuple[str, dict[str, object], list[Event]]]:
+    """(name, config overrides, events) of every decision sequence."""
+    belt: list[Event] = [("frame", None, 0.0, 0)] * 2
+
+    def item(photo: str, hint: int, steps: Iterable[float]) -> list[Event]:
         return [("frame", photo, v, hint) for v in steps]
     full = [1.0] * 6
     return [
