@@ -42,7 +42,7 @@ from typing import Any, TextIO
 
 from sortcam import mqtt_contract as mc
 from sortcam.card import REJECT_BIN, ModelCard, load_card
-from sortcam.errors import BrokerError, ContractError, DataError, UsageError
+from sortcam.errors import BrokerError, ContractError, DataError, ModelError, UsageError
 from sortcam.sim.broker import LocalBroker, start_local_broker
 from sortcam.sim.sorter import DEFAULT_GATES, Drop, FaultPlan, VirtualSorter
 from sortcam.sim.sources import SAMPLES_DIR, list_folder
@@ -365,7 +365,12 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
         raise UsageError("--items must be at least 1")
     if opts.rate < 0:
         raise UsageError("--rate must be >= 0 (0 = as fast as the twin can)")
-    card = load_card(opts.card)
+    try:
+        card = load_card(opts.card)
+    except ModelError as exc:
+        if opts.card is not None:
+            raise
+        raise ModelError(f"{exc} (the shipped model is missing: give --model CARD)") from None
     items = list_folder(opts.source, card.classes)
     from sortcam.host.config import build_config  # the controller's own code, not a copy
     from sortcam.host.controller import Controller

@@ -104,3 +104,26 @@ def test_demo_bad_options_are_one_line(
         rc = main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert rc != 0 and len(err) == 1 and needle in err[0], (argv, err)
+
+
+def test_demo_forever_with_console_until_stopped(tiny_card: ModelCard, tmp_path: Path) -> None:
+    import threading
+    import urllib.request
+
+    stop = threading.Event()
+    seen: dict[str, str] = {}
+
+    def on_ready(ready: dict[str, str]) -> None:
+        seen.update(ready)
+        with urllib.request.urlopen(ready["console"] + "/", timeout=10) as resp:
+            seen["http"] = str(resp.status)
+        threading.Timer(2.0, stop.set).start()
+
+    report = run_demo(
+        DemoOptions(card=tiny_card.path, rate=5, forever=True, console=True, console_port=0,
+                    console_data=tmp_path / "console", stop_event=stop, on_ready=on_ready, live=False),
+        io.StringIO(),
+    )
+    assert seen["http"] == "200" and seen["console"].startswith("http://127.0.0.1:") and seen["token"]
+    assert report["items"] >= 3 and report["lost"] == 0 and report["duplicates"] == 0
+    assert report["sorted"] == report["items"]
