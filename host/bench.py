@@ -341,6 +341,7 @@ def machine() -> dict[str, Any]:
     import paho.mqtt
 
     return {
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
@@ -377,8 +378,7 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
     result = {
         "benchmark": "host",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "sortcam bench host " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["bench", "host"]
-        else f"sortcam bench host -n {items} --window {window} --devices {devices}",
+        "command": f"sortcam bench host -n {items} --window {window} --devices {devices} --rate {paced_rate:g}",
         "machine": {**machine(), "mosquitto": broker.version},
         "items": items,
         "devices": devices,
@@ -412,10 +412,12 @@ def _markdown(r: dict[str, Any]) -> str:
         f"- date: {r['date']}",
         f"- command: `{r['command']}`",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}, paho-mqtt {m['paho_mqtt']},"
-        f" {m['mosquitto']}",
+        f" {m['mosquitto']}; 1-minute load average at start {m['load_average_1m_at_start']} (a shared machine:"
+        " other jobs were running)",
         f"- {r['items']} items from {r['devices']} devices published at max rate (QoS 1) to a local mosquitto; the"
         " controller runs as a subprocess (`sortcam host`), the sorter answers on a pty; figures come from the"
-        " controller's event log. SQLite WAL, synchronous=NORMAL (one commit per item before its SORT is written).",
+        " controller's event log. SQLite WAL, synchronous=NORMAL; every item is committed (one transaction per"
+        " burst of arrivals) before its MQTT ack and its SORT.",
         "",
         "| sorter link | items/s (MQTT receipt to ACK) | receipt to SORT write p50 / p99 (ms) |"
         " receipt to ACK p50 / p99 (ms) | lost | moved twice |",
@@ -438,6 +440,12 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         "Latencies under a max-rate burst include queueing behind the items before them (the burst is"
         " larger than the link drains); the steady-rate run shows the latency of a line that keeps up.",
+        "",
+        "Per item the controller handles 6 MQTT packets (the classification and its PUBACK, two decision"
+        " messages and their PUBACKs) where the broker-alone figure handles 2, all through paho in one Python"
+        " process; that client work, not SQLite (about 50 us per commit here), is what bounds the unthrottled"
+        " figure. It stays well above what a 115200-baud line can carry, so on a real sorter the serial link is"
+        " the bottleneck.",
         "",
     ]
     return "\n".join(lines)

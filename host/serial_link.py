@@ -209,10 +209,11 @@ class SorterLink:
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "job":
             self._waiting.append(payload)
-        elif kind == "line":
-            gen, raw = payload
+        elif kind == "lines":
+            gen, lines = payload
             if gen == self._gen:
-                self._on_line(raw)
+                for raw in lines:
+                    self._on_line(raw)
         elif kind == "down":
             gen, reason = payload
             if gen == self._gen:
@@ -283,9 +284,9 @@ class SorterLink:
             if not data:
                 continue
             buf += data
-            while b"\n" in buf:
-                raw, buf = buf.split(b"\n", 1)
-                self._inbox.put(("line", (gen, raw)))
+            if b"\n" in buf:
+                *lines, buf = buf.split(b"\n")
+                self._inbox.put(("lines", (gen, lines)))
             if len(buf) > 4 * sc.MAX_LINE:
                 self._m.inc("serial_rx_errors_total", labels={"kind": "overlong"})
                 buf = b""
@@ -431,30 +432,38 @@ class SorterLink:
             self._send(job, now)
 
     def _fill(self, now: float) -> None:
+        """Move queued jobs into the window and write their SORTs in one write call."""
+        batch: list[SortJob] = []
         while self._waiting and self._port is not None and len(self._inflight) < self.window:
             job = self._waiting.popleft()
             self._inflight[job.sort_id] = job
-            if not self._send(job, now):
-                break
+            batch.append(job)
+        if batch:
+            self._send_many(batch, now)
 
     def _send(self, job: SortJob, now: float) -> bool:
-        if job.delay_ms is None:
-            elapsed_ms = (now - job.received_mono) * 1000.0
-            spent = elapsed_ms + (job.device_latency_ms if self.compensate_latency else 0.0)
-            remaining = job.belt_delay_ms - spent
-            if remaining < 0:
-                self._m.inc("late_items_total")
-            job.delay_ms = int(min(max(remaining, 0.0), sc.DELAY_MAX_MS))
-            job.line = sc.sort_line(job.sort_id, job.gate, job.delay_ms)
-        job.attempts += 1
-        job.last_write_mono = now
-        job.retry_at = now + self.ack_timeout
-        if not self._write(job.line, now):
+        return self._send_many([job], now)
+
+    def _send_many(self, jobs: list[SortJob], now: float) -> bool:
+        for job in jobs:
+            if job.delay_ms is None:
+                elapsed_ms = (now - job.received_mono) * 1000.0
+                spent = elapsed_ms + (job.device_latency_ms if self.compensate_latency else 0.0)
+                remaining = job.belt_delay_ms - spent
+                if remaining < 0:
+                    self._m.inc("late_items_total")
+                job.delay_ms = int(min(max(remaining, 0.0), sc.DELAY_MAX_MS))
+                job.line = sc.sort_line(job.sort_id, job.gate, job.delay_ms)
+            job.attempts += 1
+            job.last_write_mono = now
+            job.retry_at = now + self.ack_timeout
+        if not self._write(b"".join(job.line for job in jobs), now):
             return False
-        self._m.inc("serial_writes_total")
-        if job.first_write_mono is None:
-            job.first_write_mono = now
-            self._m.observe("receipt_to_write_seconds", now - job.received_mono)
+        self._m.inc("serial_writes_total", len(jobs))
+        for job in jobs:
+            if job.first_write_mono is None:
+                job.first_write_mono = now
+                self._m.observe("receipt_to_write_seconds", now - job.received_mono)
         return True
 
     def _ping(self, now: float) -> None:
