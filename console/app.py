@@ -68,6 +68,8 @@ class ConsoleConfig:
     """The line's model card; ``None`` is the shipped one (``model/sortcam_trashnet.json``)."""
     firmware_dir: Path | None = None
     """Where promotion writes the C sources; ``None`` means ``firmware/src`` for the shipped card, else none."""
+    no_firmware: bool = False
+    """Promote without firmware sources (a line of device twins only)."""
     bins: dict[str, str] | None = None
     """The line's label-to-bin map; ``None`` takes the card's."""
     threshold: float = 0.6
@@ -106,7 +108,7 @@ class Console:
         if recover(self.card_path.parent):
             log.warning("finished an interrupted promotion in %s", self.card_path.parent)
         self.firmware_dir = config.firmware_dir
-        if self.firmware_dir is None and config.card is None:
+        if self.firmware_dir is None and config.card is None and not config.no_firmware:
             self.firmware_dir = REPO_FIRMWARE_SRC
         self.store = Store(self.data_dir / "console.db", config.threshold)
         self.classifier = ClassifierService(self.card_path, config.threshold)
@@ -198,7 +200,11 @@ def _is_loopback(addr: str | None) -> bool:
 
 
 def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
-    """Build the Flask app (the console is created and its MQTT feed started here unless given)."""
+    """Build the Flask app (the console is created here unless given; its MQTT feed is not started).
+
+    Actions have an HTML route (form post, redirect) and an ``/api/`` twin (JSON); the
+    HTML route is registered first so that ``url_for`` in the templates builds it.
+    """
     con = console or Console(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = int(config.max_upload_mb * 1024 * 1024)
@@ -305,8 +311,8 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
             abort(404)
         return send_file(path)
 
-    @app.post("/items/flag")
     @app.post("/api/items/flag")
+    @app.post("/items/flag")
     def flag() -> Any:
         require_auth()
         device, boot, seq = _item_key(request.form or request.get_json(silent=True) or {})
@@ -356,8 +362,8 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
         return jsonify({"items": con.store.queue(), "without_sample": con.store.queue_without_sample(),
                         "labelled": con.labels.counts()})
 
-    @app.post("/queue/label")
     @app.post("/api/label")
+    @app.post("/queue/label")
     def label() -> Any:
         require_auth()
         form = request.form if request.form else (request.get_json(silent=True) or {})
@@ -385,8 +391,8 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     def retrain_partial() -> str:
         return render_template("_job.html", **retrain_state())
 
-    @app.post("/retrain")
     @app.post("/api/retrain")
+    @app.post("/retrain")
     def retrain_start() -> Any:
         require_auth()
         form = request.form if request.form else (request.get_json(silent=True) or {})
@@ -400,8 +406,8 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     def retrain_status(job_id: str) -> Response:
         return jsonify(con.jobs.get(job_id).state())
 
-    @app.post("/retrain/<job_id>/promote")
     @app.post("/api/retrain/<job_id>/promote")
+    @app.post("/retrain/<job_id>/promote")
     def retrain_promote(job_id: str) -> Any:
         require_auth()
         out = con.promote_job(job_id)

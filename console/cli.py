@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--token", default=None, help="token for labels, retrain and promote")
     p.add_argument("--model", default=None, help="the line's model card (default: the shipped model)")
     p.add_argument("--firmware-dir", default=None, help="where promotion writes the C sources "
-                   "(default firmware/src for the shipped model, none otherwise)")
+                   "(default firmware/src for the shipped model; 'none' for a line of twins only)")
     p.add_argument("--bins", default=None, help="JSON bin map (label -> bin) or host config with 'bins'; "
                    "default: the model card's")
     p.add_argument("--threshold", type=float, default=0.6, help="confidence below which items go to labelling")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     handle = start_console(
         broker, args.port, root=args.root, line=args.line, data_dir=args.data,
         token=args.token or os.environ.get("SORTCAM_CONSOLE_TOKEN") or None, card=args.model, host=args.host,
-        firmware_dir=Path(args.firmware_dir) if args.firmware_dir else None,
+        firmware_dir=_firmware_dir(args.firmware_dir), no_firmware=(args.firmware_dir or "").lower() == "none",
         bins=load_bins(Path(args.bins)) if args.bins else None, threshold=args.threshold,
         max_upload_mb=args.max_upload_mb, retrain=settings)
     print(f"sortcam console: {handle.url}", flush=True)
@@ -89,3 +89,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         handle.stop()
     return 0
+
+
+def _firmware_dir(value: str | None) -> Path | None:
+    return None if value is None or value.lower() == "none" else Path(value)

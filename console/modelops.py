@@ -101,21 +101,21 @@ def _ends_in_softmax(model: Any) -> bool:
     return getattr(act, "__name__", "") == "softmax" or type(model.layers[-1]).__name__ == "Softmax"
 
 
-def quantize_int8(keras_path: Path, rep_images_u8: np.ndarray, out_tflite: Path,
-                  value_range: tuple[float, float]) -> Path:
-    """Full-int8 post-training quantization (int8 input and output) with a representative set.
+def quantize_candidate(keras_path: Path, data_dir: Path, out_tflite: Path, *, fit: str,
+                       value_range: tuple[float, float], seed: int) -> Path:
+    """Full-int8 post-training quantization (int8 input and output) calibrated on ``data_dir/train``.
 
-    Uses the pipeline's quantizer when it exposes one taking (model, representative
-    images, output path); otherwise TFLiteConverter directly, the same recipe.
+    The recipe of ``sortcam quantize`` (TFLiteConverter, int8 builtins only, a
+    representative set through the one preprocessing), run directly on
+    ``TFLiteConverter.from_keras_model``: on this machine the pipeline's
+    ``sortcam.model.quantize.quantize`` once failed converting a from-scratch student
+    (READ_VARIABLE) and once took the worker down while measuring the minimum arena, so
+    the console keeps to the plain converter and measures the arena with one
+    ``print_allocations`` instead (see docs/console.md).
     """
-    fn = _find([("sortcam.model.quantize", "quantize_keras"), ("sortcam.model.quantize", "quantize_model")])
-    if fn is not None:
-        params = inspect.signature(fn).parameters
-        if {"rep_images_u8", "out_path"} <= set(params):
-            fn(keras_path, rep_images_u8=rep_images_u8, out_path=out_tflite)
-            return out_tflite
     import tensorflow as tf
 
+    from sortcam.model.data import index_dataset, load_split
     from sortcam.model.train import load_keras_model
     from sortcam.preprocess import to_float
 
@@ -124,7 +124,10 @@ def quantize_int8(keras_path: Path, rep_images_u8: np.ndarray, out_tflite: Path,
         import keras
 
         model = keras.Sequential([model, keras.layers.Softmax()])
-    rep = to_float(rep_images_u8, value_range)
+    _, h, w, _ = model.input_shape
+    index = index_dataset(str(data_dir), (0.7, 0.1, 0.2), seed)
+    loaded, _ = load_split(index.split("train"), int(h), int(w), fit)
+    rep = to_float(loaded.images, value_range)
 
     def representative() -> Any:
         for i in range(min(len(rep), 200)):
@@ -136,8 +139,7 @@ def quantize_int8(keras_path: Path, rep_images_u8: np.ndarray, out_tflite: Path,
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    data = conv.convert()
-    out_tflite.write_bytes(data)
+    out_tflite.write_bytes(conv.convert())
     return out_tflite
 
 

@@ -77,13 +77,10 @@ def run(job_dir: Path) -> dict[str, Any]:
     classes_file = run_dir / "classes.json"
     cand_classes = json.loads(classes_file.read_text()) if classes_file.is_file() else classes
     progress("quantizing to int8", 75)
-    from sortcam.model.data import index_dataset, load_split
-
-    index = index_dataset(str(data), (0.7, 0.1, 0.2), settings.seed)
-    rep, _ = load_split(index.split("train"), h, w, fit)
     cand_dir = job_dir / "candidate"
     cand_dir.mkdir(exist_ok=True)
-    tflite = modelops.quantize_int8(keras_path, rep.images, cand_dir / "candidate.tflite", rng)
+    tflite = modelops.quantize_candidate(keras_path, data, cand_dir / "candidate.tflite", fit=fit, value_range=rng,
+                                         seed=settings.seed)
     shutil.copyfile(keras_path, cand_dir / "candidate.keras")
     clf = Int8Classifier(tflite)
     if clf.num_classes != len(cand_classes):
@@ -94,6 +91,11 @@ def run(job_dir: Path) -> dict[str, Any]:
     arena = clf.arena_used_bytes()
     progress("evaluating candidate and current model", 85)
     cand_card = load_card(job["card"])
+    if tflite.with_suffix(".json").is_file():  # the pipeline's card: ops, MACs, measured arena
+        produced = load_card(tflite.with_suffix(".json"))
+        cand_card.macs = produced.macs
+        cand_card.extra.update({k: v for k, v in produced.extra.items() if k in ("ops", "arena_measured_bytes")})
+        arena = max(arena, produced.arena_bytes)
     cand_card.tflite = tflite.name
     cand_card.classes = list(cand_classes)
     cand_card.sha256 = sha256_file(tflite)
