@@ -257,6 +257,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"(preprocess {result['preprocess_ms']['mean']} ms + invoke {result['invoke_ms']['mean']} ms per frame, "
           f"{time.monotonic() - t0:.1f} s)", flush=True)
     if not args.no_record:
-        js, md = write_results(result, Path(args.out), command_line())
+        parts = ["bench", "sim", "--frames", str(args.frames)]
+        if args.model:
+            parts += ["--model", args.model]
+        if args.out != "benchmarks":
+            parts += ["--out", args.out]
+        js, md = write_results(result, Path(args.out), command_line(parts))
         print(f"recorded in {js} and {md}", flush=True)
     return 0

@@ -217,3 +217,32 @@ def test_permanent_faults_end_as_missed_never_silently(
     assert line.sorter.wait_idle(5)
     landed = [i for ids in line.sorter.contents().values() for i in ids]
     assert landed == ([final["sort_id"]] if moved else [])  # never twice, even with retries
+
+
+def test_sorter_cli_prints_its_pty_and_serves_until_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    link = tmp_path / "sorter"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sortcam.cli", "sim", "sorter", "--gates", "3", "--link", str(link)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().split()[0]
+        assert first.startswith("/dev/") and link.resolve() == Path(first).resolve()
+        with serial.Serial(str(link), sc.BAUD, timeout=2) as port:
+            assert ask(port, sc.ping_line()) == "PONG simsorter-1 3"
+            assert ask(port, sc.sort_line(5, 2, 0)) == "ACK 5"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0
+    assert "drop: item 5 -> gate 2" in out and "gate 2: 1" in out
+    assert not link.exists()
