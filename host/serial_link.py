@@ -166,33 +166,39 @@ class SorterLink:
 
     def _run(self) -> None:
         try:
-            while True:
-                now = time.monotonic()
-                try:
-                    kind, payload = self._inbox.get(timeout=self._next_wakeup(now))
-                    self._handle(kind, payload)
-                    while True:  # drain whatever else arrived, then act once
-                        kind, payload = self._inbox.get_nowait()
-                        self._handle(kind, payload)
-                except queue.Empty:
-                    pass
-                now = time.monotonic()
-                if self._port is None and now >= self._reconnect_at:
-                    self._open(initial=False)
-                self._expire(now)
-                self._retransmit(now)
-                self._fill(now)
-                self._ping(now)
-                self._flush_done()
-                if self._stop_at is not None and (
-                    (not self._waiting and not self._inflight) or now >= self._stop_at
-                ):
-                    break
-        except Exception:  # never die silently: log, keep jobs recorded as pending in the db
-            log.exception("serial worker crashed")
+            while not self._step():
+                pass
         finally:
             self._flush_done()
             self._close()
+
+    def _step(self) -> bool:
+        """One wake-up of the worker; True when it should stop. A bug in one step is
+        logged and counted, never the end of the worker (jobs stay recorded in the db)."""
+        try:
+            now = time.monotonic()
+            try:
+                kind, payload = self._inbox.get(timeout=self._next_wakeup(now))
+                self._handle(kind, payload)
+                while True:  # drain whatever else arrived, then act once
+                    kind, payload = self._inbox.get_nowait()
+                    self._handle(kind, payload)
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            if self._port is None and now >= self._reconnect_at:
+                self._open(initial=False)
+            self._expire(now)
+            self._retransmit(now)
+            self._fill(now)
+            self._ping(now)
+            self._flush_done()
+            return self._stop_at is not None and ((not self._waiting and not self._inflight) or now >= self._stop_at)
+        except Exception:
+            log.exception("serial worker step failed")
+            self._m.inc("handler_errors_total")
+            time.sleep(0.1)
+            return self._stop_at is not None and time.monotonic() >= self._stop_at
 
     def _next_wakeup(self, now: float) -> float:
         wake = now + 0.25
