@@ -73,14 +73,14 @@ def _scenarios() -> list[tuple[list[str], list[list[str]]]]:
 
 
 @pytest.mark.parametrize("scenario", _scenarios(), ids=lambda s: s[0][1])
-def test_twin_decisions_match_golden(scenario: tuple[list[str], list[list[str]]], tiny_card: ModelCard) -> None:
+def test_twin_decisions_match_golden(scenario: tuple[list[str], list[list[str]]], demo_card: ModelCard) -> None:
     head, events = scenario
     _, _, bin_file, n_cls, zp, scale_bits, thr_bits, stable, max_frames, change, trigger = head
     config = dc.DecisionConfig(
         threshold=f32(thr_bits), stable_frames=int(stable), max_frames=int(max_frames),
         change_threshold=int(change), trigger=trigger,
     )
-    twin = DeviceTwin("golden", tiny_card, config, samples=False)
+    twin = DeviceTwin("golden", demo_card, config, samples=False)
     # the golden scores come from their own quantisation: give the twin's detector that one
     twin.detector = dc.ItemDetector(config, int(n_cls), int(zp), f32(scale_bits))
     side = 16
@@ -107,7 +107,7 @@ def test_twin_decisions_match_golden(scenario: tuple[list[str], list[list[str]]]
                 assert got.class_id == int(class_id) and bits(got.confidence) == conf_bits
                 assert got.frames == int(n_frames) and got.stable == bool(int(is_stable))
                 pairs = ev[9:]
-                expect_top = [(tiny_card.classes[int(pairs[i])], pairs[i + 1]) for i in range(0, 2 * int(top_n), 2)]
+                expect_top = [(demo_card.classes[int(pairs[i])], pairs[i + 1]) for i in range(0, 2 * int(top_n), 2)]
                 assert [(lbl, bits(p)) for lbl, p in got.top] == expect_top
                 emitted += 1
             else:
