@@ -114,6 +114,9 @@ def _quiet_libraries(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # paho's own log through the controller: at shutdown it reports the closed socket as an
+    # ERROR; the controller logs every real problem itself on "sortcam.host".
+    logging.getLogger("sortcam.host.mqtt").setLevel(logging.CRITICAL)
 
 
 def _install_stop(stop: Any) -> None:
