@@ -154,7 +154,8 @@ def _num(data: dict[str, Any], key: str, lo: float, hi: float) -> float:
     if key not in data:
         raise ContractError(f"missing {key!r}")
     v = data[key]
-    if type(v) not in (int, float) or not math.isfinite(v):
+    # a JSON integer can be longer than any float: compare ints as ints (no OverflowError)
+    if type(v) not in (int, float) or (type(v) is float and not math.isfinite(v)):
         raise ContractError(f"{key!r} must be a number")
     if not lo <= v <= hi:
         raise ContractError(f"{key!r}={v} outside {lo}..{hi}")

@@ -52,6 +52,7 @@ def test_encoded_classification_validates_and_is_compact() -> None:
         (json.dumps({k: v for k, v in good_classification().items() if k != "label"}).encode(),
          "missing 'label'"),
         (b'{"v":1,"pad":"' + b"x" * 5000 + b'"}', "exceeds"),
+        (json.dumps(good_classification(confidence=10**400)).encode(), "outside"),
     ],
 )
 def test_bad_classifications_are_rejected_with_a_reason(payload: bytes, why: str) -> None:
@@ -125,6 +126,8 @@ def test_serial_checksum_is_nmea_xor() -> None:
         (b"PING*3F\n", sc.ChecksumError),
         (b"PING\n", ContractError),
         (b"PING*ZZ\n", ContractError),
+        (b"PING*+A\n", ContractError),
+        (b"PING* A\n", ContractError),
         (b"\xffPING*10\n", ContractError),
     ],
 )

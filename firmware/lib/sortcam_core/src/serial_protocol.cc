@@ -15,31 +15,13 @@ int HexValue(char c) {
   return -1;
 }
 
-bool IsIntSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-
-// Python's int(two_chars, 16), which tolerates one blank before or after the digit and
-// a sign in front; the host never sends those forms, but the sorter must judge them the
-// way the Python contract does.
+// Exactly two hex digits, either case (sortcam/serial_contract.py decode).
 bool ParseChecksumDigits(char a, char b, int* value) {
   const int ha = HexValue(a);
   const int hb = HexValue(b);
-  if (ha >= 0 && hb >= 0) {
-    *value = ha * 16 + hb;
-    return true;
-  }
-  if (hb >= 0 && (IsIntSpace(a) || a == '+')) {
-    *value = hb;
-    return true;
-  }
-  if (hb >= 0 && a == '-') {
-    *value = -hb;
-    return true;
-  }
-  if (ha >= 0 && IsIntSpace(b)) {
-    *value = ha;
-    return true;
-  }
-  return false;
+  if (ha < 0 || hb < 0) return false;
+  *value = ha * 16 + hb;
+  return true;
 }
 
 void CopyText(const char* src, size_t len, char* dst, size_t* dst_len) {
