@@ -67,7 +67,7 @@ class ConsoleConfig:
     card: Path | None = None
     """The line's model card; ``None`` is the shipped one (``model/sortcam_trashnet.json``)."""
     firmware_dir: Path | None = None
-    """Where promotion writes the C sources; ``None`` means ``firmware/src`` for the shipped card, else none."""
+    """Where promotion writes the C sources; ``None``: ``firmware/src`` when the card is the shipped one, else none."""
     no_firmware: bool = False
     """Promote without firmware sources (a line of device twins only)."""
     bins: dict[str, str] | None = None
@@ -108,7 +108,8 @@ class Console:
         if recover(self.card_path.parent):
             log.warning("finished an interrupted promotion in %s", self.card_path.parent)
         self.firmware_dir = config.firmware_dir
-        if self.firmware_dir is None and config.card is None and not config.no_firmware:
+        shipped = (MODEL_DIR / "sortcam_trashnet.json").resolve()
+        if self.firmware_dir is None and self.card_path == shipped and not config.no_firmware:
             self.firmware_dir = REPO_FIRMWARE_SRC
         self.store = Store(self.data_dir / "console.db", config.threshold)
         self.classifier = ClassifierService(self.card_path, config.threshold)

@@ -10,6 +10,7 @@ debs=(mosquitto)
 if [[ "${1:-}" == "--dev" ]]; then
   extras="[train,test]"
   debs+=(cmake g++ libgtest-dev)
+  debs+=(chromium)  # the console's browser test (Playwright drives the system Chromium)
 fi
 
 missing=()
