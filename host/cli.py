@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--metrics-host", metavar="ADDR", help="address for the metrics server (default 127.0.0.1)")
     p.add_argument("--client-id", metavar="ID", help="fixed MQTT client id (default sortcam-host-<line>)")
     p.add_argument("--shared-group", metavar="G", help="MQTT 5 shared subscription $share/G/<root>/+/classification")
+    p.add_argument("--mqtt-version", choices=("auto", "5", "3.1.1"),
+                   help="MQTT protocol (default auto: 5, falling back to 3.1.1 for brokers without it)")
     p.add_argument("--threshold", type=float, help="confidence below this goes to the reject bin (0..1)")
     p.add_argument("--deadline-ms", type=int, help="an item not acknowledged this long after receipt is missed")
     p.add_argument("--ack-timeout-ms", type=int, help="wait this long for ACK before writing SORT again")
@@ -90,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         "metrics_host": args.metrics_host,
         "client_id": args.client_id,
         "shared_group": args.shared_group,
+        "mqtt_version": args.mqtt_version,
         "threshold": args.threshold,
         "deadline_ms": args.deadline_ms,
         "ack_timeout_ms": args.ack_timeout_ms,

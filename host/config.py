@@ -15,7 +15,7 @@ hold these keys, all optional (docs/host.md has the full table)::
     default = 1500
     [serial]       # ack_timeout_ms, retries, window, ping_interval_s, baud, reconnect_s
     [items]        # deadline_ms, compensate_latency
-    [mqtt]         # client_id, shared_group, session_expiry_s, keepalive_s, stale_after_s
+    [mqtt]         # client_id, shared_group, session_expiry_s, keepalive_s, stale_after_s, mqtt_version
 
 Command-line options win over the file; the file wins over the model card.
 """
@@ -53,7 +53,7 @@ SECTIONS = {
 }
 SERIAL_KEYS = {"ack_timeout_ms", "retries", "window", "ping_interval_s", "baud", "reconnect_s"}
 ITEM_KEYS = {"deadline_ms", "compensate_latency"}
-MQTT_KEYS = {"client_id", "shared_group", "session_expiry_s", "keepalive_s", "stale_after_s", "root"}
+MQTT_KEYS = {"client_id", "shared_group", "session_expiry_s", "keepalive_s", "stale_after_s", "root", "mqtt_version"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ class HostConfig:
     password: str | None = None
     ca_file: str | None = None
     session_expiry_s: int = 7 * 24 * 3600
+    mqtt_version: str = "auto"
     keepalive_s: int = 15
     stale_after_s: float = 60.0
     threshold: float = 0.6
@@ -169,6 +170,8 @@ class HostConfig:
         _positive("keepalive_s", self.keepalive_s)
         if type(self.retries) is not int or self.retries < 0:
             raise ConfigError("retries must be an integer >= 0")
+        if self.mqtt_version not in ("auto", "5", "3.1.1"):
+            raise ConfigError(f"mqtt_version must be auto, 5 or 3.1.1, got {self.mqtt_version!r}")
         if self.db_sync not in ("normal", "full"):
             raise ConfigError("db_sync must be 'normal' or 'full'")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

@@ -39,7 +39,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sortcam import mqtt_contract as mc
 from sortcam.errors import BrokerError, ContractError
@@ -111,6 +110,8 @@ class Controller:
         self._stopped = threading.Event()
         self._ready = threading.Event()
         self._fatal: str | None = None
+        self._connack: Any = None
+        self.mqtt_version = ""
         self._connected = False
         self._pub_lock = threading.Lock()
         self._final_mids: dict[int, int] = {}
@@ -152,18 +153,8 @@ class Controller:
                 self.metrics_server.start()
                 log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.metrics_server.port)
             self._recover()
-            self.client = self._make_client()
             self._decider_thread.start()
-            try:
-                self.client.connect(
-                    cfg.broker.host,
-                    cfg.broker.port,
-                    keepalive=cfg.keepalive_s,
-                    clean_start=False,
-                    properties=self._connect_properties(),
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise BrokerError(f"cannot reach MQTT broker {cfg.broker}: {exc}") from None
+            self.client = self._connect_first()
             self.client.loop_start()
             self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
             self._housekeeper.start()
@@ -224,6 +215,7 @@ class Controller:
 
     def _teardown(self) -> None:
         if self.client is not None:
+            self.client.disable_logger()  # paho reports its own clean disconnect as an error
             try:
                 self.client.disconnect()
             except Exception:
@@ -241,14 +233,60 @@ class Controller:
 
     # --- MQTT ----------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _connect_first(self) -> mqtt.Client:
+        """Connect once, synchronously, so a wrong address, certificate or password is a
+        clear error at start. ``mqtt_version`` ``auto`` tries MQTT 5 and falls back to 3.1.1
+        for brokers that refuse it (e.g. amqtt); both keep a persistent session."""
         cfg = self.cfg
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        versions = {"auto": [True, False], "5": [True], "3.1.1": [False]}[cfg.mqtt_version]
+        for n, v5 in enumerate(versions):
+            client = self._make_client(v5)
+            self._connack = None
+            try:
+                if v5:
+                    client.connect(cfg.broker.host, cfg.broker.port, keepalive=cfg.keepalive_s, clean_start=False,
+                                   properties=self._connect_properties())
+                else:
+                    client.connect(cfg.broker.host, cfg.broker.port, keepalive=cfg.keepalive_s)
+            except (OSError, ssl.SSLError) as exc:
+                raise BrokerError(f"cannot reach MQTT broker {cfg.broker}: {exc}") from None
+            # A 3.1.1-only broker may answer an MQTT 5 CONNECT with a refusal, a closed
+            # socket, or nothing at all (amqtt): all three mean "try 3.1.1" in auto mode.
+            can_fall_back = n + 1 < len(versions)
+            end = time.monotonic() + (3.0 if can_fall_back else 10.0)
+            rc = mqtt.MQTT_ERR_SUCCESS
+            while self._connack is None and time.monotonic() < end:
+                rc = client.loop(0.1)
+                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                    break
+            if self._connack is None:
+                if can_fall_back:
+                    log.info("no MQTT 5 answer from %s; trying MQTT 3.1.1", cfg.broker)
+                    client.on_disconnect = None
+                    client.disconnect()
+                    continue
+                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                    raise BrokerError(f"MQTT broker {cfg.broker} closed the connection ({mqtt.error_string(rc)})")
+                raise BrokerError(f"MQTT broker {cfg.broker} did not answer CONNECT within 10 s")
+            if not self._connack.is_failure:
+                self.mqtt_version = "5" if v5 else "3.1.1"
+                return client
+            if self._connack.value == 0x84 and can_fall_back:  # unsupported protocol version
+                log.info("broker %s does not speak MQTT 5; using MQTT 3.1.1", cfg.broker)
+                client.on_disconnect = None
+                client.disconnect()
+                continue
+            raise BrokerError(f"broker {cfg.broker} refused the connection: {self._connack}")
+        raise BrokerError(f"cannot connect to MQTT broker {cfg.broker}")
+
+    def _make_client(self, v5: bool = True) -> mqtt.Client:
+        cfg = self.cfg
+        if v5:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5,
+                                 manual_ack=True)
+        else:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311,
+                                 clean_session=False, manual_ack=True)
         client.enable_logger(logging.getLogger("sortcam.host.mqtt"))
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
@@ -276,6 +314,7 @@ class Controller:
         return mc.encode({"state": state, "line": self.cfg.line, "client_id": self.cfg.client_id, "ts": time.time()})
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self._connack = reason
         if reason.is_failure:
             self.metrics.inc("mqtt_connect_failures_total")
             text = f"broker {self.cfg.broker} refused the connection: {reason}"
@@ -291,10 +330,7 @@ class Controller:
         topic = mc.subscription(self.cfg.root, mc.CLASSIFICATION)
         if self.cfg.shared_group:
             topic = f"$share/{self.cfg.shared_group}/{topic}"
-        client.subscribe([
-            (topic, SubscribeOptions(qos=1)),
-            (mc.subscription(self.cfg.root, mc.STATUS), SubscribeOptions(qos=1)),
-        ])
+        client.subscribe([(topic, mc.QOS), (mc.subscription(self.cfg.root, mc.STATUS), mc.QOS)])
         client.publish(self.status_topic, self._host_status("online"), qos=1, retain=True)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:

@@ -172,3 +172,32 @@ def test_shared_subscription_splits_the_load(mqtt_broker, pty_pair, tmp_path) ->
         for s in sorters:
             s.stop()
         second_pty.close()
+
+
+def test_mqtt_311_only_broker_falls_back(pty_pair, tmp_path) -> None:  # noqa: ANN001
+    """amqtt (the simulator's embedded broker) speaks only MQTT 3.1.1: auto mode falls back."""
+    import pytest
+
+    broker_mod = pytest.importorskip("sortcam.sim.broker")
+    from host_helpers import write_config
+
+    from sortcam.host.config import build_config
+    from sortcam.host.controller import Controller
+
+    broker = broker_mod.EmbeddedBroker().start()
+    sorter = ScriptedSorter(pty_pair.master)
+    cfg = build_config(broker=broker.url, serial_url=str(pty_pair.path), line="amqtt",
+                       config_file=write_config(tmp_path / "c.json"), overrides={"state_db": tmp_path / "h.db"})
+    ctl = Controller(cfg, drain_s=0.5)
+    try:
+        ctl.start()
+        assert ctl.wait_ready(10) and ctl.mqtt_version == "3.1.1"
+        client = Mqtt(broker.url)
+        client.publish("sortcam/cam1/classification", classification(seq=3, label="trash"))
+        wait_until(lambda: ctl.metrics.get("acked_total") == 1, what="the item acked through amqtt")
+        assert list(sorter.moves.values()) == [5]
+        client.close()
+    finally:
+        ctl.stop()
+        sorter.stop()
+        broker.stop()
