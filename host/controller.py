@@ -143,6 +143,7 @@ class Controller:
                 ping_interval_s=cfg.ping_interval_s,
                 reconnect_s=cfg.reconnect_s,
                 compensate_latency=cfg.compensate_latency,
+                max_gate=max((g for g in cfg.gates.values() if g is not None), default=0),
             )
             self.link.start()
             if cfg.metrics_port is not None:

@@ -104,6 +104,7 @@ class SorterLink:
         ping_interval_s: float = 2.0,
         reconnect_s: float = 0.5,
         compensate_latency: bool = True,
+        max_gate: int = 0,
     ) -> None:
         self.url = url
         self.baud = baud
@@ -113,6 +114,7 @@ class SorterLink:
         self.ping_interval = ping_interval_s
         self.reconnect_s = reconnect_s
         self.compensate_latency = compensate_latency
+        self.max_gate = max_gate
         self._on_done = on_done
         self._on_event = on_event
         self._m = metrics
@@ -332,6 +334,10 @@ class SorterLink:
         elif msg.verb == "PONG":
             if not self._sorter_ok or msg.fw != self.fw or msg.bins != self.bins:
                 log.info("sorter fw %s with %d gates is answering", msg.fw, msg.bins)
+                if self.max_gate >= msg.bins:
+                    text = f"config uses gate {self.max_gate} but the sorter has gates 0..{msg.bins - 1}"
+                    log.warning("%s: it will NAK those items", text)
+                    self._on_event("config_mismatch", text)
             self._sorter_ok = True
             self._ping_sent = None
             self.fw, self.bins = msg.fw, msg.bins

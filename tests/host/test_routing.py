@@ -214,3 +214,10 @@ def test_library_api_in_process(mqtt_broker, pty_pair, tmp_path) -> None:  # noq
     wait_until(lambda: [json.loads(p) for t, p in client.messages if t.endswith("/host")][-1]["state"] == "offline",
                what="offline status on stop")
     client.close()
+
+
+def test_gate_beyond_the_sorters_gates_is_reported(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory(gates={"landfill": 9})  # the scripted sorter answers PONG with 6 gates
+    events = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "config_mismatch"],
+                        what="a config mismatch event")
+    assert "gate 9" in events[0]["detail"] and "0..5" in events[0]["detail"]
