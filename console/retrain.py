@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -230,9 +231,29 @@ class Job:
             status = "failed"
             rc = self.proc.returncode if self.proc is not None else None
             result = {"ok": False, "error": f"the retrain worker ended without a result (exit code {rc}); see its log"}
+        log = self.log_tail(40)
+        percent = int(progress.get("percent", 0))
+        if status == "running" and progress.get("stage") == "training":
+            percent = _training_percent(log, percent)
         return {"id": self.id, "mode": self.mode, "status": status, "stage": progress.get("stage"),
-                "percent": 100 if status == "done" else progress.get("percent", 0), "started": self.started,
-                "result": result, "log": self.log_tail()}
+                "percent": 100 if status == "done" else percent, "started": self.started,
+                "result": result, "log": log[-12:]}
+
+
+EPOCH_RE = re.compile(r"^\[([\w-]+)\] epoch (\d+)/(\d+)")
+TRAIN_SPAN = (10, 75)
+"""Percent of the job at the start and the end of training (staging before, quantizing after)."""
+
+
+def _training_percent(log: list[str], floor: int) -> int:
+    """Interpolate the training span from the last ``[phase] epoch k/N`` line of the worker's log."""
+    for line in reversed(log):
+        m = EPOCH_RE.match(line)
+        if m:
+            done, total = int(m.group(2)), max(1, int(m.group(3)))
+            lo, hi = TRAIN_SPAN
+            return max(floor, lo + (hi - lo) * done // total)
+    return floor
 
 
 class JobManager:

@@ -221,6 +221,9 @@ def test_console_flywheel_in_chromium(line: dict[str, Any], tmp_path: Path) -> N
                 assert any(line["fw"].iterdir())
             ann = retained_model(line["broker"])
             assert ann is not None and ann["sha256"] == new_card["sha256"]
+            # the twin reloaded the promoted model and says so in its status
+            page.goto(url + "/")
+            expect(page.locator("#devices tr[data-device='cam1'] code")).to_have_text(new_card["sha256"][:12])
             procs.check_alive()
         finally:
             browser.close()
