@@ -122,9 +122,13 @@ def plan_dataset(mode: str, classes: list[str], labelled: Path, settings: Retrai
         val, source, new_train = old_val, f"{settings.old_data}/val", new
     else:
         val = {c: [p for p in new[c] if _is_holdout(p, settings.holdout)] for c in classes}
-        for c in classes:  # keep at least one val image per class when the class has two or more
-            if not val[c] and len(new[c]) >= 2:
+        for c in classes:  # a class with two or more images keeps one for val and one for training
+            if len(new[c]) < 2:
+                val[c] = []
+            elif not val[c]:
                 val[c] = [new[c][-1]]
+            elif len(val[c]) == len(new[c]):
+                val[c] = val[c][1:]
         new_train = {c: [p for p in new[c] if p not in val[c]] for c in classes}
         source = f"{int(settings.holdout * 100)}% of the labelled images (held out)"
     train = {c: list(new_train[c]) + (old_train[c] if mode == "oldnew" else []) for c in classes}
