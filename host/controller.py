@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import ssl
 import threading
 import time
@@ -370,44 +371,73 @@ class Controller:
                     batch.append(self._msg_queue.get_nowait())
                 except queue.Empty:
                     break
-            try:
-                self._handle_batch(batch)
-            except Exception:  # a bug must not stop the controller; un-acked messages are redelivered
-                log.exception("handling %d message(s) failed; not acknowledged", len(batch))
-                self.metrics.inc("handler_errors_total")
+            self._handle_batch(batch)
 
     def _handle_batch(self, batch: list[tuple[mqtt.MQTTMessage, float, float]]) -> None:
-        assert self.store is not None and self.link is not None and self.client is not None
+        assert self.store is not None and self.client is not None
         to_ack: list[mqtt.MQTTMessage] = []
         records: list[tuple[mqtt.MQTTMessage, NewItem, float]] = []
         for msg, received_ts, received_mono in batch:
-            item = self._parse(msg, received_ts)
+            try:
+                item = self._parse(msg, received_ts)
+            except Exception:  # a message that trips a bug is recorded and skipped, never a stalled line
+                log.exception("internal error on a message from %s; recorded as invalid", msg.topic)
+                self.metrics.inc("handler_errors_total")
+                self._invalid("internal", None, f"{msg.topic}: internal error (see the controller log)")
+                item = None
             if item is None:
                 to_ack.append(msg)
             else:
                 records.append((msg, item, received_mono))
-        results = self.store.record_items([item for _, item, _ in records]) if records else []
+        results = self._record_durably([item for _, item, _ in records]) if records else []
+        if results is None:
+            return  # stopping while the db refused: nothing acknowledged, the broker redelivers
         # Every decision in the batch is durable now: acknowledge, then act.
         for msg in to_ack:
             self.client.ack(msg.mid, msg.qos)
         for (msg, item, received_mono), (sort_id, is_new, old_status) in zip(records, results, strict=True):
-            self.client.ack(msg.mid, msg.qos)
-            if not is_new:
-                self.metrics.inc("duplicates_total")
-                log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", item.device, item.boot, item.seq,
-                         sort_id, old_status, " (redelivery)" if msg.dup else "")
-                continue
-            self.metrics.inc("decisions_total", labels={"bin": item.bin, "reason": item.reason})
-            row = self._decision_row(item, sort_id)
-            self._publish_decision(row, item.status, final=item.status == "rejected")
-            if item.status == "sent" and item.gate is not None:
-                self.link.submit(SortJob(
-                    sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
-                    device_latency_ms=item.device_latency_ms, received_mono=received_mono,
-                    deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
-                ))
-            log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", item.device, item.boot, item.seq, item.bin,
-                      item.gate, item.reason, sort_id)
+            try:
+                self._act(msg, item, received_mono, sort_id, is_new, old_status)
+            except Exception:  # recorded already: a restart re-sends it with its id
+                log.exception("acting on item %d failed; it stays recorded as %s", sort_id, item.status)
+                self.metrics.inc("handler_errors_total")
+
+    def _record_durably(self, items: list[NewItem]) -> list[tuple[int, bool, str]] | None:
+        """Commit the batch, retrying while the database refuses (disk full, locked, I/O):
+        nothing is acknowledged until it is recorded, so a failing disk stalls visibly
+        instead of losing items. None if asked to stop meanwhile."""
+        assert self.store is not None
+        while True:
+            try:
+                return self.store.record_items(items)
+            except (sqlite3.Error, OSError) as exc:
+                self.metrics.inc("db_errors_total")
+                log.error("cannot record %d item(s) in %s: %s; retrying in 1 s (nothing acknowledged)",
+                          len(items), self.cfg.state_db, exc)
+                if self._stopping.wait(1.0):
+                    return None
+
+    def _act(self, msg: mqtt.MQTTMessage, item: NewItem, received_mono: float, sort_id: int, is_new: bool,
+             old_status: str) -> None:
+        assert self.client is not None and self.link is not None
+        self.client.ack(msg.mid, msg.qos)
+        if not is_new:
+            self.metrics.inc("duplicates_total")
+            log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", item.device, item.boot, item.seq,
+                     sort_id, old_status, " (redelivery)" if msg.dup else "")
+            return
+        self.metrics.inc("decisions_total", labels={"bin": item.bin, "reason": item.reason})
+        row = self._decision_row(item, sort_id)
+        # "sent" goes out before the job exists, so it always precedes its "acked"/"missed"
+        self._publish_decision(row, item.status, final=item.status == "rejected")
+        if item.status == "sent" and item.gate is not None:
+            self.link.submit(SortJob(
+                sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
+                device_latency_ms=item.device_latency_ms, received_mono=received_mono,
+                deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
+            ))
+        log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", item.device, item.boot, item.seq, item.bin,
+                  item.gate, item.reason, sort_id)
 
     def _parse(self, msg: mqtt.MQTTMessage, received_ts: float) -> NewItem | None:
         """A valid classification as a decided :class:`NewItem`; anything else is handled
@@ -643,6 +673,7 @@ class Controller:
             ("late_items_total", "counter", "items written after their belt delay had passed (sent with delay 0)"),
             ("recovered_items_total", "counter", "un-acknowledged items re-sent after a restart"),
             ("handler_errors_total", "counter", "internal errors while handling a message"),
+            ("db_errors_total", "counter", "failed commits of the state db (retried; nothing acknowledged meanwhile)"),
             ("mqtt_connects_total", "counter", "successful MQTT connections"),
             ("mqtt_connect_failures_total", "counter", "refused MQTT connections"),
             ("mqtt_connected", "gauge", "1 while connected to the broker"),

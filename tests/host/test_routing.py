@@ -25,8 +25,10 @@ def test_routes_each_label_to_its_gate_once(rig_factory) -> None:  # noqa: ANN00
         assert d["gate"] == LABEL_GATE[label] and d["reason"] == "label"
         assert d["biodegradable"] is (label in ("cardboard", "paper"))
         assert rig.sorter.moves[d["sort_id"]] == LABEL_GATE[label]
-    # one "sent" then one "acked" per item, serial ids strictly increasing in arrival order
+    # one "sent" then one "acked" per item, in that order; serial ids increasing in arrival order
     assert len(rig.mqtt.decisions("sent")) == 6
+    for sort_id in rig.sorter.moves:
+        assert [d["status"] for d in rig.mqtt.decisions() if d["sort_id"] == sort_id] == ["sent", "acked"]
     ids = [final[("cam1", "b00t0001", s)]["sort_id"] for s in range(6)]
     assert ids == sorted(ids) and len(set(ids)) == 6
     # the belt delay of the device goes into the SORT (less the device's latency and ours)
@@ -221,3 +223,42 @@ def test_gate_beyond_the_sorters_gates_is_reported(rig_factory) -> None:  # noqa
     events = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "config_mismatch"],
                         what="a config mismatch event")
     assert "gate 9" in events[0]["detail"] and "0..5" in events[0]["detail"]
+
+
+def test_db_refusing_commits_stalls_without_acking_then_recovers(mqtt_broker, pty_pair, tmp_path,  # noqa: ANN001
+                                                                  monkeypatch) -> None:  # noqa: ANN001
+    """A failing disk: nothing is acknowledged or sorted until the commit succeeds."""
+    import sqlite3
+    from pathlib import Path
+
+    from host_helpers import Mqtt, ScriptedSorter, write_config
+
+    from sortcam.host.config import build_config
+    from sortcam.host.controller import Controller
+    from sortcam.host.store import StateStore
+
+    failures = {"left": 2}
+    real = StateStore.record_items
+
+    def flaky(self, items):  # noqa: ANN001, ANN202
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, items)
+
+    monkeypatch.setattr(StateStore, "record_items", flaky)
+    sorter = ScriptedSorter(pty_pair.master)
+    cfg = build_config(broker=mqtt_broker.url, serial_url=str(pty_pair.path), line="db",
+                       config_file=write_config(tmp_path / "c.json"), overrides={"state_db": Path(tmp_path / "h.db")})
+    ctl = Controller(cfg, drain_s=0.5)
+    ctl.start()
+    client = Mqtt(mqtt_broker.url)
+    try:
+        assert ctl.wait_ready(10)
+        client.publish("sortcam/cam1/classification", classification(seq=1, label="metal"))
+        wait_until(lambda: ctl.metrics.get("acked_total") == 1, what="the item acked after the db came back")
+        assert ctl.metrics.get("db_errors_total") == 2 and list(sorter.moves.values()) == [3]
+    finally:
+        ctl.stop()
+        sorter.stop()
+        client.close()
