@@ -96,7 +96,8 @@ def run_bench(card_path: str | None = None, frames: int = 50, warmup: int = 3) -
 
     return {
         "benchmark": "sim",
-        "what": "device twin frame: preprocess (crop + fixed-point resize + int8 LUT) of a 256x192 photo + TFLM invoke",
+        "what": f"device twin frame: preprocess ({card.preprocess.fit} fit + fixed-point bilinear resize + int8 LUT) "
+        "of a 256x192 photo + TFLM invoke",
         "frames": frames,
         "frames_per_s": round(frames / total, 2),
         "preprocess_ms": ms(pre_s),
@@ -126,9 +127,12 @@ def write_results(result: dict[str, Any], out_dir: Path, command: str) -> tuple[
         f"- command: `{command}`\n"
         f"- date: {result['date']}\n"
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}\n"
-        f"- model: `{result['model']['path']}` (id {result['model']['id']}, input {result['model']['input']}, "
-        f"{result['model']['macs']} MACs per the card)\n"
-        f"- runtime: {result['runtime']}\n\n"
+        f"- model: `{result['model']['path']}` (id {result['model']['id']}, input {result['model']['input']}"
+        + (f", {result['model']['macs']:,} MACs per the card" if result["model"]["macs"] else "")
+        + ")\n"
+        f"- runtime: {result['runtime']}\n"
+        + (f"- note: {result['note']}\n" if result.get("note") else "")
+        + "\n"
         f"One frame = {result['what']}; every frame invoked (no reuse of identical frames).\n\n"
         "| frames | frames/s | preprocess ms (mean / p50 / p99) | invoke ms (mean / p50 / p99) |\n"
         "|---|---|---|---|\n"

@@ -103,6 +103,7 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ign
     b.add_argument("--frames", type=int, default=50, help="frames to time (default 50)")
     b.add_argument("--out", default="benchmarks", help="folder for sim.json and sim.md (default benchmarks/)")
     b.add_argument("--no-record", action="store_true", help="print only, do not write benchmarks/sim.*")
+    b.add_argument("--note", default="", help="a remark recorded with the figures (e.g. which model and why)")
     b.set_defaults(func=cmd_bench)
 
 
@@ -256,6 +257,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     result = run_bench(args.model, frames=args.frames)
+    if args.note:
+        result["note"] = args.note
     print(f"twin: {result['frames_per_s']} frames/s over {result['frames']} frames "
           f"(preprocess {result['preprocess_ms']['mean']} ms + invoke {result['invoke_ms']['mean']} ms per frame, "
           f"{time.monotonic() - t0:.1f} s)", flush=True)
@@ -265,6 +268,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             parts += ["--model", args.model]
         if args.out != "benchmarks":
             parts += ["--out", args.out]
+        if args.note:
+            parts += ["--note", args.note]
         js, md = write_results(result, Path(args.out), command_line(parts))
         print(f"recorded in {js} and {md}", flush=True)
     return 0
