@@ -233,7 +233,7 @@ def run_mode(workdir: Path, broker_port: int, items: int, devices: int, window: 
     ``rate``: publish at this many items/s instead of as fast as possible."""
     from .store import open_readonly, query_items
 
-    mode = ("pty" if baud is None else str(baud)) + (f"-at-{rate:g}" if rate else "")
+    mode = ("pty" if baud is None else str(baud)) + (f"-at-{rate:g}" if rate else "") + f"-w{window}"
     run_dir = workdir / f"run-{mode}"
     run_dir.mkdir()
     master, slave = os.openpty()
@@ -355,8 +355,9 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
     """Run all modes, print a summary, and write ``host.json``/``host.md`` to ``out_dir``.
 
     Modes: max-rate burst on an unthrottled pty; max-rate burst on a pty paced at 115200
-    baud; ``items/4`` published at ``paced_rate`` items/s (below the line limit, as a
-    belt delivers them) on the paced pty, for the latency of a line that keeps up."""
+    baud with ``window`` SORTs in flight, and ``items/4`` with one in flight (stop and
+    wait); ``items/4`` published at ``paced_rate`` items/s (below the line limit, as a belt
+    delivers them) on the paced pty, for the latency of a line that keeps up."""
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -369,6 +370,7 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
             progress(f"broker alone: {ceiling['items_per_s']} items/s")
             runs = [run_mode(workdir, broker.port, items, devices, window, None, progress),
                     run_mode(workdir, broker.port, items, devices, window, sc.BAUD, progress),
+                    run_mode(workdir, broker.port, max(items // 4, 1), devices, 1, sc.BAUD, progress),
                     run_mode(workdir, broker.port, max(items // 4, 1), devices, window, sc.BAUD, progress,
                              rate=paced_rate)]
         finally:
