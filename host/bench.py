@@ -366,7 +366,9 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
         broker = _Mosquitto(workdir)
         try:
             progress(f"broker: {broker.version} on port {broker.port}")
-            ceiling = broker_ceiling(broker.port, items, devices)
+            # the best of three: on a shared machine one run can land on a busy moment
+            ceiling = max((broker_ceiling(broker.port, items, devices) for _ in range(3)),
+                          key=lambda c: c["items_per_s"])
             progress(f"broker alone: {ceiling['items_per_s']} items/s")
             runs = [run_mode(workdir, broker.port, items, devices, window, None, progress),
                     run_mode(workdir, broker.port, items, devices, window, sc.BAUD, progress),
@@ -432,8 +434,8 @@ def _markdown(r: dict[str, Any]) -> str:
     lim = r["serial_limit_115200"]
     lines += [
         "",
-        f"Broker alone (publisher to a plain QoS 1 subscriber, same machine): {r['broker_alone']['items_per_s']}"
-        " items/s.",
+        f"Broker alone (publisher to a plain QoS 1 subscriber, same machine, best of 3):"
+        f" {r['broker_alone']['items_per_s']} items/s.",
         "",
         f"Physical limit of the serial line at {lim['baud']} baud 8N1 with these line lengths"
         f" ({r['runs'][0]['mean_sort_line_bytes']} B SORT, {r['runs'][0]['mean_ack_line_bytes']} B ACK):"
