@@ -359,9 +359,9 @@ class DeviceTwin:
             self.detector.trigger()
         captured = time.monotonic()
         small, x = self.model_input(image)
+        # An item on the belt is always seen through (at most max_frames + 1 frames), even
+        # when a stop arrives meanwhile: a stop never leaves half an item unreported.
         for _ in range(self.config.max_frames + 1):
-            if self._stop.is_set():
-                return None
             item = self._decide(small, self.scores(x), captured, image, source, truth)
             self._frame_pause()
             if item is not None:
