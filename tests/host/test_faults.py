@@ -201,3 +201,61 @@ def test_mqtt_311_only_broker_falls_back(pty_pair, tmp_path) -> None:  # noqa: A
         ctl.stop()
         sorter.stop()
         broker.stop()
+
+
+def test_socket_url_sorter_drops_and_returns(mqtt_broker, tmp_path) -> None:  # noqa: ANN001
+    """--serial takes pyserial URLs: a sorter behind socket:// (a serial-over-TCP bridge) that
+    goes away and comes back on the same port."""
+    import socket
+
+    from host_helpers import ControllerProcess, write_config
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class Bridge:
+        def __init__(self, memory_of: ScriptedSorter | None = None) -> None:
+            self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
+            self.server.settimeout(20)
+            self.memory_of = memory_of
+            self.sorter: ScriptedSorter | None = None
+            self.conn: socket.socket | None = None
+            self.thread = threading.Thread(target=self._accept, daemon=True)
+            self.thread.start()
+
+        def _accept(self) -> None:
+            conn, _ = self.server.accept()
+            self.conn = conn
+            self.sorter = ScriptedSorter(conn.fileno(), memory_of=self.memory_of)
+
+        def close(self) -> None:
+            if self.sorter:
+                self.sorter.stop()
+            for s in (self.conn, self.server):
+                if s is not None:
+                    s.close()
+
+    bridge = Bridge()
+    cfg = write_config(tmp_path / "c.json", items={"deadline_ms": 15000})
+    ctl = ControllerProcess(tmp_path, mqtt_broker.url, f"socket://127.0.0.1:{port}", cfg)
+    client = Mqtt(mqtt_broker.url)
+    try:
+        ctl.start()
+        for seq in range(3):
+            client.publish("sortcam/cam1/classification", classification(seq=seq))
+        wait_until(lambda: bridge.sorter and len(bridge.sorter.moves) == 3, what="3 items over socket://")
+        old = bridge.sorter
+        bridge.close()
+        wait_until(lambda: "lost" in ctl.log(), what="the controller noticing the bridge going away")
+        for seq in range(3, 6):
+            client.publish("sortcam/cam1/classification", classification(seq=seq))
+        wait_until(lambda: len(ctl.events()) == 6, what="6 items recorded")
+        bridge = Bridge(memory_of=old)
+        wait_until(lambda: len(ctl.events("--status", "acked")) == 6, what="6 acked after the bridge returned")
+        assert len(old.moves) == 6 and len({r["sort_id"] for r in ctl.events()}) == 6
+        assert ctl.stop() == 0
+    finally:
+        ctl.kill()
+        bridge.close()
+        client.close()
