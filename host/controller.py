@@ -161,6 +161,9 @@ class Controller:
             self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
             self._housekeeper.start()
         except BaseException:
+            self._stopping.set()  # ends the decide thread
+            if self.link is not None:
+                self.link.stop(0)
             self._teardown()
             raise
         log.info("controller for line %s: broker %s, sorter %s, db %s", cfg.line, cfg.broker, cfg.serial_url,
@@ -223,8 +226,6 @@ class Controller:
             except Exception:
                 pass
             self.client.loop_stop()
-        if self.link is not None and self.link.up and not self._stopping.is_set():
-            self.link.stop(0)
         if self.metrics_server is not None:
             self.metrics_server.stop()
             self.metrics_server = None

@@ -151,6 +151,9 @@ class SorterLink:
 
     def stop(self, drain_s: float) -> int:
         """Stop after every job is done or ``drain_s`` passed; returns the jobs left unfinished."""
+        if not self._thread.is_alive():
+            self._close()
+            return len(self._waiting) + len(self._inflight)
         self._inbox.put(("stop", time.monotonic() + drain_s))
         self._thread.join(drain_s + 5.0)
         return len(self._waiting) + len(self._inflight)
