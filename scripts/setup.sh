@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 extras=""
 debs=(mosquitto)
 if [[ "${1:-}" == "--dev" ]]; then
-  extras="[train,test]"
+  extras="[train,test,video]"
   debs+=(cmake g++ libgtest-dev)
   debs+=(chromium)  # the console's browser test (Playwright drives the system Chromium)
 fi

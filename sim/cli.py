@@ -76,8 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.add_argument("--source", metavar="DIR",
                       help="folder of images in class sub-folders (default: the bundled samples)")
     demo.add_argument("--broker", metavar="URL", help="use this broker instead of starting one")
-    demo.add_argument("--broker-kind", choices=("auto", "amqtt", "mosquitto"), default="auto",
-                      help="broker to start: auto (mosquitto when installed, else amqtt), amqtt, mosquitto")
+    demo.add_argument("--broker-kind", choices=("auto", "amqtt", "mosquitto"), default="amqtt",
+                      help="broker to start: amqtt (embedded, the default), mosquitto (child process), "
+                      "auto (mosquitto when installed, else amqtt)")
     demo.add_argument("--report", metavar="FILE.json", help="also write the report as JSON")
     demo.add_argument("--rate", type=float, default=2.0, metavar="R", help="items per second (default 2)")
     demo.add_argument("--model", metavar="CARD", help="model card .json (default: the shipped model)")

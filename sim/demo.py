@@ -43,7 +43,7 @@ from typing import Any, TextIO
 from sortcam import mqtt_contract as mc
 from sortcam.card import REJECT_BIN, ModelCard, load_card
 from sortcam.errors import BrokerError, ContractError, DataError, ModelError, UsageError
-from sortcam.sim.broker import LocalBroker, start_local_broker
+from sortcam.sim.broker import EmbeddedBroker, LocalBroker, start_local_broker
 from sortcam.sim.sorter import DEFAULT_GATES, Drop, FaultPlan, VirtualSorter
 from sortcam.sim.sources import SAMPLES_DIR, list_folder
 from sortcam.sim.twin import DeviceTwin, TwinItem, parse_broker_url
@@ -68,7 +68,7 @@ class DemoOptions:
     source: Path = SAMPLES_DIR
     broker: str | None = None
     """An external broker URL; None starts a local one of ``broker_kind``."""
-    broker_kind: str = "auto"
+    broker_kind: str = "amqtt"
     report: Path | None = None
     rate: float = DEFAULT_RATE
     card: Path | None = None
@@ -412,6 +412,9 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                 "default_belt_delay_ms": opts.belt_delay_ms,
                 **opts.host_overrides,
             }
+            if broker is not None and isinstance(broker, EmbeddedBroker):
+                # amqtt speaks MQTT 3.1.1 only: skip the controller's MQTT 5 probe
+                overrides.setdefault("mqtt_version", "3.1.1")
             cfg = build_config(
                 broker=url, serial_url=sorter.device_path, line=DEMO_LINE, card_path=card.path, overrides=overrides
             )
@@ -432,7 +435,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
             if not controller.wait_ready(15):
                 raise BrokerError(
                     f"the host controller did not connect and subscribe to {url} within 15 s "
-                    "(it speaks MQTT 5: use mosquitto, e.g. --broker-kind mosquitto or --broker URL)"
+                    "(try --broker-kind mosquitto or --broker URL)"
                 )
             ready = {"broker": url, "sorter": sorter.device_path}
             if opts.console:
