@@ -131,7 +131,9 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> ModelCard:
             raise ModelError(f"model card{where}: only 3-channel rgb input is supported")
         pre = data.get("preprocess", {})
         rng = pre.get("range", list(DEFAULT_RANGE))
-        prep = PreprocessSpec(str(pre.get("fit", "crop")), str(pre.get("resize", RESIZE_METHOD)), (float(rng[0]), float(rng[1])))
+        prep = PreprocessSpec(
+            str(pre.get("fit", "crop")), str(pre.get("resize", RESIZE_METHOD)), (float(rng[0]), float(rng[1]))
+        )
         if prep.fit not in FITS:
             raise ModelError(f"model card{where}: preprocess.fit must be one of {', '.join(FITS)}")
         if prep.resize != RESIZE_METHOD:

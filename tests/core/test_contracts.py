@@ -78,7 +78,8 @@ def test_topics() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b'{"cmd":"capture"}', b'{"v":1,"cmd":"set","threshold":0.6}', b'{"cmd":"set","trigger":"gpio"}', b'{"cmd":"reboot"}'],
+    [b'{"cmd":"capture"}', b'{"v":1,"cmd":"set","threshold":0.6}', b'{"cmd":"set","trigger":"gpio"}',
+     b'{"cmd":"reboot"}'],
 )
 def test_good_commands(payload: bytes) -> None:
     assert mc.validate_cmd(payload)["cmd"] in mc.COMMANDS
