@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sortcam import benchinfo
 from sortcam import mqtt_contract as mc
 from sortcam import serial_contract as sc
 from sortcam.errors import DependencyError, SortcamError
@@ -330,24 +330,9 @@ def serial_limits(sort_bytes: float, ack_bytes: float, baud: int = sc.BAUD) -> d
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import paho.mqtt
 
-    return {
-        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "paho_mqtt": paho.mqtt.__version__,
-    }
+    return {**benchinfo.machine(), "paho_mqtt": paho.mqtt.__version__}
 
 
 def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced_rate: float = 200.0

@@ -11,8 +11,6 @@ command.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -22,37 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from sortcam.benchinfo import machine
 from sortcam.card import load_card
 from sortcam.errors import DataError, UsageError
 from sortcam.preprocess import fit_resize, int8_lut
 from sortcam.runtime import Int8Classifier
 from sortcam.sim.sources import SAMPLES_DIR, list_folder, read_item
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, core count, memory, OS and Python of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": mem_gib,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
 
 
 def run_bench(card_path: str | None = None, frames: int = 50, warmup: int = 3) -> dict[str, Any]:
