@@ -1,13 +1,164 @@
-"""`sortcam` subcommands of this package (filled in by its owner)."""
+"""`sortcam train`, `sortcam evaluate`, `sortcam quantize` (thin wrappers over the library).
+
+Imports here stay cheap: TensorFlow is imported inside the handlers, only when needed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from sortcam.errors import UsageError
+
+
+def _float_range(lo: float, hi: float, name: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: not a number: {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{name} must be in {lo}..{hi}, got {v}")
+        return v
+
+    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this package's verbs to the `sortcam` command."""
+    """Add ``train``, ``evaluate`` and ``quantize`` to the `sortcam` command."""
+    p = subparsers.add_parser("train", help="train (or distil) a MobileNetV2 classifier on a folder of images")
+    p.add_argument(
+        "data_dir", metavar="DATA_DIR", help="folder-per-class images, or train/ val/ [test/] folders of them"
+    )
+    p.add_argument("--out", default="runs/train", help="run folder for model.keras, curves, logs (default runs/train)")
+    p.add_argument(
+        "--alpha", type=_float_range(0.35, 1.0, "--alpha"), default=0.35, help="MobileNetV2 width (0.35..1.0)"
+    )
+    p.add_argument("--size", default="96", help="input size N or HxW (default 96)")
+    p.add_argument(
+        "--fit", choices=("crop", "stretch"), default="crop", help="how a photo fits the input (default crop)"
+    )
+    p.add_argument(
+        "--weights", default="imagenet", help="imagenet (download), a MobileNetV2 backbone weights file, or none"
+    )
+    p.add_argument("--epochs", type=int, default=20, help="phase 1 epochs (head, or whole net without weights)")
+    p.add_argument("--fine-tune-epochs", type=int, default=10, help="phase 2 epochs at --fine-tune-lr (0 to skip)")
+    p.add_argument("--fine-tune-from", type=int, default=13, help="first MobileNetV2 block unfrozen in phase 2")
+    p.add_argument("--lr", type=float, default=1e-3, help="phase 1 peak learning rate")
+    p.add_argument("--fine-tune-lr", type=float, default=1e-4, help="phase 2 peak learning rate")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--bn-momentum", type=float, default=0.99, help="BatchNorm moving-average momentum")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--split", default="70/10/20", help="train/val/test percentages when DATA_DIR has no split folders")
+    p.add_argument("--no-class-weights", action="store_true", help="do not weight classes by inverse frequency")
+    p.add_argument(
+        "--select",
+        choices=("best", "last"),
+        default="best",
+        help="keep the best-on-val epoch with early stopping, or the last epoch",
+    )
+    p.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs (--select best)")
+    p.add_argument("--distill", action="store_true", help="distil from --teacher with soft targets")
+    p.add_argument(
+        "--teacher", help="keras.applications name (e.g. EfficientNetB0) or a backbone .keras file (input [-1, 1])"
+    )
+    p.add_argument("--teacher-size", type=int, default=224, help="teacher input size (default 224)")
+    p.add_argument("--views", type=int, default=8, help="augmented views per train image scored by the teacher")
+    p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T")
+    p.add_argument("--distill-alpha", type=float, default=0.7, help="weight of the soft-target loss (rest: labels)")
+    p.add_argument("--teacher-cache", help="folder caching the view bank and teacher logits (default OUT/teacher_bank)")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser("evaluate", help="accuracy, F1, per-class precision/recall, confusion matrix, gallery")
+    e.add_argument("model", metavar="MODEL", help="a float .keras model or a full-int8 .tflite (run in TFLM)")
+    e.add_argument("data_dir", metavar="DATA_DIR", help="dataset folder (its val split is used unless --split-name)")
+    e.add_argument("--split-name", default="val", choices=("train", "val", "test", "all"), help="which split to score")
+    e.add_argument("--card", help="model card for the .tflite (default: the .json beside it)")
+    e.add_argument("--out", help="folder for metrics.json, confusion.png, misclassified.png (default beside the model)")
+    e.add_argument(
+        "--fit", choices=("crop", "stretch"), help="override the fit (default: the card's or the training's)"
+    )
+    e.add_argument("--limit", type=int, help="score at most this many images")
+    e.set_defaults(func=_evaluate)
+
+    q = subparsers.add_parser(
+        "quantize", help="full-int8 post-training quantization (optional QAT), TFLM check, model card"
+    )
+    q.add_argument("model", metavar="MODEL", help="a trained float .keras model")
+    q.add_argument(
+        "data_dir", metavar="DATA_DIR", help="dataset: train images for calibration, val for the card's metrics"
+    )
+    q.add_argument("--out", help="output .tflite (the card is written beside it); default model/<name>.tflite")
+    q.add_argument("--name", default="sortcam_trashnet", help="model name (default sortcam_trashnet)")
+    q.add_argument("--representative", type=int, default=300, help="calibration images drawn from train (default 300)")
+    q.add_argument("--fit", choices=("crop", "stretch"), help="photo fit (default: the training's)")
+    q.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning (tfmot, legacy tf-keras) first")
+    q.add_argument("--qat-epochs", type=int, default=3)
+    q.add_argument("--seed", type=int, default=1337)
+    q.add_argument("--no-eval", action="store_true", help="skip float/int8 val metrics in the card")
+    q.set_defaults(func=_quantize)
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this package's `sortcam bench <what>` targets."""
+    """`sortcam bench model` lives in sortcam.tools.cli (the tools own the benchmarks)."""
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sortcam.model.train import TrainConfig, parse_size, train
+
+    h, w = parse_size(args.size)
+    if args.distill and not args.teacher:
+        raise UsageError("--distill needs --teacher")
+    config = TrainConfig(
+        data_dir=args.data_dir,
+        out_dir=args.out,
+        alpha=args.alpha,
+        height=h,
+        width=w,
+        fit=args.fit,
+        weights=args.weights,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_from=args.fine_tune_from,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        fine_tune_lr=args.fine_tune_lr,
+        weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        bn_momentum=args.bn_momentum,
+        seed=args.seed,
+        split=args.split,
+        class_weighting=not args.no_class_weights,
+        select=args.select,
+        patience=args.patience,
+        distill=args.distill,
+        teacher=args.teacher,
+        teacher_size=args.teacher_size,
+        views=args.views,
+        temperature=args.temperature,
+        distill_alpha=args.distill_alpha,
+        teacher_cache=args.teacher_cache,
+    )
+    summary = train(config)
+    print(json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sortcam.model.evaluate import evaluate_cli
+
+    return evaluate_cli(args)
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from sortcam.model.quantize import quantize_cli
+
+    return quantize_cli(args)
+
+
+def default_out(model: str) -> Path:
+    return Path(model).parent

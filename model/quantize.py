@@ -1,0 +1,325 @@
+"""Full-int8 post-training quantization, TFLM check, and the model card.
+
+``quantize`` turns a trained float Keras model into a ``.tflite`` whose every tensor is
+int8 (int32 biases), with int8 input and output, calibrated on a representative set of
+train images fed through the one preprocessing. It then loads the result in the TFLM
+runtime, invokes it, measures the smallest arena that works, counts MACs, scores float
+and int8 on val and writes the model card beside the ``.tflite``.
+
+Optional quantization-aware training (``--qat``) uses tensorflow-model-optimization,
+which only works with legacy tf-keras (``TF_USE_LEGACY_KERAS=1``) and flat functional
+models: it runs in a child process (``python -m sortcam.model.qat``) that rebuilds the
+MobileNetV2 student in tf-keras, copies the weights, fine-tunes with fake-quant nodes
+and converts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sortcam.card import MODEL_DIR, TRASHNET_BINS, TRASHNET_BIODEGRADABLE, InputSpec, ModelCard, PreprocessSpec
+from sortcam.errors import DataError, ModelError
+from sortcam.model.data import index_dataset, load_split
+from sortcam.preprocess import DEFAULT_RANGE, RESIZE_METHOD, to_float
+from sortcam.runtime import Int8Classifier, capture_native_output
+
+log = logging.getLogger(__name__)
+
+ARENA_MARGIN = 1.10
+"""The card's ``arena_bytes`` is the TFLM-measured minimum plus 10% (rounded up to 1 KiB):
+ESP-NN's optimised kernels may ask for scratch buffers the reference kernels do not."""
+FLASH_LIMIT = 1_000_000
+ARENA_LIMIT = 300 * 1024
+
+
+def representative_images(
+    data_dir: str | Path, classes: list[str], height: int, width: int, fit: str, count: int, seed: int
+) -> npt.NDArray[np.float32]:
+    """``count`` train images (stratified draw, fixed seed) as float model input."""
+    index = index_dataset(data_dir, classes=classes)
+    split = index.split("train")
+    if len(split) == 0:
+        raise DataError(f"{data_dir}: no train images for calibration")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(split))[: max(1, count)]
+    sub = type(split)([split.paths[i] for i in order], [split.labels[i] for i in order])
+    loaded, _ = load_split(sub, height, width, fit)
+    if len(loaded.images) == 0:
+        raise DataError("no readable calibration images")
+    return to_float(loaded.images, DEFAULT_RANGE)
+
+
+def convert_full_int8(model: Any, rep: npt.NDArray[np.float32]) -> bytes:
+    """Keras 3 model to a full-int8 flatbuffer (batch 1, int8 in and out)."""
+    from sortcam.model.train import _tf
+
+    tf = _tf()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def rep_data() -> Any:
+        for i in range(len(rep)):
+            yield [rep[i : i + 1]]
+
+    converter.representative_dataset = rep_data
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    with capture_native_output():
+        try:
+            data = converter.convert()
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"TFLite conversion failed: {first}") from None
+    return bytes(data)
+
+
+def check_full_int8(data: bytes, name: str) -> None:
+    """Refuse, with the reason, a model that is float or hybrid (the firmware needs full int8)."""
+    from sortcam.tools.tflite_info import read_info
+
+    problem = read_info(data, name).quantization_problem()
+    if problem:
+        raise ModelError(f"{name} is not usable on the ESP32: {problem}")
+
+
+def _train_meta(model_path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(model_path.with_name("train_config.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def make_card(
+    tflite_path: Path,
+    data: bytes,
+    classes: list[str],
+    height: int,
+    width: int,
+    fit: str,
+    metrics: dict[str, Any],
+    arena_measured: int,
+    extra: dict[str, Any],
+) -> ModelCard:
+    """Card for ``tflite_path`` with sizes measured here; TrashNet classes get the default bins."""
+    from sortcam.card import sha256_file
+    from sortcam.tools.tflite_info import read_info
+
+    info = read_info(data, str(tflite_path))
+    arena = int(-(-int(arena_measured * ARENA_MARGIN) // 1024) * 1024)
+    trashnet = set(classes) == set(TRASHNET_BINS)
+    return ModelCard(
+        tflite=tflite_path.name,
+        classes=list(classes),
+        input=InputSpec(height, width, 3, "rgb"),
+        preprocess=PreprocessSpec(fit, RESIZE_METHOD, DEFAULT_RANGE),
+        bins=dict(TRASHNET_BINS) if trashnet else {},
+        biodegradable=dict(TRASHNET_BIODEGRADABLE) if trashnet else {},
+        metrics=metrics,
+        flash_bytes=len(data),
+        arena_bytes=arena,
+        macs=info.macs,
+        sha256=sha256_file(tflite_path),
+        extra={"arena_measured_bytes": int(arena_measured), "ops": info.op_names, **extra},
+    )
+
+
+def quantize(
+    model_path: str | Path,
+    data_dir: str | Path,
+    out: str | Path | None = None,
+    name: str = "sortcam_trashnet",
+    representative: int = 300,
+    fit: str | None = None,
+    qat: bool = False,
+    qat_epochs: int = 3,
+    seed: int = 1337,
+    evaluate: bool = True,
+) -> ModelCard:
+    """Quantize (or, for a full-int8 ``.tflite``, re-check) a model and write its card; returns the card."""
+    from sortcam.model.evaluate import evaluate_model
+
+    mp = Path(model_path)
+    if not mp.is_file():
+        raise ModelError(f"model not found: {mp}")
+    out_path = Path(out) if out else MODEL_DIR / f"{name}.tflite"
+    if out_path.suffix != ".tflite":
+        out_path = out_path / f"{name}.tflite"
+    meta = _train_meta(mp)
+    extra: dict[str, Any] = {}
+    if mp.suffix == ".tflite":
+        data = mp.read_bytes()
+        check_full_int8(data, str(mp))
+        from sortcam.card import load_card
+
+        try:
+            old = load_card(mp)
+            classes, fit = list(old.classes), fit or old.preprocess.fit
+        except ModelError:
+            raise ModelError(f"{mp} is already full int8 but has no card beside it to take classes from") from None
+        clf0 = Int8Classifier(data)
+        height, width = clf0.input_shape[1], clf0.input_shape[2]
+        float_model_path = None
+    else:
+        from sortcam.model.train import classes_for, load_keras_model
+
+        model = load_keras_model(mp)
+        _, height, width, _ = (int(v) if v is not None else 0 for v in model.input_shape)
+        classes = classes_for(mp) or index_dataset(data_dir).classes
+        if int(model.output_shape[-1]) != len(classes):
+            raise ModelError(f"{mp} has {model.output_shape[-1]} outputs but {len(classes)} classes")
+        fit = fit or str(meta.get("fit", "crop"))
+        print(f"calibration: {representative} train images at {height}x{width} ({fit})", flush=True)
+        rep = representative_images(data_dir, classes, height, width, fit, representative, seed)
+        if qat:
+            data = _run_qat(mp, data_dir, classes, height, width, fit, qat_epochs, seed, representative)
+            extra["qat_epochs"] = qat_epochs
+        else:
+            data = convert_full_int8(model, rep)
+        check_full_int8(data, "converted model")
+        float_model_path = mp
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.resolve() != mp.resolve():
+        out_path.write_bytes(data)
+    print("TFLM: loading and invoking the int8 model, measuring the arena", flush=True)
+    with capture_native_output():
+        clf = Int8Classifier(data, name=str(out_path))
+        clf.invoke_int8(np.zeros(clf.input_shape, np.int8))
+    from sortcam.tools.tflite_info import measure_arena
+
+    arena = measure_arena(data)
+    metrics: dict[str, Any] = {}
+    if evaluate:
+        int8_m, int8_s, _ = evaluate_model(
+            out_path, data_dir, "val", card=_temp_card(out_path, classes, height, width, fit), fit=fit
+        )
+        metrics["int8"] = _brief(int8_m)
+        if float_model_path is not None:
+            float_m, float_s, _ = evaluate_model(float_model_path, data_dir, "val", fit=fit)
+            metrics["float"] = _brief(float_m)
+            if len(float_s.labels) == len(int8_s.labels):
+                agree = float((float_s.probs.argmax(1) == int8_s.probs.argmax(1)).mean())
+                metrics["float_int8_agreement"] = round(agree, 4)
+        metrics["data"] = int8_m["data"]
+    if meta:
+        extra["training"] = {
+            k: meta[k]
+            for k in ("alpha", "height", "width", "weights", "epochs", "distill", "teacher", "views", "seed")
+            if k in meta
+        }
+    card = make_card(out_path, data, classes, height, width, fit, metrics, arena, extra)
+    card.save(out_path.with_suffix(".json"))
+    problems = []
+    if card.flash_bytes > FLASH_LIMIT:
+        problems.append(f"flash {card.flash_bytes} B > {FLASH_LIMIT}")
+    if card.arena_bytes > ARENA_LIMIT:
+        problems.append(f"arena {card.arena_bytes} B > {ARENA_LIMIT}")
+    if problems:
+        log.warning("model does not fit an ESP32-CAM budget: %s", "; ".join(problems))
+    return card
+
+
+def _temp_card(path: Path, classes: list[str], height: int, width: int, fit: str) -> ModelCard:
+    return ModelCard(
+        tflite=path.name,
+        classes=classes,
+        input=InputSpec(height, width),
+        preprocess=PreprocessSpec(fit=fit),
+        path=path.with_suffix(".json"),
+    )
+
+
+def _brief(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "top3_accuracy": m["top3_accuracy"],
+        "min_recall": m["min_recall"],
+        "recall": {k: v["recall"] for k, v in m["per_class"].items()},
+        "precision": {k: v["precision"] for k, v in m["per_class"].items()},
+        "images": m["images"],
+    }
+
+
+def _run_qat(
+    model_path: Path,
+    data_dir: str | Path,
+    classes: list[str],
+    height: int,
+    width: int,
+    fit: str,
+    epochs: int,
+    seed: int,
+    representative: int,
+) -> bytes:
+    """Quantization-aware fine-tuning in a child process with legacy tf-keras (see ``sortcam.model.qat``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "qat.tflite"
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+        cmd = [
+            sys.executable,
+            "-m",
+            "sortcam.model.qat",
+            str(model_path),
+            str(data_dir),
+            str(out),
+            "--height",
+            str(height),
+            "--width",
+            str(width),
+            "--fit",
+            fit,
+            "--epochs",
+            str(epochs),
+            "--seed",
+            str(seed),
+            "--representative",
+            str(representative),
+            "--classes",
+            ",".join(classes),
+        ]
+        proc = subprocess.run(cmd, env=env, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0 or not out.is_file():
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            last = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise ModelError(f"quantization-aware training failed: {last}")
+        return out.read_bytes()
+
+
+def quantize_cli(args: argparse.Namespace) -> int:
+    card = quantize(
+        args.model,
+        args.data_dir,
+        args.out,
+        args.name,
+        args.representative,
+        args.fit,
+        args.qat,
+        args.qat_epochs,
+        args.seed,
+        not args.no_eval,
+    )
+    m = card.metrics
+    print(f"wrote {card.model_path} and {card.path}")
+    print(
+        f"flash {card.flash_bytes} B, arena {card.arena_bytes} B "
+        f"(measured {card.extra.get('arena_measured_bytes')} B), "
+        f"MACs {card.macs / 1e6:.2f} M, ops {', '.join(card.extra.get('ops', []))}"
+    )
+    if "int8" in m:
+        line = f"val accuracy: int8 {m['int8']['accuracy']:.4f}"
+        if "float" in m:
+            line += f", float {m['float']['accuracy']:.4f}, agreement {m.get('float_int8_agreement')}"
+        print(line + f"  ({m.get('data')})")
+    return 0

@@ -1,0 +1,719 @@
+"""Train a MobileNetV2 classifier, optionally distilled from a larger frozen teacher.
+
+Two recipes share this module (TensorFlow is imported lazily, inside functions):
+
+* **plain**: MobileNetV2 (alpha 0.35..1.0, input 96..224 or smaller) with a new head.
+  With backbone weights (``imagenet`` or a local file) phase 1 trains the head on a
+  frozen backbone, phase 2 fine-tunes the top blocks at a lower rate with BatchNorm
+  kept in inference mode. Without weights the whole network trains from scratch.
+  Images get on-the-fly augmentation (flip, rotation, zoom, shift, brightness, contrast).
+* **distill**: a frozen teacher backbone (a ``keras.applications`` name or a Keras
+  backbone file) gets a linear softmax head trained on its pooled features; its logits
+  are computed ONCE for a bank of augmented views of every train image (cached as
+  ``.npy``), then the student trains for many epochs on the same views at its own size,
+  with loss ``a * KL(teacher_T || student_T) * T^2 + (1 - a) * CE(label)``.
+
+Both weight classes (balanced), keep the best-on-val or the last checkpoint, stop early
+when val stops improving (best mode), print one progress line per epoch and draw the
+training curves as a PNG. The model input is ``to_float(fit_resize(photo))`` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sortcam.errors import DataError, DependencyError, ModelError, UsageError
+from sortcam.model.augment import AugmentSpec, augment_photo
+from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
+from sortcam.preprocess import DEFAULT_RANGE, fit_resize, to_float
+
+log = logging.getLogger(__name__)
+
+ALPHAS: tuple[float, ...] = (0.35, 0.5, 0.75, 1.0)
+MIN_SIZE, MAX_SIZE = 32, 224
+IMAGENET_SIZES: tuple[int, ...] = (96, 128, 160, 192, 224)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved as ``train_config.json`` in the run folder."""
+
+    data_dir: str
+    out_dir: str = "runs/train"
+    alpha: float = 0.35
+    height: int = 96
+    width: int = 96
+    fit: str = "crop"
+    weights: str = "imagenet"
+    """``imagenet``, a path to a MobileNetV2 backbone weights file, or ``none``."""
+    epochs: int = 20
+    fine_tune_epochs: int = 10
+    fine_tune_from: int = 13
+    """First MobileNetV2 block (0..16) unfrozen in phase 2 of a pretrained backbone."""
+    batch_size: int = 64
+    lr: float = 1e-3
+    fine_tune_lr: float = 1e-4
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.0
+    bn_momentum: float = 0.99
+    seed: int = 1337
+    split: str = "70/10/20"
+    class_weighting: bool = True
+    select: str = "best"
+    """``best``: keep the best-on-val epoch and stop early; ``last``: keep the final epoch."""
+    patience: int = 8
+    distill: bool = False
+    teacher: str | None = None
+    teacher_size: int = 224
+    views: int = 8
+    temperature: float = 4.0
+    distill_alpha: float = 0.7
+    teacher_cache: str | None = None
+    augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` on values the model cannot take."""
+        if not any(abs(self.alpha - a) < 1e-9 for a in ALPHAS):
+            raise UsageError(f"--alpha must be one of {', '.join(map(str, ALPHAS))}, got {self.alpha}")
+        for name, v in (("height", self.height), ("width", self.width)):
+            if not MIN_SIZE <= v <= MAX_SIZE:
+                raise UsageError(f"--size: {name} {v} outside {MIN_SIZE}..{MAX_SIZE}")
+        if self.epochs < 1 or self.fine_tune_epochs < 0:
+            raise UsageError("--epochs must be >= 1 and --fine-tune-epochs >= 0")
+        if self.select not in ("best", "last"):
+            raise UsageError("--select must be best or last")
+        if self.distill and not self.teacher:
+            raise UsageError("--distill needs --teacher (a keras.applications name or a backbone .keras file)")
+        if self.views < 1:
+            raise UsageError("--views must be >= 1")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise UsageError("--distill-alpha must be in 0..1")
+        parse_split_spec(self.split)
+
+
+def _tf() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise DependencyError(f"training needs TensorFlow: pip install 'sortcam[train]' ({exc})") from None
+    return tf
+
+
+def _keras() -> Any:
+    _tf()
+    import keras
+
+    return keras
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def build_student(config: TrainConfig, num_classes: int) -> tuple[Any, Any, Any]:
+    """MobileNetV2 student. Returns ``(model_probs, model_logits, backbone)`` sharing layers.
+
+    ``model_probs`` ends in softmax (what is saved, quantized and shipped);
+    ``model_logits`` is the same graph stopped before the softmax (for training).
+    """
+    keras = _keras()
+    shape = (config.height, config.width, 3)
+    weights = config.weights
+    pretrained = weights.lower() != "none"
+    kw: dict[str, Any] = {"input_shape": shape, "alpha": config.alpha, "include_top": False, "pooling": None}
+    if weights.lower() == "imagenet":
+        if config.height != config.width or config.height not in IMAGENET_SIZES:
+            log.warning(
+                "ImageNet MobileNetV2 weights exist for square inputs %s; Keras will use the nearest", IMAGENET_SIZES
+            )
+        try:
+            backbone = keras.applications.MobileNetV2(weights="imagenet", **kw)
+        except Exception as exc:  # download or file errors
+            raise ModelError(
+                f"cannot get ImageNet MobileNetV2 weights (needs internet): {exc}; use --weights none or a file"
+            ) from None
+    else:
+        backbone = keras.applications.MobileNetV2(weights=None, **kw)
+        if pretrained:
+            path = Path(weights)
+            if not path.is_file():
+                raise ModelError(f"weights file not found: {path}")
+            try:
+                backbone.load_weights(str(path))
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise ModelError(
+                    f"weights file {path} does not fit MobileNetV2 alpha={config.alpha}: {first}"
+                ) from None
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = config.bn_momentum
+    inputs = keras.Input(shape=shape, name="image")
+    # A pretrained backbone keeps BatchNorm in inference mode in both phases (its
+    # statistics come from ImageNet); a scratch one must learn them.
+    x = backbone(inputs, training=False) if pretrained else backbone(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    probs = keras.layers.Softmax(name="probs")(logits)
+    return keras.Model(inputs, probs, name="sortcam_student"), keras.Model(inputs, logits), backbone
+
+
+def _set_fine_tune(backbone: Any, from_block: int) -> int:
+    """Unfreeze layers from ``block_<from_block>`` on (BatchNorm stays frozen); returns trainable count."""
+    keras = _keras()
+    backbone.trainable = True
+    start = None
+    for i, layer in enumerate(backbone.layers):
+        if layer.name.startswith(f"block_{from_block}_"):
+            start = i
+            break
+    if start is None:
+        start = 0
+    n = 0
+    for i, layer in enumerate(backbone.layers):
+        train = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = train
+        n += int(train)
+    return n
+
+
+# ----------------------------------------------------------------------------- teacher
+
+
+def _load_teacher_backbone(spec: str, size: int) -> tuple[Any, str]:
+    """A frozen feature extractor and the input convention it wants (``"pm1"`` or ``"app:<module>"``)."""
+    keras = _keras()
+    path = Path(spec)
+    if path.suffix in (".keras", ".h5") or path.exists():
+        if not path.is_file():
+            raise ModelError(f"teacher file not found: {path}")
+        try:
+            model = keras.models.load_model(str(path), compile=False)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load teacher {path}: {first}") from None
+        model.trainable = False
+        return model, "pm1"
+    ctor = getattr(keras.applications, spec, None)
+    if ctor is None:
+        raise UsageError(f"--teacher {spec!r} is neither a file nor a keras.applications model name")
+    try:
+        model = ctor(include_top=False, weights="imagenet", input_shape=(size, size, 3))
+    except Exception as exc:
+        raise ModelError(f"cannot build teacher {spec} with ImageNet weights (needs internet): {exc}") from None
+    model.trainable = False
+    module = ctor.__module__
+    return model, f"app:{module}"
+
+
+_FEATURE_FNS: dict[int, Any] = {}
+
+
+def _teacher_features(
+    backbone: Any, convention: str, photos: list[npt.NDArray[np.uint8]], size: int, fit: str, batch: int = 32
+) -> npt.NDArray[np.float32]:
+    """Globally pooled teacher features of each photo at ``size`` x ``size``."""
+    import importlib
+
+    tf = _tf()
+    feats: list[npt.NDArray[np.float32]] = []
+
+    run = _FEATURE_FNS.get(id(backbone))
+    if run is None:
+
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        def run(x: Any) -> Any:
+            y = backbone(x, training=False)
+            if len(y.shape) == 4:
+                y = tf.reduce_mean(y, axis=[1, 2])
+            return y
+
+        _FEATURE_FNS[id(backbone)] = run
+
+    for start in range(0, len(photos), batch):
+        chunk = np.stack([fit_resize(p, size, size, fit) for p in photos[start : start + batch]])
+        if convention == "pm1":
+            x = to_float(chunk)
+        else:
+            module = importlib.import_module(convention.split(":", 1)[1])
+            x = module.preprocess_input(chunk.astype(np.float32))
+        feats.append(np.asarray(run(tf.constant(x)), dtype=np.float32))
+    return np.concatenate(feats)
+
+
+def fit_linear_head(
+    feats: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int32],
+    num_classes: int,
+    l2: float = 1e-3,
+    epochs: int = 25,
+    seed: int = 0,
+    sample_weight: npt.NDArray[np.float32] | None = None,
+) -> tuple[Any, Any]:
+    """Softmax regression on standardised features (Adam, full passes).
+
+    Returns ``(W, b)`` with the standardisation folded in: ``logits = feats @ W + b``.
+    """
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    mean = feats.mean(axis=0)
+    std = feats.std(axis=0) + 1e-6
+    z = (feats - mean) / std
+    inp = keras.Input((feats.shape[1],))
+    out = keras.layers.Dense(num_classes, kernel_regularizer=keras.regularizers.L2(l2))(inp)
+    m = keras.Model(inp, out)
+    m.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(z, labels, batch_size=256, epochs=epochs, verbose=0, sample_weight=sample_weight)
+    w, b = m.layers[-1].get_weights()
+    w_eff = w / std[:, None]
+    b_eff = b - mean @ w_eff
+    return w_eff.astype(np.float32), b_eff.astype(np.float32)
+
+
+def build_view_bank(
+    photos: list[npt.NDArray[np.uint8]], views: int, seed: int, spec: AugmentSpec
+) -> list[list[npt.NDArray[np.uint8]]]:
+    """``views`` views per photo: the photo itself first, then random augmentations."""
+    rng = np.random.default_rng(seed)
+    return [[p] + [augment_photo(p, rng, spec) for _ in range(views - 1)] for p in photos]
+
+
+@dataclass
+class TeacherBank:
+    """Student-size views of the train photos with the teacher's logits for each (cached)."""
+
+    images: npt.NDArray[np.uint8]
+    labels: npt.NDArray[np.int32]
+    photo_index: npt.NDArray[np.int32]
+    logits: npt.NDArray[np.float32]
+    teacher_val_acc: float
+    teacher_crossfit_acc: float
+
+
+def make_teacher_bank(
+    config: TrainConfig,
+    photos: list[npt.NDArray[np.uint8]],
+    labels: npt.NDArray[np.int32],
+    val_photos: list[npt.NDArray[np.uint8]],
+    val_labels: npt.NDArray[np.int32],
+    num_classes: int,
+    cache: Path,
+    folds: int = 5,
+) -> TeacherBank:
+    """Compute (or read from ``cache``) the view bank and the teacher's cross-fitted logits.
+
+    The linear head is cross-fitted: the logits of a photo's views come from a head
+    trained on the other folds' photos, so the soft targets carry the teacher's honest
+    uncertainty instead of its memory of the train set.
+    """
+    key = {
+        "teacher": config.teacher,
+        "teacher_size": config.teacher_size,
+        "views": config.views,
+        "seed": config.seed,
+        "height": config.height,
+        "width": config.width,
+        "fit": config.fit,
+        "augment": config.augment,
+        "n": len(photos),
+        "labels_sum": int(labels.sum()),
+    }
+    meta_path = cache / "bank.json"
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("key") == key:
+                log.info("teacher bank: reusing %s", cache)
+                return TeacherBank(
+                    np.load(cache / "images.npy"),
+                    np.load(cache / "labels.npy"),
+                    np.load(cache / "photo_index.npy"),
+                    np.load(cache / "logits.npy"),
+                    float(meta["teacher_val_acc"]),
+                    float(meta["teacher_crossfit_acc"]),
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("teacher bank cache unreadable (%s); recomputing", exc)
+    cache.mkdir(parents=True, exist_ok=True)
+    spec = AugmentSpec(**config.augment)
+    backbone, convention = _load_teacher_backbone(str(config.teacher), config.teacher_size)
+    rng = np.random.default_rng(config.seed)
+    n = len(photos)
+    feats_list: list[npt.NDArray[np.float32]] = []
+    images: list[npt.NDArray[np.uint8]] = []
+    t0 = time.time()
+    chunk = 64
+    for start in range(0, n, chunk):
+        batch_views: list[npt.NDArray[np.uint8]] = []
+        for p in photos[start : start + chunk]:
+            vs = [p] + [augment_photo(p, rng, spec) for _ in range(config.views - 1)]
+            batch_views.extend(vs)
+            images.extend(fit_resize(v, config.height, config.width, config.fit) for v in vs)
+        feats_list.append(_teacher_features(backbone, convention, batch_views, config.teacher_size, config.fit))
+        done = min(start + chunk, n)
+        rate = done * config.views / max(time.time() - t0, 1e-6)
+        eta = (n - done) * config.views / max(rate, 1e-6)
+        print(f"teacher bank: {done}/{n} photos x {config.views} views, {rate:.1f} views/s, eta {eta:.0f}s", flush=True)
+    feats = np.concatenate(feats_list)
+    bank_labels = np.repeat(labels, config.views).astype(np.int32)
+    photo_index = np.repeat(np.arange(n), config.views).astype(np.int32)
+    val_feats = (
+        _teacher_features(backbone, convention, val_photos, config.teacher_size, config.fit) if val_photos else None
+    )
+    cw = class_weights(labels, num_classes) if config.class_weighting else np.ones(num_classes, np.float32)
+    fold_of = np.random.default_rng(config.seed + 1).permutation(n) % folds
+    # Pick the head's L2 strength on one held-out fold of train (never on val).
+    hold = fold_of[photo_index] == 0
+    first = hold & (np.arange(len(feats)) % config.views == 0)
+    scores = {}
+    for l2 in (1e-4, 1e-3, 1e-2):
+        w, b = fit_linear_head(
+            feats[~hold], bank_labels[~hold], num_classes, l2=l2, seed=config.seed, sample_weight=cw[bank_labels[~hold]]
+        )
+        scores[l2] = float(((feats[first] @ w + b).argmax(1) == bank_labels[first]).mean())
+    l2_best = max(scores, key=lambda v: scores[v])
+    print(f"teacher head: L2 {l2_best} (held-out fold accuracy {scores})", flush=True)
+    logits = np.zeros((len(feats), num_classes), np.float32)
+    for k in range(folds):
+        train_m = fold_of[photo_index] != k
+        w, b = fit_linear_head(
+            feats[train_m],
+            bank_labels[train_m],
+            num_classes,
+            l2=l2_best,
+            seed=config.seed + k,
+            sample_weight=cw[bank_labels[train_m]],
+        )
+        logits[~train_m] = feats[~train_m] @ w + b
+        print(f"teacher head: fold {k + 1}/{folds}", flush=True)
+    first_view = np.arange(n) * config.views
+    crossfit_acc = float((logits[first_view].argmax(1) == labels).mean())
+    w, b = fit_linear_head(feats, bank_labels, num_classes, l2=l2_best, seed=config.seed, sample_weight=cw[bank_labels])
+    val_acc = float(((val_feats @ w + b).argmax(1) == val_labels).mean()) if val_feats is not None else float("nan")
+    print(f"teacher: cross-fit train accuracy {crossfit_acc:.4f}, val accuracy {val_acc:.4f}", flush=True)
+    arr_images = np.stack(images)
+    np.save(cache / "images.npy", arr_images)
+    np.save(cache / "labels.npy", bank_labels)
+    np.save(cache / "photo_index.npy", photo_index)
+    np.save(cache / "logits.npy", logits)
+    np.savez(cache / "teacher_head.npz", w=w, b=b)
+    meta_path.write_text(
+        json.dumps({"key": key, "teacher_val_acc": val_acc, "teacher_crossfit_acc": crossfit_acc}, indent=2)
+    )
+    return TeacherBank(arr_images, bank_labels, photo_index, logits, val_acc, crossfit_acc)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class _Progress:
+    """Per-epoch evaluation on val, checkpointing, early stopping and one progress line."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model_probs: Any,
+        val_x: npt.NDArray[np.float32],
+        val_y: npt.NDArray[np.int32],
+        num_classes: int,
+        out: Path,
+        history: list[dict[str, Any]],
+        phase: str,
+        total_epochs: int,
+        best: dict[str, Any],
+    ) -> None:
+        self.config, self.model, self.val_x, self.val_y = config, model_probs, val_x, val_y
+        self.num_classes, self.out, self.history, self.phase = num_classes, out, history, phase
+        self.total_epochs, self.best = total_epochs, best
+        self.t0 = time.time()
+        self.stale = 0
+
+    def callback(self) -> Any:
+        keras = _keras()
+        outer = self
+
+        class _CB(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                outer.on_epoch_end(epoch, logs or {}, self.model)
+
+        return _CB()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any], fit_model: Any) -> None:
+        probs = (
+            self.model.predict(self.val_x, batch_size=128, verbose=0)
+            if len(self.val_x)
+            else np.zeros((0, self.num_classes))
+        )
+        pred = probs.argmax(1)
+        acc = float((pred == self.val_y).mean()) if len(self.val_y) else float("nan")
+        recalls = [
+            float((pred[self.val_y == c] == c).mean()) for c in range(self.num_classes) if (self.val_y == c).any()
+        ]
+        min_recall = min(recalls) if recalls else float("nan")
+        lr = fit_model.optimizer.learning_rate
+        lr_value = float(lr.numpy() if hasattr(lr, "numpy") else lr)
+        entry = {
+            "phase": self.phase,
+            "epoch": len(self.history) + 1,
+            "loss": float(logs.get("loss", float("nan"))),
+            "val_accuracy": acc,
+            "val_min_recall": min_recall,
+            "lr": lr_value,
+            "time_s": round(time.time() - self.t0, 1),
+        }
+        self.history.append(entry)
+        improved = acc > self.best.get("val_accuracy", -1.0) + 1e-9
+        if self.config.select == "last" or improved:
+            self.model.save(self.out / "model.keras")
+            self.best.update(entry)
+            self.stale = 0
+        else:
+            self.stale += 1
+        done = epoch + 1
+        eta = (time.time() - self.t0) / done * (self.total_epochs - done)
+        mark = "*" if (self.config.select == "best" and improved) else " "
+        print(
+            f"[{self.phase}] epoch {done}/{self.total_epochs} loss {entry['loss']:.4f} val_acc {acc:.4f} "
+            f"min_recall {min_recall:.3f} lr {lr_value:.2e} {entry['time_s']:.0f}s eta {eta:.0f}s {mark}",
+            flush=True,
+        )
+        (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
+        if self.config.select == "best" and self.stale >= self.config.patience:
+            print(f"[{self.phase}] early stop: no val improvement in {self.config.patience} epochs", flush=True)
+            fit_model.stop_training = True
+
+
+def _kd_loss(num_classes: int, temperature: float, alpha: float) -> Any:
+    tf = _tf()
+
+    def loss(y_true: Any, logits: Any) -> Any:
+        onehot = y_true[:, :num_classes]
+        t_logits = y_true[:, num_classes:]
+        ce = tf.nn.softmax_cross_entropy_with_logits(onehot, logits)
+        p_t = tf.nn.softmax(t_logits / temperature)
+        log_p_t = tf.nn.log_softmax(t_logits / temperature)
+        log_p_s = tf.nn.log_softmax(logits / temperature)
+        kl = tf.reduce_sum(p_t * (log_p_t - log_p_s), axis=-1) * temperature**2
+        return alpha * kl + (1.0 - alpha) * ce
+
+    return loss
+
+
+def _augment_layers(spec: AugmentSpec, seed: int) -> Any:
+    keras = _keras()
+    layers = []
+    if spec.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    layers += [
+        keras.layers.RandomRotation(spec.rotation_deg / 360.0, fill_mode="nearest", seed=seed + 1),
+        keras.layers.RandomZoom((-spec.zoom, spec.zoom), fill_mode="nearest", seed=seed + 2),
+        keras.layers.RandomTranslation(spec.shift, spec.shift, fill_mode="nearest", seed=seed + 3),
+        keras.layers.RandomBrightness(spec.brightness, value_range=(0, 255), seed=seed + 4),
+        keras.layers.RandomContrast(spec.contrast, value_range=(0, 255), seed=seed + 5),
+    ]
+    return keras.Sequential(layers, name="augment")
+
+
+def _dataset(
+    x_u8: npt.NDArray[np.uint8],
+    y: npt.NDArray[np.float32],
+    w: npt.NDArray[np.float32],
+    batch: int,
+    seed: int,
+    augment: Any | None,
+    value_range: tuple[float, float],
+) -> Any:
+    """tf.data over uint8 images: shuffle, (augment), map to the float range, batch."""
+    tf = _tf()
+    lo, hi = value_range
+    ds = tf.data.Dataset.from_tensor_slices((x_u8, y, w)).shuffle(len(x_u8), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch)
+
+    def to_input(img: Any, yy: Any, ww: Any) -> Any:
+        f = tf.cast(img, tf.float32)
+        if augment is not None:
+            f = tf.clip_by_value(augment(f, training=True), 0.0, 255.0)
+        return lo + (hi - lo) * f / 255.0, yy, ww
+
+    return ds.map(to_input, num_parallel_calls=1).prefetch(2)
+
+
+def _optimizer(lr: float, weight_decay: float, steps: int, warmup: int) -> Any:
+    keras = _keras()
+    sched = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.1 if warmup else lr,
+        decay_steps=max(1, steps - warmup),
+        alpha=0.01,
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup,
+    )
+    return keras.optimizers.AdamW(learning_rate=sched, weight_decay=weight_decay)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run a training; writes ``model.keras``, ``history.json``, ``curves.png``, ``summary.json`` under ``out_dir``."""
+    config.validate()
+    index = index_dataset(config.data_dir, parse_split_spec(config.split), config.seed)
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    classes = index.classes
+    nc = len(classes)
+    train_split, val_split = index.split("train"), index.split("val")
+    if len(train_split) == 0:
+        raise DataError(f"{config.data_dir}: no train images")
+    print(
+        f"dataset {config.data_dir}: {nc} classes {classes}; train {len(train_split)} val {len(val_split)} "
+        f"({'folders' if index.from_folders else 'split ' + config.split})",
+        flush=True,
+    )
+    need_full = config.distill
+    tr, tr_full = load_split(train_split, config.height, config.width, config.fit, keep_full=need_full)
+    va, va_full = load_split(val_split, config.height, config.width, config.fit, keep_full=need_full)
+    if len(tr.labels) == 0:
+        raise DataError("no readable train images")
+    present = sorted(set(tr.labels.tolist()))
+    if len(present) < 2:
+        raise DataError("the train split has a single class with readable images")
+    cw = class_weights(tr.labels, nc) if config.class_weighting else np.ones(nc, np.float32)
+    print("class weights: " + ", ".join(f"{c}={w:.2f}" for c, w in zip(classes, cw, strict=False)), flush=True)
+    val_x = (
+        to_float(va.images, DEFAULT_RANGE)
+        if len(va.labels)
+        else np.zeros((0, config.height, config.width, 3), np.float32)
+    )
+    model_probs, model_logits, backbone = build_student(config, nc)
+    pretrained = config.weights.lower() != "none"
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {}
+    summary: dict[str, Any] = {
+        "classes": classes,
+        "train_images": int(len(tr.labels)),
+        "val_images": int(len(va.labels)),
+        "corrupt_skipped": len(tr.corrupt) + len(va.corrupt),
+        "non_images_skipped": len(index.skipped_files),
+    }
+    eye = np.eye(nc, dtype=np.float32)
+    if config.distill:
+        cache = Path(config.teacher_cache) if config.teacher_cache else out / "teacher_bank"
+        bank = make_teacher_bank(config, tr_full, tr.labels, va_full, va.labels, nc, cache)
+        del tr_full, va_full
+        summary.update(
+            {
+                "teacher": config.teacher,
+                "teacher_val_accuracy": bank.teacher_val_acc,
+                "teacher_crossfit_train_accuracy": bank.teacher_crossfit_acc,
+                "views": config.views,
+            }
+        )
+        x_u8 = bank.images
+        y = np.concatenate([eye[bank.labels], bank.logits], axis=1)
+        w = cw[bank.labels]
+        loss = _kd_loss(nc, config.temperature, config.distill_alpha)
+        aug = None  # the views are already augmented and the teacher scored exactly these
+    else:
+        x_u8 = tr.images
+        y = eye[tr.labels]
+        if config.label_smoothing:
+            y = y * (1 - config.label_smoothing) + config.label_smoothing / nc
+        w = cw[tr.labels]
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+        aug = _augment_layers(AugmentSpec(**config.augment), config.seed)
+    steps = math.ceil(len(x_u8) / config.batch_size)
+
+    def run_phase(name: str, epochs: int, lr: float) -> None:
+        ds = _dataset(x_u8, y, w, config.batch_size, config.seed, aug, DEFAULT_RANGE)
+        warm = min(steps, steps * epochs // 10) if not pretrained or name == "head" else 0
+        model_logits.compile(optimizer=_optimizer(lr, config.weight_decay, steps * epochs, warm), loss=loss)
+        prog = _Progress(config, model_probs, val_x, va.labels, nc, out, history, name, epochs, best)
+        prog.stale = 0
+        model_logits.fit(ds, epochs=epochs, verbose=2 if sys.stdout.isatty() else 0, callbacks=[prog.callback()])
+
+    t0 = time.time()
+    if pretrained:
+        backbone.trainable = False
+        run_phase("head", config.epochs, config.lr)
+        if config.fine_tune_epochs:
+            n = _set_fine_tune(backbone, config.fine_tune_from)
+            print(f"fine-tune: {n} backbone layers trainable from block_{config.fine_tune_from}", flush=True)
+            run_phase("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)
+    else:
+        run_phase("scratch", config.epochs, config.lr)
+        if config.fine_tune_epochs:
+            run_phase("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)
+    summary.update(
+        {
+            "best": best,
+            "select": config.select,
+            "train_time_s": round(time.time() - t0, 1),
+            "model": str(out / "model.keras"),
+        }
+    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "classes.json").write_text(json.dumps(classes))
+    try:
+        from sortcam.model.plots import plot_curves
+
+        plot_curves(history, out / "curves.png")
+    except Exception as exc:  # a plot must never lose a finished training
+        log.warning("could not draw training curves: %s", exc)
+    print(
+        f"done: {out / 'model.keras'} (selected epoch {best.get('epoch')} "
+        f"val_acc {best.get('val_accuracy', float('nan')):.4f})",
+        flush=True,
+    )
+    return summary
+
+
+def load_keras_model(path: str | Path) -> Any:
+    """Load a saved float model (``.keras``); one-line :class:`ModelError` when it cannot be read."""
+    keras = _keras()
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"model not found: {p}")
+    try:
+        return keras.models.load_model(str(p), compile=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load Keras model {p}: {first}") from None
+
+
+def classes_for(model_path: str | Path) -> list[str] | None:
+    """Class list saved beside a trained ``model.keras`` (``classes.json``), if any."""
+    p = Path(model_path).with_name("classes.json")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return [str(c) for c in data] if isinstance(data, list) else None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"96"`` or ``"72x96"`` (height x width) to ``(height, width)``."""
+    try:
+        if "x" in text.lower():
+            h, w = text.lower().split("x", 1)
+            return int(h), int(w)
+        return int(text), int(text)
+    except ValueError:
+        raise UsageError(f"--size {text!r}: expected N or HxW") from None
+
+
+def seq_str(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.4f}" for v in values)

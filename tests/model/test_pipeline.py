@@ -1,0 +1,227 @@
+"""End to end on a tiny generated dataset: train (weights none), quantize, evaluate, TFLM; bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinydata import TINY_SIZE, TinyModel, make_dataset
+
+from sortcam.card import load_card
+from sortcam.cli import main
+from sortcam.runtime import Int8Classifier
+from sortcam.tools.tflite_info import read_info
+
+
+def test_tiny_model_trains_quantizes_and_runs_in_tflm(tiny_model: TinyModel) -> None:
+    for name in ("model.keras", "history.json", "curves.png", "summary.json", "classes.json", "train_config.json"):
+        assert (tiny_model.run / name).is_file(), name
+    history = json.loads((tiny_model.run / "history.json").read_text())
+    assert len(history) == 8 and all(np.isfinite(h["loss"]) for h in history)
+    card = load_card(tiny_model.card)
+    assert card.classes == ["blue", "green", "red"]
+    assert (card.input.height, card.input.width) == (TINY_SIZE, TINY_SIZE)
+    assert card.bins == {} and card.preprocess.fit == "crop"
+    info = read_info(tiny_model.tflite)
+    assert info.is_full_int8 and info.input_type == "int8" and info.output_type == "int8"
+    assert card.flash_bytes == tiny_model.tflite.stat().st_size
+    assert card.macs == info.macs > 0
+    assert card.arena_bytes >= card.extra["arena_measured_bytes"] > 0
+    clf = Int8Classifier(tiny_model.tflite, arena_size=card.arena_bytes)
+    out = clf.predict(np.zeros(clf.input_shape, np.int8))
+    assert out.shape == (3,) and abs(float(out.sum()) - 1.0) < 0.05
+
+
+def test_float_and_int8_agree(tiny_model: TinyModel) -> None:
+    from sortcam.model.evaluate import score_float, score_int8
+    from sortcam.model.train import load_keras_model
+    from sortcam.preprocess import load_image
+
+    card = load_card(tiny_model.card)
+    assert 0.0 <= card.metrics["float_int8_agreement"] <= 1.0
+    assert card.metrics["int8"]["images"] == card.metrics["float"]["images"] > 0
+    assert "val split" in card.metrics["data"]
+    photos = [load_image(p) for p in sorted(tiny_model.data.rglob("*.*"))]
+    f = score_float(load_keras_model(tiny_model.keras_path), photos, "crop")
+    q = score_int8(Int8Classifier(tiny_model.tflite), photos, "crop")
+    assert (f.argmax(1) == q.argmax(1)).mean() >= 0.9
+    assert np.abs(f - q).max() < 0.1
+
+
+def test_evaluate_int8_and_float_write_reports(
+    tiny_model: TinyModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for model, out in ((tiny_model.tflite, tmp_path / "i8"), (tiny_model.keras_path, tmp_path / "f")):
+        rc = main(["evaluate", str(model), str(tiny_model.data), "--split-name", "all", "--out", str(out)])
+        assert rc == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["images"] == 60
+        assert set(metrics["per_class"]) == {"blue", "green", "red"}
+        assert 0.0 <= metrics["accuracy"] <= metrics["top3_accuracy"] == 1.0
+        assert np.asarray(metrics["confusion"]).sum() == 60
+        assert (out / "confusion.png").stat().st_size > 0 and (out / "misclassified.png").stat().st_size > 0
+    assert "macro F1" in capsys.readouterr().out
+
+
+def _convert(keras_path: Path, hybrid: bool) -> bytes:
+    import tensorflow as tf
+
+    from sortcam.model.train import load_keras_model
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(load_keras_model(keras_path))
+    if hybrid:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return bytes(conv.convert())
+
+
+@pytest.mark.parametrize("hybrid, word", [(True, "hybrid"), (False, "float")])
+def test_quantize_and_export_refuse_float_and_hybrid_models(
+    tiny_model: TinyModel, tmp_path: Path, hybrid: bool, word: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_convert(tiny_model.keras_path, hybrid))
+    for argv in (["quantize", str(path), str(tiny_model.data)], ["export", str(path), "--out", str(tmp_path / "src")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("sortcam: error:") and word in err[0], err
+    assert not (tmp_path / "src").exists()
+
+
+def test_truncated_tflite_gets_one_line_errors(
+    tiny_model: TinyModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tiny_model.tflite.read_bytes()
+    cut = tmp_path / "tiny.tflite"
+    cut.write_bytes(data[: len(data) // 2])
+    (tmp_path / "tiny.json").write_text(tiny_model.card.read_text())
+    for argv in (
+        ["evaluate", str(cut), str(tiny_model.data)],
+        ["quantize", str(cut), str(tiny_model.data)],
+        ["export", str(cut), "--out", str(tmp_path / "src")],
+    ):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("sortcam: error:"), err
+
+
+def test_dataset_with_other_classes_is_refused(
+    tiny_model: TinyModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = make_dataset(tmp_path / "other", per_class=3, classes=("blue", "green", "purple"))
+    assert main(["evaluate", str(tiny_model.tflite), str(other)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "sortcam: error: dataset classes differ from the model's (missing red; unknown purple); "
+        "model classes: blue, green, red"
+    ]
+
+
+def test_weights_file_that_does_not_fit_alpha(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import keras
+
+    wrong = tmp_path / "mnv2_a050.weights.h5"
+    keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.5, include_top=False, weights=None).save_weights(
+        wrong
+    )
+    rc = main(
+        [
+            "train",
+            str(tiny_dataset),
+            "--weights",
+            str(wrong),
+            "--alpha",
+            "0.35",
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1
+    assert err[0].startswith(f"sortcam: error: weights file {wrong} does not fit MobileNetV2 alpha=0.35")
+
+
+def test_pretrained_backbone_trains_head_then_fine_tunes(tiny_dataset: Path, tmp_path: Path) -> None:
+    import keras
+
+    weights = tmp_path / "mnv2_a035.weights.h5"
+    keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None).save_weights(
+        weights
+    )
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_dataset),
+                "--weights",
+                str(weights),
+                "--alpha",
+                "0.35",
+                "--size",
+                "32",
+                "--epochs",
+                "1",
+                "--fine-tune-epochs",
+                "1",
+                "--fine-tune-from",
+                "15",
+                "--batch-size",
+                "16",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    phases = [h["phase"] for h in json.loads((run / "history.json").read_text())]
+    assert phases == ["head", "fine-tune"]
+
+
+def test_distillation_from_a_backbone_file(tiny_dataset: Path, tmp_path: Path) -> None:
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    teacher = tmp_path / "teacher.keras"
+    keras.Model(inp, keras.layers.Conv2D(16, 3, activation="relu")(x)).save(teacher)
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_dataset),
+                "--weights",
+                "none",
+                "--size",
+                "32",
+                "--epochs",
+                "1",
+                "--fine-tune-epochs",
+                "0",
+                "--distill",
+                "--teacher",
+                str(teacher),
+                "--teacher-size",
+                "48",
+                "--views",
+                "2",
+                "--batch-size",
+                "16",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["views"] == 2 and 0.0 <= summary["teacher_val_accuracy"] <= 1.0
+    bank = np.load(run / "teacher_bank" / "logits.npy")
+    assert bank.shape == (2 * summary["train_images"], 3)

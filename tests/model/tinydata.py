@@ -1,0 +1,128 @@
+"""Tiny generated datasets (real JPEG/PNG files) and one tiny trained, quantized model per session.
+
+Shared by tests/model and tests/tools (their conftest files expose the fixtures).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY_CLASSES = ("blue", "green", "red")
+TINY_SIZE = 32
+TINY_PER_CLASS = 20
+
+
+def draw_shape(cls: str, rng: np.random.Generator, w: int = 64, h: int = 48) -> np.ndarray:
+    """A coloured shape (class = colour and shape) on a noisy light background, uint8 RGB."""
+    from PIL import Image, ImageDraw
+
+    bg = tuple(int(v) for v in rng.integers(170, 235, 3))
+    img = Image.new("RGB", (w, h), bg)
+    d = ImageDraw.Draw(img)
+    cx, cy = int(rng.integers(w // 3, 2 * w // 3)), int(rng.integers(h // 3, 2 * h // 3))
+    r = int(rng.integers(h // 5, h // 3))
+    jitter = rng.integers(-30, 30, 3)
+    if cls == "red":
+        color = tuple(int(np.clip(v + j, 0, 255)) for v, j in zip((210, 30, 30), jitter, strict=True))
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
+    elif cls == "green":
+        color = tuple(int(np.clip(v + j, 0, 255)) for v, j in zip((30, 170, 40), jitter, strict=True))
+        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=color)
+    else:
+        color = tuple(int(np.clip(v + j, 0, 255)) for v, j in zip((30, 50, 200), jitter, strict=True))
+        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=color)
+    arr = np.asarray(img, dtype=np.int16) + rng.integers(-8, 9, (h, w, 3))
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def make_dataset(
+    root: Path, per_class: int = 14, classes: tuple[str, ...] = TINY_CLASSES, seed: int = 0, splits: bool = False
+) -> Path:
+    """Write a folder-per-class dataset of JPEG and PNG files (``train/ val/`` folders when ``splits``)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for ci, cls in enumerate(classes):
+        for i in range(per_class):
+            sub = root
+            if splits:
+                sub = root / ("val" if i % 4 == 0 else "train")
+            folder = sub / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            ext = ".png" if (i + ci) % 3 == 0 else ".jpg"
+            Image.fromarray(draw_shape(cls, rng)).save(folder / f"{cls}_{i:03d}{ext}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny") / "data", per_class=TINY_PER_CLASS)
+
+
+@dataclass
+class TinyModel:
+    data: Path
+    run: Path
+    keras_path: Path
+    tflite: Path
+    card: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> TinyModel:
+    """Train (weights none, alpha 0.35, 32x32, 8 epochs) and quantize once per session, via the CLI."""
+    from sortcam.cli import main
+
+    run = tmp_path_factory.mktemp("run")
+    rc = main(
+        [
+            "train",
+            str(tiny_dataset),
+            "--out",
+            str(run),
+            "--weights",
+            "none",
+            "--alpha",
+            "0.35",
+            "--size",
+            str(TINY_SIZE),
+            "--epochs",
+            "8",
+            "--fine-tune-epochs",
+            "0",
+            "--select",
+            "last",
+            "--batch-size",
+            "8",
+            "--lr",
+            "3e-3",
+            "--bn-momentum",
+            "0.8",
+            "--seed",
+            "1",
+        ]
+    )
+    assert rc == 0
+    out = tmp_path_factory.mktemp("q") / "tiny.tflite"
+    rc = main(
+        [
+            "quantize",
+            str(run / "model.keras"),
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            "--name",
+            "tiny",
+            "--representative",
+            "20",
+        ]
+    )
+    assert rc == 0
+    return TinyModel(tiny_dataset, run, run / "model.keras", out, out.with_suffix(".json"))

@@ -1,0 +1,172 @@
+"""``sortcam bench model``: sizes, MACs, TFLM latency and accuracy of a shipped model.
+
+Records ``benchmarks/model.json`` and ``benchmarks/model.md`` (machine, date, command).
+No TensorFlow: the int8 model runs in the TFLM runtime; the float/int8 agreement and
+float accuracy come from the model card (``sortcam quantize`` measured them with TF).
+
+ESP32 latency is estimated from the MAC count: Espressif's person-detection model
+counts 7.39 M MACs and runs in 380 ms with ESP-NN on a 240 MHz ESP32, about
+19.4 M MACs per second; 500 ms per item therefore allows about 9.7 M MACs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sortcam.card import load_card
+from sortcam.errors import DataError
+from sortcam.runtime import Int8Classifier, capture_native_output
+from sortcam.tools.tflite_info import measure_arena, read_info
+
+ESP32_MACS_PER_S = 7.39e6 / 0.380
+"""Person detection: 7.39 M MACs in 380 ms with ESP-NN at 240 MHz (about 19.4 M MACs/s)."""
+TARGET_LATENCY_MS = 500.0
+FLASH_LIMIT = 1_000_000
+ARENA_LIMIT = 300 * 1024
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    """One line describing this machine (CPU model, cores, OS, Python)."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu or platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def bench_model(
+    card_path: str | Path | None = None, data_dir: str | Path | None = None, runs: int = 20
+) -> dict[str, Any]:
+    """Measure the model; ``data_dir`` (optional) re-scores int8 accuracy on its val split in TFLM."""
+    card = load_card(card_path)
+    data = card.model_path.read_bytes() if card.model_path.is_file() else None
+    if data is None:
+        raise DataError(f"model file {card.model_path} (named by {card.path}) is missing")
+    info = read_info(data, str(card.model_path))
+    with capture_native_output():
+        clf = Int8Classifier(data, name=str(card.model_path))
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, size=clf.input_shape, dtype=np.int16).astype(np.int8)
+    clf.invoke_int8(x)
+    times = []
+    for _ in range(max(1, runs)):
+        t0 = time.perf_counter()
+        clf.invoke_int8(x)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    arena = measure_arena(data)
+    est_ms = info.macs / ESP32_MACS_PER_S * 1000.0
+    result: dict[str, Any] = {
+        "model": card.tflite,
+        "sha256": card.sha256,
+        "input": f"{card.input.height}x{card.input.width}x{card.input.channels}",
+        "flash_bytes": len(data),
+        "flash_limit_bytes": FLASH_LIMIT,
+        "arena_measured_bytes": arena,
+        "arena_card_bytes": card.arena_bytes,
+        "arena_limit_bytes": ARENA_LIMIT,
+        "macs": info.macs,
+        "ops": {o.name: o.count for o in info.ops},
+        "tflm_latency_ms_here": {
+            "median": round(float(np.median(times)), 2),
+            "min": round(float(min(times)), 2),
+            "runs": len(times),
+        },
+        "esp32_latency_ms_estimate": round(est_ms, 1),
+        "esp32_estimate_basis": "MACs / 19.4 M MACs/s (person detection: 7.39 M MACs in 380 ms, ESP-NN, 240 MHz)",
+        "esp32_target_ms": TARGET_LATENCY_MS,
+        "metrics_from_card": card.metrics,
+    }
+    if "float_int8_agreement" in card.metrics:
+        result["float_int8_agreement"] = card.metrics["float_int8_agreement"]
+    if data_dir is not None:
+        from sortcam.model.evaluate import evaluate_model
+
+        m, _, _ = evaluate_model(card.model_path, data_dir, "val", card=card)
+        result["int8_tflm_rescored"] = {
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "min_recall": m["min_recall"],
+            "data": m["data"],
+            "recall": {k: v["recall"] for k, v in m["per_class"].items()},
+        }
+    return result
+
+
+def write_bench(
+    result: dict[str, Any], out_dir: Path | None = None, argv: list[str] | None = None
+) -> tuple[Path, Path]:
+    """Write ``model.json`` and ``model.md`` with machine, date and the command."""
+    out = out_dir or REPO / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    command = "sortcam " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    meta = {
+        "machine": machine(),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+    }
+    full = {**meta, **result}
+    jp, mp = out / "model.json", out / "model.md"
+    jp.write_text(json.dumps(full, indent=2) + "\n")
+    m = result.get("metrics_from_card", {})
+    i8, fl = m.get("int8", {}), m.get("float", {})
+    lines = [
+        "# Model benchmark",
+        "",
+        f"- machine: {meta['machine']}",
+        f"- date: {meta['date']}",
+        f"- command: `{command}`",
+        "",
+        "| figure | value | budget |",
+        "|---|---|---|",
+        f"| model | `{result['model']}` ({result['input']}, sha256 {result['sha256'][:12]}) | |",
+        f"| flash | {result['flash_bytes']:,} B | ≤ {FLASH_LIMIT:,} B |",
+        f"| arena (TFLM measured / card) | {result['arena_measured_bytes']:,} B / {result['arena_card_bytes']:,} B "
+        f"| ≤ {ARENA_LIMIT:,} B |",
+        f"| MACs | {result['macs'] / 1e6:.2f} M | ≤ 9.7 M |",
+        f"| ESP32 latency (estimate) | {result['esp32_latency_ms_estimate']:.0f} ms | ≤ {TARGET_LATENCY_MS:.0f} ms |",
+        f"| TFLM latency here (reference kernels) | {result['tflm_latency_ms_here']['median']:.1f} ms median | |",
+    ]
+    if i8:
+        lines.append(f"| int8 accuracy ({m.get('data', '?')}) | {i8.get('accuracy', 0):.4f} | ≥ 0.90 |")
+        lines.append(f"| int8 min per-class recall | {i8.get('min_recall', 0):.4f} | ≥ 0.85 |")
+    if fl:
+        lines.append(f"| float accuracy ({m.get('data', '?')}) | {fl.get('accuracy', 0):.4f} | |")
+    if "float_int8_agreement" in result:
+        lines.append(f"| float/int8 top-1 agreement | {result['float_int8_agreement']:.4f} | |")
+    if "int8_tflm_rescored" in result:
+        r = result["int8_tflm_rescored"]
+        lines.append(f"| int8 accuracy re-scored here ({r['data']}) | {r['accuracy']:.4f} | |")
+    if i8.get("recall"):
+        lines += [
+            "",
+            "Per-class int8 recall ("
+            + str(m.get("data", "?"))
+            + "): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in i8["recall"].items()),
+        ]
+    lines += [
+        "",
+        "ESP32 latency = MACs / 19.4 M MACs/s (Espressif person detection: 7.39 M MACs in 380 ms with",
+        "ESP-NN on a 240 MHz ESP32). TFLM latency here uses the reference kernels on this machine's CPU.",
+        "",
+    ]
+    mp.write_text("\n".join(lines))
+    return jp, mp
