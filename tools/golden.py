@@ -21,6 +21,9 @@ values as their 8-hex-digit IEEE bit pattern so they compare exactly):
 - ``payloads.txt``: classification, status and Last Will payload bytes.
 - ``cmd_cases.txt``: MQTT ``cmd`` payloads (table plus seeded mutations) and verdicts.
 - ``serial_cases.txt``: serial lines (table plus seeded mutations), decode and parse results.
+- ``samples.txt`` + ``samples/*.json``: ``sample`` messages (a QQVGA camera JPEG, real
+  photos, the size limit, refusals) and the confidence number format.
+- ``rate_limits.txt``: ``SampleRateLimiter`` decisions over timestamp sequences.
 """
 
 from __future__ import annotations
@@ -316,6 +319,150 @@ def write_payloads(out: Path, items: list[dc.Item]) -> None:
     (out / "payloads.txt").write_text("\n".join(lines) + "\n")
 
 
+# --- sample frames -------------------------------------------------------------------
+
+SAMPLE_JPEG = "images/glass11.qqvga.jpg"
+"""A QQVGA camera frame as JPEG (glass11 stretched to 160x120, Pillow quality 80), committed
+as an input like the photos: regenerating it would tie the vectors to one libjpeg build."""
+
+ABSENT = "~"
+"""Token for a sample field that is left out (``-`` is the empty string)."""
+
+
+def _pattern_jpeg(n: int) -> bytes:
+    """``n`` bytes that start like a JPEG (``FF D8``) and end like one; the rest a fixed pattern."""
+    body = bytes((i * 31 + 7) & 0xFF for i in range(max(0, n - 4)))
+    return (b"\xff\xd8" + body + b"\xff\xd9")[:n]
+
+
+def _sample_jpeg(source: str) -> bytes:
+    if source.startswith("pattern:"):
+        return _pattern_jpeg(int(source.split(":", 1)[1]))
+    if source.startswith("hex:"):
+        return bytes.fromhex(source.split(":", 1)[1])
+    return (GOLDEN_DIR / source).read_bytes()
+
+
+def _largest_fitting_pattern(device: str, boot: str) -> int:
+    """The longest pattern JPEG whose sample message (no label, no confidence) fits the limit."""
+    lo, hi = 2, mqtt_contract.SAMPLE_MAX_PAYLOAD
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            mqtt_contract.encode_sample(device=device, boot=boot, seq=1, jpeg=_pattern_jpeg(mid))
+            lo = mid
+        except ContractError:
+            hi = mid - 1
+    return lo
+
+
+ROUND4_EDGES: tuple[float, ...] = (
+    0.0, 1.0, 0.5, 0.1, 0.4121, 0.03125, 0.00005, 0.00004, 0.00015, 0.99995, 0.99994, 0.9999, 0.6, 0.123456, 1e-7,
+    0.0001, 0.001, 0.01, 0.25, 0.75, 0.33333334, 0.66666667, 0.41205, 0.41215,
+)
+
+
+def write_samples(out: Path) -> None:
+    """``samples.txt`` + ``samples/*.json``: sample messages and the confidence format."""
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# P name device_hex boot_hex seq label_hex|~ confidence_bits|~ width height jpeg(file|pattern:N|hex:..)"
+        " expected(samples/<name>.json|refused)",
+        "# R confidence_bits text   (json.dumps(round(float(float32), 4)))",
+    ]
+    limit_device, limit_boot = "cam-limit-01", "0badf00d"  # header length chosen so the limit is hit exactly
+    n_fit = _largest_fitting_pattern(limit_device, limit_boot)
+    at_limit = mqtt_contract.encode_sample(device=limit_device, boot=limit_boot, seq=1, jpeg=_pattern_jpeg(n_fit))
+    if len(at_limit) != mqtt_contract.SAMPLE_MAX_PAYLOAD:
+        raise RuntimeError(f"the at_limit sample has {len(at_limit)} bytes: adjust limit_device")
+    cases: list[tuple[str, str, str, int, str | None, float | None, int, int, str]] = [
+        ("qqvga", "cam1", "5f3a9c01", 17, "paper", 0.4121, 160, 120, SAMPLE_JPEG),
+        ("photo_bare", "belt-A_07", "ffffffff", 4294967295, None, None, 0, 0, "images/plastic102.jpg"),
+        ("photo_escapes", "x" * 32, "00000000", 0, "caf\u00e9 \"box\"\n\x01", 0.5, 256, 192, "images/cardboard101.jpg"),
+        ("zero_confidence", "cam_2", "0c5c7fd0", 1, "cardboard", 0.0, 65535, 65535, SAMPLE_JPEG),
+        ("confidence_one", "cam1", "5f3a9c01", 18, "trash", 1.0, 160, 120, "hex:ffd8ffd9"),
+        ("at_limit", limit_device, limit_boot, 1, None, None, 0, 0, f"pattern:{n_fit}"),
+        ("over_limit", limit_device, limit_boot, 1, None, None, 0, 0, f"pattern:{n_fit + 1}"),
+        ("not_jpeg", "cam1", "5f3a9c01", 2, "glass", 0.3, 160, 120, "hex:89504e470d0a1a0a"),
+        ("too_short", "cam1", "5f3a9c01", 2, "glass", 0.3, 160, 120, "hex:ff"),
+        ("bad_device", "cam/1", "5f3a9c01", 2, "glass", 0.3, 160, 120, SAMPLE_JPEG),
+    ]
+    for name, device, boot, seq, label, conf, width, height, source in cases:
+        jpeg = _sample_jpeg(source)
+        conf32 = None if conf is None else float(np.float32(conf))
+        try:
+            payload = mqtt_contract.encode_sample(device=device, boot=boot, seq=seq, jpeg=jpeg, label=label,
+                                                  confidence=conf32, width=width, height=height)
+        except ContractError:
+            expected = "refused"
+        else:
+            got = mqtt_contract.validate_sample(payload, device)
+            assert got["jpeg"] == jpeg
+            expected = f"samples/{name}.json"
+            (out / expected).write_bytes(payload)
+        lines.append(
+            f"P {name} {hexs(device)} {hexs(boot)} {seq} {ABSENT if label is None else hexs(label)} "
+            f"{ABSENT if conf32 is None else f32bits(conf32)} {width} {height} {source} {expected}"
+        )
+    rng = np.random.default_rng(31)
+    values = [float(np.float32(v)) for v in ROUND4_EDGES]
+    values += [float(v) for v in rng.random(200, dtype=np.float32)]
+    values += [float(np.float32((k + 0.5) / 10000)) for k in range(0, 10000, 397)]  # near the rounding ties
+    for v in values:
+        text = mqtt_contract.encode({"c": round(float(v), 4)}).decode()[len('{"v":1,"c":'):-1]
+        lines.append(f"R {f32bits(v)} {text}")
+    (out / "samples.txt").write_text("\n".join(lines) + "\n")
+
+
+def _credit_limiter(interval_ms: int, burst: int, times_ms: list[int]) -> list[bool]:
+    """The firmware's integer token bucket (credit in ms), to check the sequences stay exact."""
+    cap = max(1, burst) * interval_ms
+    credit, last, out = cap, None, []
+    for t in times_ms:
+        if interval_ms <= 0:
+            out.append(True)
+            continue
+        if last is not None:
+            credit = min(cap, credit + (t - last))
+        last = t
+        ok = credit >= interval_ms
+        credit -= interval_ms if ok else 0
+        out.append(ok)
+    return out
+
+
+def write_rate_limits(out: Path) -> None:
+    """``rate_limits.txt``: ``SampleRateLimiter`` decisions over timestamp sequences (ms).
+
+    Python's bucket is float seconds, the firmware's integer ms; the sequences avoid the
+    sub-microsecond float rounding at an exact refill boundary (checked here: generation
+    fails when the two would disagree).
+    """
+    rng = random.Random(5150)
+    seqs: list[tuple[int, int, list[int]]] = []
+    steady = [i * 250 for i in range(40)]  # 4 items a second: every 8th passes
+    seqs.append((2000, 1, steady))
+    gaps = [0, 125, 2000, 2125, 4000, 4001, 9000, 9125, 9250, 11250, 11375, 30000, 30000, 32000]
+    seqs.append((2000, 1, gaps))
+    seqs.append((1500, 3, [0, 0, 0, 0, 500, 1000, 1500, 3000, 6000, 6000, 6000, 6000, 6125]))
+    seqs.append((0, 1, [0, 0, 1, 1, 2]))
+    for interval, burst in ((2000, 1), (2000, 2), (750, 1), (60000, 4)):
+        t, times = 1000 + rng.randrange(5000), []
+        for _ in range(60):
+            t += rng.choice([0, rng.randrange(1, 400), rng.randrange(400, 3000), rng.randrange(3000, 20000)])
+            times.append(t)
+        seqs.append((interval, burst, times))
+    lines = ["# interval_ms burst n times_ms... decisions(1 allowed / 0 skipped) dropped"]
+    for interval, burst, times in seqs:
+        lim = mqtt_contract.SampleRateLimiter(min_interval_s=interval / 1000.0, burst=burst)
+        got = [lim.allow(t / 1000.0) for t in times]
+        if got != _credit_limiter(interval, burst, times):
+            raise RuntimeError(f"float and integer token buckets disagree on {times}: pick other timestamps")
+        decisions = "".join("1" if g else "0" for g in got)
+        lines.append(f"{interval} {burst} {len(times)} {' '.join(map(str, times))} {decisions} {lim.dropped}")
+    (out / "rate_limits.txt").write_text("\n".join(lines) + "\n")
+
+
 # --- commands ------------------------------------------------------------------------
 
 CMD_TABLE: tuple[bytes, ...] = tuple(s.encode("utf-8") if isinstance(s, str) else s for s in (
@@ -497,10 +644,12 @@ def generate(out: Path) -> None:
     write_payloads(out, items)
     write_cmds(out)
     write_serial(out)
+    write_samples(out)
+    write_rate_limits(out)
 
 
 GENERATED = ("preprocess.txt", "luts.txt", "decisions.txt", "payloads.txt", "cmd_cases.txt", "serial_cases.txt",
-             "frames", "expected", "decisions")
+             "frames", "expected", "decisions", "samples.txt", "samples", "rate_limits.txt")
 
 
 def compare(a: Path, b: Path) -> list[str]:

@@ -61,11 +61,25 @@ SERIAL = parse_header("serial_protocol.h")
         ("kTriggers", mqtt_contract.TRIGGERS),
         ("kClassificationFields", mqtt_contract.CLASSIFICATION_FIELDS),
         ("kStatusFields", mqtt_contract.STATUS_FIELDS),
+        ("kSampleFields", mqtt_contract.SAMPLE_FIELDS),
+        ("kSampleMaxPayload", mqtt_contract.SAMPLE_MAX_PAYLOAD),
+        ("kSampleMinIntervalMs", round(mqtt_contract.SAMPLE_MIN_INTERVAL_S * 1000)),
+        ("kSampleBurst", mqtt_contract.SampleRateLimiter().burst),
     ],
 )
 def test_mqtt_header_matches_python(cpp: str, py: object) -> None:
     assert cpp in MQTT, f"{cpp} missing from mqtt_contract.h"
     assert MQTT[cpp] == py
+
+
+def test_sample_topic_and_writer_fields() -> None:
+    import json
+
+    assert mqtt_contract.sample_topic("sortcam", "cam1") == f"sortcam/cam1/{MQTT['kSample']}"
+    raw = mqtt_contract.encode_sample(device="cam1", boot="5f3a9c01", seq=1, jpeg=b"\xff\xd8\xff\xd9", label="paper",
+                                      confidence=0.25, width=160, height=120)
+    assert tuple(json.loads(raw)) == MQTT["kSampleFields"]
+    assert mqtt_contract.SAMPLE_MIN_INTERVAL_S * 1000 == MQTT["kSampleMinIntervalMs"]  # whole milliseconds
 
 
 def test_device_id_limit_matches_the_regex() -> None:
@@ -118,4 +132,4 @@ def test_firmware_version_matches_device_core() -> None:
 
 def test_parser_reads_what_it_claims() -> None:
     """Guard against a parser that silently finds nothing (the tests above would pass vacuously)."""
-    assert len(MQTT) >= 20 and len(SERIAL) >= 11
+    assert len(MQTT) >= 24 and len(SERIAL) >= 11

@@ -42,6 +42,14 @@ constexpr const char* kStatusExtraFields[] = {"arena_used", "invoke_ms", "droppe
 constexpr const char* kSetKeys[] = {"threshold", "trigger", "interval_ms"};
 constexpr uint32_t kIntervalMaxMs = 60000;
 
+// <root>/<device>/sample (docs/console.md "MQTT contract extension"): the JPEG frame of an
+// item whose confidence is below the device's threshold, QoS 1, not retained.
+constexpr const char* kSampleFields[] = {"v", "device", "boot", "seq", "label", "confidence", "width", "height",
+                                         "jpeg"};
+constexpr size_t kSampleMaxPayload = 98304;    // bytes of one sample message (kMaxPayload does not apply)
+constexpr uint32_t kSampleMinIntervalMs = 2000;  // at most one sample per this many ms ...
+constexpr uint32_t kSampleBurst = 1;             // ... after a burst of this many
+
 // True when device matches [A-Za-z0-9_-]{1,32}.
 bool IsValidDeviceId(const char* device);
 
