@@ -19,6 +19,7 @@
 #include "sortcam/outbox.h"
 #include "sortcam/payload.h"
 #include "sortcam/preprocess.h"
+#include "sortcam/sample.h"
 #include "sortcam/version.h"
 
 namespace sortcam {
@@ -29,6 +30,8 @@ constexpr const char* kTag = "app";
 constexpr uint32_t kWatchdogMs = 15000;      // an Invoke takes ~1 s on the ESP32 with ESP-NN
 constexpr uint32_t kStatusPeriodMs = 30000;  // retained status refresh
 constexpr int kCaptureFailuresBeforeReset = 5;
+constexpr int kSampleJpegQuality = 80;        // fmt2jpg quality; a QQVGA frame is a few KB
+constexpr size_t kSampleFrameBytes = 160 * 120 * 2;  // QQVGA RGB565, the capture format
 
 board::DeviceConfig g_config;
 board::ModelInfo g_model;
@@ -44,6 +47,20 @@ uint32_t g_last_frame_ms = 0;
 uint32_t g_invoke_ms = 0;
 float g_fps = 0.0f;
 int g_capture_failures = 0;
+
+// Sample frames (docs/console.md): the RGB565 frame each decision may need is copied before
+// the camera gets its buffer back; a low-confidence item's frame is published after the
+// classification has been handed to the MQTT client.
+uint8_t* g_sample_frame = nullptr;  // PSRAM; nullptr: samples disabled
+int g_sample_w = 0;
+int g_sample_h = 0;
+bool g_sample_frame_valid = false;
+bool g_sample_pending = false;
+Item g_sample_item;
+uint32_t g_sample_seq = 0;
+SampleRateLimiter g_sample_limiter;
+SampleWriter g_sample_writer;
+uint32_t g_sample_failed = 0;  // JPEG encoder, memory or MQTT client refused
 
 void PublishStatusNow() {
   StatusFields f;
@@ -109,7 +126,67 @@ void Publish(const Item& item, uint32_t capture_ms) {
   ESP_LOGI(kTag, "item seq %lu: %s %.3f after %d frames%s", static_cast<unsigned long>(g_seq),
            model::kClassLabels[item.class_id], static_cast<double>(item.confidence), item.frames,
            item.stable ? "" : " (fallback)");
+  if (g_sample_frame_valid && item.confidence < g_detector.config().threshold) {
+    if (g_sample_limiter.Allow(board::NowMs())) {
+      g_sample_pending = true;  // sent by PublishPendingSample, after PumpMqtt
+      g_sample_item = item;
+      g_sample_seq = g_seq;
+    } else {
+      ESP_LOGD(kTag, "sample of seq %lu skipped by the rate limit (%lu so far)", static_cast<unsigned long>(g_seq),
+               static_cast<unsigned long>(g_sample_limiter.dropped()));
+    }
+  }
   ++g_seq;
+}
+
+// The pending low-confidence frame as JPEG on <root>/<device>/sample. Every failure is
+// logged and counted and costs only the sample.
+void PublishPendingSample() {
+  if (!g_sample_pending) return;
+  g_sample_pending = false;
+  board::FeedWatchdog();
+  uint8_t* jpeg = nullptr;
+  size_t jpeg_len = 0;
+  if (!board::EncodeJpeg(g_sample_frame, kSampleFrameBytes, g_sample_w, g_sample_h, kSampleJpegQuality, &jpeg,
+                         &jpeg_len)) {
+    ++g_sample_failed;
+    return;
+  }
+  SampleFields f;
+  f.device = g_config.device_id;
+  f.boot = g_boot;
+  f.seq = g_sample_seq;
+  f.label = model::kClassLabels[g_sample_item.class_id];
+  f.has_confidence = true;
+  f.confidence = g_sample_item.confidence;
+  f.width = static_cast<uint32_t>(g_sample_w);
+  f.height = static_cast<uint32_t>(g_sample_h);
+  size_t needed = SampleMessageLength(f, jpeg_len);
+  if (needed == 0 || needed > mqtt::kSampleMaxPayload) needed = 0;  // Write refuses and counts it below
+  char* payload = static_cast<char*>(heap_caps_malloc(needed + 1, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT));
+  if (payload == nullptr) {
+    ++g_sample_failed;
+    ESP_LOGW(kTag, "no memory for the sample of seq %lu (%u bytes)", static_cast<unsigned long>(g_sample_seq),
+             static_cast<unsigned>(needed + 1));
+    board::FreeJpeg(jpeg);
+    return;
+  }
+  size_t len = 0;
+  const SampleResult result = g_sample_writer.Write(f, jpeg, jpeg_len, payload, needed + 1, &len);
+  board::FreeJpeg(jpeg);
+  if (result != SampleResult::kOk) {
+    ESP_LOGW(kTag, "sample of seq %lu refused: %s (%u bytes of JPEG; %lu refused so far)",
+             static_cast<unsigned long>(g_sample_seq), SampleResultName(result), static_cast<unsigned>(jpeg_len),
+             static_cast<unsigned long>(g_sample_writer.refused()));
+  } else if (!board::PublishSample(payload, len)) {
+    ++g_sample_failed;
+    ESP_LOGW(kTag, "sample of seq %lu not queued: offline or MQTT outbox busy (%lu failed so far)",
+             static_cast<unsigned long>(g_sample_seq), static_cast<unsigned long>(g_sample_failed));
+  } else {
+    ESP_LOGI(kTag, "sample of seq %lu: %u bytes of JPEG", static_cast<unsigned long>(g_sample_seq),
+             static_cast<unsigned>(jpeg_len));
+  }
+  heap_caps_free(payload);
 }
 
 }  // namespace
@@ -134,6 +211,8 @@ void Setup() {
     board::Restart("no memory for the decision buffers");
   }
   if (!board::InitCamera(5)) board::Restart("the camera does not answer");
+  g_sample_frame = static_cast<uint8_t*>(heap_caps_malloc(kSampleFrameBytes, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT));
+  if (g_sample_frame == nullptr) ESP_LOGW(kTag, "no PSRAM for the sample frame: low-confidence samples disabled");
   if (!board::InitTriggerInput(g_config.trigger_gpio)) ESP_LOGW(kTag, "no beam-break input: gpio trigger unusable");
 
   board::StartWifi(g_config.wifi_ssid, g_config.wifi_password);
@@ -165,6 +244,16 @@ void Loop() {
     if (board::CaptureFrame(&frame)) {
       g_capture_failures = 0;
       const bool ok = g_preprocessor.FitResize(frame, g_image);
+      // Keep the frame for a possible sample (not while waiting for the belt to clear:
+      // no item can be decided then). A few ms of PSRAM copy against a ~1 s invoke.
+      const size_t frame_bytes = static_cast<size_t>(frame.width) * static_cast<size_t>(frame.height) * 2;
+      g_sample_frame_valid = g_sample_frame != nullptr && frame_bytes == kSampleFrameBytes &&
+                             g_detector.state() != DetectorState::kWaitAbsent;
+      if (g_sample_frame_valid) {
+        std::memcpy(g_sample_frame, frame.data, kSampleFrameBytes);
+        g_sample_w = frame.width;
+        g_sample_h = frame.height;
+      }
       board::ReleaseFrame();  // the driver refills it while we run the network
       if (ok) {
         g_preprocessor.Quantize(g_image, board::InputBuffer(), g_preprocessor.image_bytes());
@@ -185,7 +274,8 @@ void Loop() {
     }
   }
 
-  board::PumpMqtt(&g_outbox);
+  board::PumpMqtt(&g_outbox);  // the classification goes to the client first ...
+  PublishPendingSample();       // ... then its sample, if any
   if (board::TakeStatusRequest() || board::NowMs() - g_last_status_ms >= kStatusPeriodMs) PublishStatusNow();
 
   const uint32_t spent_ms = board::NowMs() - start_ms;

@@ -1,10 +1,13 @@
 #include "board/camera.h"
 
+#include <cstdlib>
+
 #include "driver/gpio.h"
 #include "esp_camera.h"
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
+#include "img_converters.h"
 
 namespace sortcam {
 namespace board {
@@ -115,6 +118,22 @@ bool RecoverCamera() {
   PowerCycle();
   return InitCamera(3);
 }
+
+bool EncodeJpeg(const uint8_t* rgb565, size_t len, int width, int height, int quality, uint8_t** jpeg,
+                size_t* jpeg_len) {
+  *jpeg = nullptr;
+  *jpeg_len = 0;
+  // fmt2jpg only reads src; its parameter is not const.
+  if (!fmt2jpg(const_cast<uint8_t*>(rgb565), len, static_cast<uint16_t>(width), static_cast<uint16_t>(height),
+               PIXFORMAT_RGB565, static_cast<uint8_t>(quality), jpeg, jpeg_len)) {
+    ESP_LOGW(kTag, "JPEG encoding of a %dx%d frame failed", width, height);
+    *jpeg = nullptr;
+    return false;
+  }
+  return true;
+}
+
+void FreeJpeg(uint8_t* jpeg) { std::free(jpeg); }  // fmt2jpg allocates with heap_caps_malloc
 
 }  // namespace board
 }  // namespace sortcam

@@ -6,6 +6,9 @@
 // CAMERA_GRAB_LATEST, so the loop always classifies the newest frame.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+
 #include "sortcam/preprocess.h"
 
 namespace sortcam {
@@ -22,6 +25,13 @@ void ReleaseFrame();
 
 // Deinitialises and initialises again after repeated capture failures.
 bool RecoverCamera();
+
+// A copied RGB565 frame (high byte first, as CaptureFrame gives it) as JPEG, through
+// esp32-camera's fmt2jpg (quality 1..100). *jpeg is allocated by the converter (PSRAM);
+// release it with FreeJpeg. False (and nothing to free) when the encoder fails.
+bool EncodeJpeg(const uint8_t* rgb565, size_t len, int width, int height, int quality, uint8_t** jpeg,
+                size_t* jpeg_len);
+void FreeJpeg(uint8_t* jpeg);
 
 }  // namespace board
 }  // namespace sortcam

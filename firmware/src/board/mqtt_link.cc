@@ -21,11 +21,13 @@ constexpr const char* kTag = "mqtt";
 constexpr int kMaxInFlight = 4;
 constexpr int64_t kBackoffMinUs = 1000 * 1000;
 constexpr int64_t kBackoffMaxUs = 60 * 1000 * 1000;
+constexpr int kSampleOutboxBudget = 2 * static_cast<int>(mqtt::kSampleMaxPayload);  // bytes, in PSRAM
 
 esp_mqtt_client_handle_t g_client = nullptr;
 char g_classification_topic[128];
 char g_status_topic[128];
 char g_cmd_topic[128];
+char g_sample_topic[128];
 char g_will[160];
 std::atomic<bool> g_connected{false};
 std::atomic<bool> g_status_requested{false};
@@ -99,7 +101,8 @@ bool StartMqtt(const MqttSettings& s) {
   if (mqtt::BuildDeviceTopic(s.topic_root, s.device_id, mqtt::kClassification, g_classification_topic,
                              sizeof g_classification_topic) == 0 ||
       mqtt::BuildDeviceTopic(s.topic_root, s.device_id, mqtt::kStatus, g_status_topic, sizeof g_status_topic) == 0 ||
-      mqtt::BuildDeviceTopic(s.topic_root, s.device_id, mqtt::kCmd, g_cmd_topic, sizeof g_cmd_topic) == 0) {
+      mqtt::BuildDeviceTopic(s.topic_root, s.device_id, mqtt::kCmd, g_cmd_topic, sizeof g_cmd_topic) == 0 ||
+      mqtt::BuildDeviceTopic(s.topic_root, s.device_id, mqtt::kSample, g_sample_topic, sizeof g_sample_topic) == 0) {
     ESP_LOGE(kTag, "bad topic root '%s' or device id '%s'", s.topic_root, s.device_id);
     return false;
   }
@@ -171,6 +174,13 @@ void PumpMqtt(Outbox* outbox) {
 bool PublishStatus(const char* payload, size_t len) {
   if (!g_connected) return false;
   return esp_mqtt_client_enqueue(g_client, g_status_topic, payload, static_cast<int>(len), mqtt::kQos, 1, true) >= 0;
+}
+
+bool PublishSample(const char* payload, size_t len) {
+  if (!g_connected) return false;
+  if (esp_mqtt_client_get_outbox_size(g_client) + static_cast<int>(len) > kSampleOutboxBudget) return false;
+  // Its PUBACK (or expiry) reaches PumpMqtt like any other; the outbox ignores unknown ids.
+  return esp_mqtt_client_enqueue(g_client, g_sample_topic, payload, static_cast<int>(len), mqtt::kQos, 0, true) >= 0;
 }
 
 bool TakeStatusRequest() { return g_status_requested.exchange(false); }

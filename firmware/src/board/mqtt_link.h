@@ -30,6 +30,13 @@ void PumpMqtt(Outbox* outbox);
 
 // Retained status (the payload comes from sortcam::EncodeStatus).
 bool PublishStatus(const char* payload, size_t len);
+
+// A sample frame (sortcam::EncodeSample) on <root>/<device>/sample, QoS 1, not retained,
+// handed to the client's own outbox (which copies it; a message larger than the client
+// buffer goes out in fragments). False, and nothing queued, when not connected or when
+// the client's outbox already holds kSampleOutboxBudget bytes: samples never crowd out
+// classifications.
+bool PublishSample(const char* payload, size_t len);
 // True once after each (re)connect: time to publish a fresh status.
 bool TakeStatusRequest();
 
