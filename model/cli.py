@@ -100,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     q.add_argument("--qat-epochs", type=int, default=3)
     q.add_argument("--seed", type=int, default=1337)
     q.add_argument("--no-eval", action="store_true", help="skip float/int8 val metrics in the card")
+    q.add_argument("--note", help="free text stored in the card as 'notes' (e.g. how val was used)")
     q.set_defaults(func=_quantize)
 
 

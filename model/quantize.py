@@ -146,6 +146,7 @@ def quantize(
     qat_epochs: int = 3,
     seed: int = 1337,
     evaluate: bool = True,
+    note: str | None = None,
 ) -> ModelCard:
     """Quantize (or, for a full-int8 ``.tflite``, re-check) a model and write its card; returns the card."""
     from sortcam.model.evaluate import evaluate_model
@@ -213,11 +214,9 @@ def quantize(
                 metrics["float_int8_agreement"] = round(agree, 4)
         metrics["data"] = int8_m["data"]
     if meta:
-        extra["training"] = {
-            k: meta[k]
-            for k in ("alpha", "height", "width", "weights", "epochs", "distill", "teacher", "views", "seed")
-            if k in meta
-        }
+        extra["training"] = {k: v for k, v in meta.items() if k not in ("out_dir", "teacher_cache")}
+    if note:
+        extra["notes"] = note
     card = make_card(out_path, data, classes, height, width, fit, metrics, arena, extra)
     card.save(out_path.with_suffix(".json"))
     problems = []
@@ -309,6 +308,7 @@ def quantize_cli(args: argparse.Namespace) -> int:
         args.qat_epochs,
         args.seed,
         not args.no_eval,
+        getattr(args, "note", None),
     )
     m = card.metrics
     print(f"wrote {card.model_path} and {card.path}")

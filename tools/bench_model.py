@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sortcam.benchinfo import machine
 from sortcam.card import load_card
 from sortcam.errors import DataError
 from sortcam.runtime import Int8Classifier, capture_native_output
@@ -34,22 +33,6 @@ TARGET_LATENCY_MS = 500.0
 FLASH_LIMIT = 1_000_000
 ARENA_LIMIT = 300 * 1024
 REPO = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    """One line describing this machine (CPU model, cores, OS, Python)."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu or platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def bench_model(
@@ -130,7 +113,7 @@ def write_bench(
     lines = [
         "# Model benchmark",
         "",
-        f"- machine: {meta['machine']}",
+        "- machine: " + ", ".join(f"{k} {v}" for k, v in meta["machine"].items()),
         f"- date: {meta['date']}",
         f"- command: `{command}`",
         "",

@@ -61,9 +61,15 @@ def make_dataset(
     return root
 
 
+_BUILT: dict[str, object] = {}
+"""Session products shared by the fixture copies in tests/model and tests/tools (one training per run)."""
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("tiny") / "data", per_class=TINY_PER_CLASS)
+    if "data" not in _BUILT:
+        _BUILT["data"] = make_dataset(tmp_path_factory.mktemp("tiny") / "data", per_class=TINY_PER_CLASS)
+    return _BUILT["data"]  # type: ignore[return-value]
 
 
 @dataclass
@@ -77,9 +83,11 @@ class TinyModel:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> TinyModel:
-    """Train (weights none, alpha 0.35, 32x32, 8 epochs) and quantize once per session, via the CLI."""
+    """Train (weights none, alpha 0.35, 32x32, 12 epochs) and quantize once per session, via the CLI."""
     from sortcam.cli import main
 
+    if "model" in _BUILT:
+        return _BUILT["model"]  # type: ignore[return-value]
     run = tmp_path_factory.mktemp("run")
     rc = main(
         [
@@ -94,7 +102,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> 
             "--size",
             str(TINY_SIZE),
             "--epochs",
-            "8",
+            "12",
             "--fine-tune-epochs",
             "0",
             "--select",
@@ -102,9 +110,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> 
             "--batch-size",
             "8",
             "--lr",
-            "3e-3",
+            "5e-3",
             "--bn-momentum",
-            "0.8",
+            "0.6",
             "--seed",
             "1",
         ]
@@ -125,4 +133,5 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> 
         ]
     )
     assert rc == 0
-    return TinyModel(tiny_dataset, run, run / "model.keras", out, out.with_suffix(".json"))
+    _BUILT["model"] = TinyModel(tiny_dataset, run, run / "model.keras", out, out.with_suffix(".json"))
+    return _BUILT["model"]  # type: ignore[return-value]
