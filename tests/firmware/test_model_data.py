@@ -31,8 +31,7 @@ def test_parse_c_array_reads_hex_and_decimal() -> None:
 
 
 def test_model_data_matches_shipped_tflite() -> None:
-    if not MODEL.exists():
-        pytest.skip("model/sortcam_trashnet.tflite is not shipped yet (the model pipeline writes it)")
+    assert MODEL.exists(), "model/sortcam_trashnet.tflite is missing: the shipped model must be in model/"
     if not MODEL_DATA.exists():
         pytest.fail("firmware/src/model_data.cc is missing: run 'sortcam export' to generate it from the shipped model")
     text = MODEL_DATA.read_text()
@@ -48,8 +47,7 @@ def test_model_data_matches_shipped_tflite() -> None:
 
 
 def test_model_settings_declare_what_the_firmware_uses() -> None:
-    if not SETTINGS.exists():
-        pytest.skip("firmware/src/model_settings.h is not generated yet (sortcam export writes it)")
+    assert SETTINGS.exists(), "firmware/src/model_settings.h is missing: run 'sortcam export' on the shipped model"
     text = SETTINGS.read_text()
     for name in ("kInputHeight", "kInputWidth", "kInputChannels", "kNumClasses", "kClassLabels", "kArenaBytes",
                  "kModelId", "kFitCrop", "kRangeLo", "kRangeHi"):
