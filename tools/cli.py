@@ -38,13 +38,18 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import sys
     from pathlib import Path
 
     from sortcam.tools.bench_model import bench_model, write_bench
 
     result = bench_model(args.card, args.data, args.runs)
-    jp, mp = write_bench(result, Path(args.out) if args.out else None, argv=sys.argv[1:])
+    argv = ["bench", "model"]
+    for flag, value in (("--card", args.card), ("--data", args.data), ("--out", args.out)):
+        if value:
+            argv += [flag, str(value)]
+    if args.runs != 20:
+        argv += ["--runs", str(args.runs)]
+    jp, mp = write_bench(result, Path(args.out) if args.out else None, argv=argv)
     print(mp.read_text())
     print(
         json.dumps({k: result[k] for k in ("flash_bytes", "arena_measured_bytes", "macs", "esp32_latency_ms_estimate")})
