@@ -197,7 +197,7 @@ def quantize(
     with capture_native_output():
         clf = Int8Classifier(data, name=str(out_path))
         clf.invoke_int8(np.zeros(clf.input_shape, np.int8))
-    from sortcam.tools.tflite_info import measure_arena
+    from sortcam.runtime import measure_arena
 
     arena = measure_arena(data)
     metrics: dict[str, Any] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -149,31 +150,36 @@ def parse_arena_used(report: str) -> int:
     raise ModelError("could not read arena use from the TFLM runtime report")
 
 
-def measure_min_arena(model: bytes, step: int = 16) -> int:
-    """Smallest ``arena_size`` (to ``step`` bytes) with which the model loads and invokes."""
+def measure_arena(model: bytes, verify: bool = True) -> int:
+    """Tensor-arena bytes the model needs in the TFLM runtime, rounded up to 16.
+
+    Loads the model with a generous arena, invokes it once and reads the allocator's
+    total (``print_allocations``). With ``verify`` a child process then loads and
+    invokes the model with exactly that arena. Probing smaller arenas in this
+    process is not safe: some too-small sizes crash the TFLM Python runtime
+    (segmentation fault after "Failed to allocate tail memory") instead of failing.
+    """
     check_tflite_bytes(model)
-
-    def works(size: int) -> bool:
-        try:
-            with capture_native_output():
-                clf = Int8Classifier(model, arena_size=size)
-                clf.invoke_int8(np.zeros(clf.input_shape, dtype=np.int8))
-        except (ModelError, RuntimeError, ValueError):
-            return False
-        return True
-
-    hi = max(len(model) * 10, 1 << 16)
-    while not works(hi):
-        hi *= 2
-        if hi > 1 << 30:
-            raise ModelError("model does not run in the TFLM runtime with any arena up to 1 GiB")
-    lo = 0
-    while hi - lo > step:
-        mid = (lo + hi) // 2 // step * step
-        if mid <= lo:
-            break
-        if works(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    size = max(len(model) * 4, 1 << 20)
+    with capture_native_output():
+        clf = Int8Classifier(model, arena_size=size)
+        clf.invoke_int8(np.zeros(clf.input_shape, np.int8))
+    used = clf.arena_used_bytes()
+    arena = -(-used // 16) * 16
+    if not verify:
+        return arena
+    code = (
+        "import sys, numpy as np\n"
+        "from sortcam.runtime import Int8Classifier\n"
+        "c = Int8Classifier(open(sys.argv[1], 'rb').read(), arena_size=int(sys.argv[2]))\n"
+        "c.invoke_int8(np.zeros(c.input_shape, np.int8))\n"
+    )
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as tmp:
+        tmp.write(model)
+        tmp.flush()
+        for _ in range(8):
+            proc = subprocess.run([sys.executable, "-c", code, tmp.name, str(arena)], capture_output=True)
+            if proc.returncode == 0:
+                return arena
+            arena += 1024
+    raise ModelError(f"the model does not run in the TFLM runtime with the arena it reports ({used} bytes + 8 KiB)")

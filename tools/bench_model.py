@@ -24,8 +24,8 @@ import numpy as np
 from sortcam.benchinfo import machine
 from sortcam.card import load_card
 from sortcam.errors import DataError
-from sortcam.runtime import Int8Classifier, capture_native_output
-from sortcam.tools.tflite_info import measure_arena, read_info
+from sortcam.runtime import Int8Classifier, capture_native_output, measure_arena
+from sortcam.tools.tflite_info import read_info
 
 ESP32_MACS_PER_S = 7.39e6 / 0.380
 """Person detection: 7.39 M MACs in 380 ms with ESP-NN at 240 MHz (about 19.4 M MACs/s)."""
