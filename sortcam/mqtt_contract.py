@@ -108,10 +108,10 @@ def parse_device_topic(root: str, topic: str) -> tuple[str, str]:
 
 # --- field checks -------------------------------------------------------------------
 
-def _obj(payload: bytes | str) -> dict[str, Any]:
+def _obj(payload: bytes | str, max_bytes: int = MAX_PAYLOAD, what: str = "payload") -> dict[str, Any]:
     raw = payload.encode("utf-8") if isinstance(payload, str) else payload
-    if len(raw) > MAX_PAYLOAD:
-        raise ContractError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD}")
+    if len(raw) > max_bytes:
+        raise ContractError(f"{what} of {len(raw)} bytes exceeds {max_bytes}")
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
@@ -392,17 +392,7 @@ def validate_sample(payload: bytes | str, topic_device: str | None = None) -> di
     import base64
     import binascii
 
-    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
-    if len(raw) > SAMPLE_MAX_PAYLOAD:
-        raise ContractError(f"sample of {len(raw)} bytes exceeds {SAMPLE_MAX_PAYLOAD}")
-    try:
-        d = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise ContractError("payload is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ContractError(f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
-    if not isinstance(d, dict):
-        raise ContractError("payload is not a JSON object")
+    d = _obj(payload, SAMPLE_MAX_PAYLOAD, "sample")
     _version(d)
     device = check_device_id(_str(d, "device", max_len=32))
     if topic_device is not None and device != topic_device:

@@ -52,9 +52,8 @@ def load_image(path: str | Path) -> U8Image:
 
     p = Path(path)
     try:
-        with Image.open(p) as img:
-            img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+        with Image.open(p) as opened:
+            rgb = ImageOps.exif_transpose(opened).convert("RGB")
             rgb.load()
     except FileNotFoundError:
         raise DataError(f"image not found: {p}") from None
@@ -70,9 +69,8 @@ def decode_image(data: bytes) -> U8Image:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+        with Image.open(io.BytesIO(data)) as opened:
+            rgb = ImageOps.exif_transpose(opened).convert("RGB")
             rgb.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot decode image: {exc}") from None
@@ -124,7 +122,7 @@ def resize_bilinear(image: U8Image, out_h: int, out_w: int) -> U8Image:
     bottom = img[y1][:, x0] * (_ONE - fx_) + img[y1][:, x1] * fx_
     fy_ = fy[:, None, None]
     acc = top * (_ONE - fy_) + bottom * fy_
-    out = (acc + (1 << (2 * _FRAC_BITS - 1))) >> (2 * _FRAC_BITS)
+    out = np.right_shift(acc.astype(np.int64) + (1 << (2 * _FRAC_BITS - 1)), 2 * _FRAC_BITS)
     return out.astype(np.uint8)
 
 

@@ -75,23 +75,29 @@ def check_tflite_bytes(data: bytes, name: str = "model") -> None:
         raise ModelError(f"{name} is truncated or corrupt (root offset {root} past {len(data)} bytes)")
 
 
+def read_model(model: bytes | str | Path, name: str | None = None) -> tuple[bytes, str]:
+    """A model's bytes (from bytes or a path) and a name for messages, checked to be a TFLite file."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"model not found: {path}") from None
+        except OSError as exc:
+            raise ModelError(f"cannot read model {path}: {exc}") from None
+        name = name or str(path)
+    else:
+        data = bytes(model)
+        name = name or "model"
+    check_tflite_bytes(data, name)
+    return data, name
+
+
 class Int8Classifier:
     """A full-int8 classifier in the TFLM runtime: int8 ``(1, H, W, 3)`` in, int8 logits or probabilities out."""
 
     def __init__(self, model: bytes | str | Path, arena_size: int | None = None, name: str | None = None) -> None:
-        if isinstance(model, (str, Path)):
-            path = Path(model)
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                raise ModelError(f"model not found: {path}") from None
-            except OSError as exc:
-                raise ModelError(f"cannot read model {path}: {exc}") from None
-            name = name or str(path)
-        else:
-            data = bytes(model)
-            name = name or "model"
-        check_tflite_bytes(data, name)
+        data, name = read_model(model, name)
         self.model_bytes = data
         self.name = name
         runtime = _runtime()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sortcam.errors import DependencyError, ModelError
-from sortcam.runtime import check_tflite_bytes
+from sortcam.runtime import read_model
 
 
 def _schema() -> Any:
@@ -116,19 +116,7 @@ def _op_name(schema: Any, code: int) -> str:
 
 def read_info(model: bytes | str | Path, name: str | None = None) -> TfliteInfo:
     """Parse a model (bytes or path). One-line :class:`ModelError` when it is not a valid flatbuffer."""
-    if isinstance(model, (str, Path)):
-        path = Path(model)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError(f"model not found: {path}") from None
-        except OSError as exc:
-            raise ModelError(f"cannot read model {path}: {exc}") from None
-        name = name or str(path)
-    else:
-        data = bytes(model)
-        name = name or "model"
-    check_tflite_bytes(data, name)
+    data, name = read_model(model, name)
     schema = _schema()
     try:
         return _parse(schema, data)
