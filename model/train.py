@@ -232,17 +232,17 @@ def _teacher_features(
     tf = _tf()
     feats: list[npt.NDArray[np.float32]] = []
 
-    run = _FEATURE_FNS.get(id(backbone))
+    run: Any = _FEATURE_FNS.get(id(backbone))
     if run is None:
 
         @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-        def run(x: Any) -> Any:
+        def features(x: Any) -> Any:
             y = backbone(x, training=False)
             if len(y.shape) == 4:
                 y = tf.reduce_mean(y, axis=[1, 2])
             return y
 
-        _FEATURE_FNS[id(backbone)] = run
+        run = _FEATURE_FNS[id(backbone)] = features
 
     for start in range(0, len(photos), batch):
         chunk = np.stack([fit_resize(p, size, size, fit) for p in photos[start : start + batch]])

@@ -100,8 +100,9 @@ def write_bench(
     out = out_dir or REPO / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
     command = "sortcam " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    meta = {
-        "machine": machine(),
+    host = machine()
+    meta: dict[str, Any] = {
+        "machine": host,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
     }
@@ -113,7 +114,7 @@ def write_bench(
     lines = [
         "# Model benchmark",
         "",
-        "- machine: " + ", ".join(f"{k} {v}" for k, v in meta["machine"].items()),
+        "- machine: " + ", ".join(f"{k} {v}" for k, v in host.items()),
         f"- date: {meta['date']}",
         f"- command: `{command}`",
         "",
