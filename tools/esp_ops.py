@@ -10,7 +10,7 @@ model with the same kernels to prove it).
 
 ``ESP_NN_OPTIMISED`` lists the ops that have ESP-NN (SIMD) kernels in that release
 (``tensorflow/lite/micro/kernels/esp_nn/``); the rest run the reference kernels.
-Update this table when ``firmware/idf_component.yml`` pins another release.
+Update this table when ``firmware/src/idf_component.yml`` pins another release.
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ def resolver_calls(info: TfliteInfo) -> list[str]:
 
 
 def pinned_tflm_version(repo: Path = REPO) -> str | None:
-    """The esp-tflite-micro version ``firmware/idf_component.yml`` pins, if it pins one."""
-    path = repo / "firmware" / "idf_component.yml"
+    """The esp-tflite-micro version ``firmware/src/idf_component.yml`` pins, if it pins one."""
+    path = repo / "firmware" / "src" / "idf_component.yml"
     try:
         text = path.read_text()
     except OSError:
