@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--views", type=int, default=8, help="augmented views per train image scored by the teacher")
     p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T")
     p.add_argument("--distill-alpha", type=float, default=0.7, help="weight of the soft-target loss (rest: labels)")
+    p.add_argument(
+        "--init", help="start from the weights of an earlier run's model.keras (same --alpha, --size, classes)"
+    )
     p.add_argument("--teacher-cache", help="folder caching the view bank and teacher logits (default OUT/teacher_bank)")
     p.set_defaults(func=_train)
 
@@ -143,6 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         distill_alpha=args.distill_alpha,
         teacher_cache=args.teacher_cache,
+        init=args.init,
     )
     summary = train(config)
     print(json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))

@@ -82,6 +82,8 @@ class TrainConfig:
     temperature: float = 4.0
     distill_alpha: float = 0.7
     teacher_cache: str | None = None
+    init: str | None = None
+    """A ``model.keras`` from an earlier run to start from (same alpha, size and classes)."""
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
 
     def validate(self) -> None:
@@ -513,6 +515,32 @@ def _kd_loss(num_classes: int, temperature: float, alpha: float) -> Any:
     return loss
 
 
+def _flip_layer(seed: int) -> Any:
+    keras = _keras()
+    return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed)], name="flip")
+
+
+def warm_start(model: Any, init_path: str | Path, classes: Sequence[str]) -> None:
+    """Copy the weights of an earlier run's ``model.keras`` into ``model``.
+
+    The earlier model must have the same architecture (alpha, input size) and the same
+    classes in the same order; anything else is a one-line :class:`ModelError`.
+    """
+    src = load_keras_model(init_path)
+    saved = classes_for(init_path)
+    if saved is not None and list(saved) != list(classes):
+        raise ModelError(f"--init {init_path}: its classes {saved} differ from the dataset's {list(classes)}")
+    if tuple(src.input_shape[1:]) != tuple(model.input_shape[1:]):
+        raise ModelError(
+            f"--init {init_path}: input {tuple(src.input_shape[1:])} differs from --size {tuple(model.input_shape[1:])}"
+        )
+    theirs, ours = src.get_weights(), model.get_weights()
+    if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours, strict=True)):
+        raise ModelError(f"--init {init_path}: not the same network (different --alpha or number of classes)")
+    model.set_weights(theirs)
+    print(f"warm start from {init_path}", flush=True)
+
+
 def _augment_layers(spec: AugmentSpec, seed: int) -> Any:
     keras = _keras()
     layers = []
@@ -599,6 +627,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         else np.zeros((0, config.height, config.width, 3), np.float32)
     )
     model_probs, model_logits, backbone = build_student(config, nc)
+    if config.init:
+        warm_start(model_probs, config.init, classes)
     pretrained = config.weights.lower() != "none"
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
@@ -626,7 +656,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         y = np.concatenate([eye[bank.labels], bank.logits], axis=1)
         w = cw[bank.labels]
         loss = _kd_loss(nc, config.temperature, config.distill_alpha)
-        aug = None  # the views are already augmented and the teacher scored exactly these
+        # The views are already augmented and the teacher scored exactly these; a mirror
+        # image is the one change that leaves the teacher's opinion as good as it was.
+        aug = _flip_layer(config.seed) if config.augment.get("flip", True) else None
     else:
         x_u8 = tr.images
         y = eye[tr.labels]

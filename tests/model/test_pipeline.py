@@ -256,3 +256,48 @@ def test_distillation_from_a_backbone_file(tiny_dataset: Path, tmp_path: Path) -
     assert summary["views"] == 2 and 0.0 <= summary["teacher_val_accuracy"] <= 1.0
     bank = np.load(run / "teacher_bank" / "logits.npy")
     assert bank.shape == (2 * summary["train_images"], 3)
+
+
+def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", str(data), "--out", str(out), "--weights", "none", "--alpha", "0.35",
+        "--size", str(TINY_SIZE), "--epochs", "1", "--fine-tune-epochs", "0", "--select", "last",
+        "--batch-size", "8", "--weight-decay", "0", *extra,
+    ]  # fmt: skip
+
+
+def test_init_warm_starts_from_an_earlier_run(tiny_model: TinyModel, tiny_dataset: Path, tmp_path: Path) -> None:
+    """--init copies an earlier run's weights; at a vanishing learning rate they come out unchanged."""
+    import keras
+
+    init = tiny_model.run / "model.keras"
+    assert main(_train_args(tiny_dataset, tmp_path / "warm", "--lr", "1e-12", "--init", str(init))) == 0
+    assert main(_train_args(tiny_dataset, tmp_path / "cold", "--lr", "1e-12")) == 0
+
+    def head(path: Path) -> np.ndarray:
+        return np.asarray(keras.models.load_model(path, compile=False).get_layer("logits").get_weights()[0])
+
+    before = head(init)
+    assert np.allclose(head(tmp_path / "warm" / "model.keras"), before, atol=1e-6)
+    assert not np.allclose(head(tmp_path / "cold" / "model.keras"), before, atol=1e-3)
+
+
+def test_init_that_does_not_fit_is_refused(
+    tiny_model: TinyModel, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tiny_model.run / "model.keras"
+    args = _train_args(tiny_dataset, tmp_path / "r", "--init", str(init))
+    args[args.index("--size") + 1] = str(TINY_SIZE + 8)
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"sortcam: error: --init {init}: input ({TINY_SIZE}, {TINY_SIZE}, 3) differs from --size "
+        f"({TINY_SIZE + 8}, {TINY_SIZE + 8}, 3)"
+    ]
+    other = make_dataset(tmp_path / "other", per_class=3, classes=("blue", "green", "purple"))
+    assert main(_train_args(other, tmp_path / "r2", "--init", str(init))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its classes ['blue', 'green', 'red'] differ" in err[0], err
+    assert main(_train_args(tiny_dataset, tmp_path / "r3", "--init", str(tmp_path / "missing.keras"))) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"sortcam: error: model not found: {tmp_path / 'missing.keras'}"
+    ]
