@@ -64,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     e.add_argument("--system", action="store_true", help="show non-item events: invalid messages, sorter EVT, link")
     e.add_argument("--json", action="store_true", help="one JSON object per line")
     e.set_defaults(func=_events)
+    r = sub.add_parser("prune", help="delete finished items and events older than N days from the event log")
+    r.add_argument("--db", default=DEFAULT_DB, help=f"state db of the controller (default ./{DEFAULT_DB})")
+    r.add_argument("--older-than-days", type=float, required=True, metavar="N",
+                   help="delete rows finished more than N days ago (N >= 1; keep well beyond the broker's "
+                   "session expiry)")
+    r.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    r.set_defaults(func=_prune)
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -144,6 +151,15 @@ def _events(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
     else:
         print(format_table(rows, columns))
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from .store import prune
+
+    items, events = prune(args.db, args.older_than_days, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{args.db}: {verb} {items} finished items and {events} events older than {args.older_than_days:g} days")
     return 0
 
 

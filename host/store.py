@@ -262,6 +262,42 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     return db
 
 
+def prune(
+    path: str | Path, older_than_days: float, *, now: float | None = None, dry_run: bool = False
+) -> tuple[int, int]:
+    """Delete finished items and events older than ``older_than_days``; returns ``(items, events)``.
+
+    Only items whose outcome is final (acked, missed, rejected) AND whose final decision
+    reached the broker are deleted; ``sent`` items and unpublished outcomes are kept
+    whatever their age, so the controller still finishes them after a restart. Safe while
+    the controller runs (SQLite locking, WAL). A deleted identity is forgotten: a
+    redelivery of it older than the cutoff would be sorted again, hence the floor of 1 day.
+    """
+    if not older_than_days >= 1.0:
+        raise ConfigError(f"--older-than-days must be >= 1 (got {older_than_days}): younger rows guard redeliveries")
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no event log at {p} (give --db, the controller's --state-db)")
+    cutoff = (time.time() if now is None else now) - older_than_days * 86400.0
+    item_where = "status IN ('acked','missed','rejected') AND published=1 AND done_ts IS NOT NULL AND done_ts < ?"
+    try:
+        db = sqlite3.connect(str(p), isolation_level=None, timeout=30)
+        try:
+            db.execute("SELECT 1 FROM items LIMIT 1")
+            db.execute("BEGIN IMMEDIATE")
+            n_items = db.execute(f"SELECT COUNT(*) FROM items WHERE {item_where}", (cutoff,)).fetchone()[0]
+            n_events = db.execute("SELECT COUNT(*) FROM events WHERE ts < ?", (cutoff,)).fetchone()[0]
+            if not dry_run:
+                db.execute(f"DELETE FROM items WHERE {item_where}", (cutoff,))
+                db.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
+            db.execute("ROLLBACK" if dry_run else "COMMIT")
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{p} is not a sortcam event log: {exc}") from None
+    return int(n_items), int(n_events)
+
+
 def query_items(
     db: sqlite3.Connection, *, device: str | None = None, status: str | None = None, last: int | None = None
 ) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from sortcam.cli import main
 from sortcam.errors import ConfigError
 from sortcam.host.config import BrokerAddress, build_config
 from sortcam.host.controller import Decider
-from sortcam.host.store import NewItem, StateStore, open_readonly, query_items
+from sortcam.host.store import NewItem, StateStore, open_readonly, prune, query_events, query_items
 
 TOML = """
 threshold = 0.7
@@ -148,3 +148,44 @@ def test_store_identity_and_ids_survive_reopen(tmp_path: Path) -> None:
     rows = query_items(open_readonly(db))
     assert [r["status"] for r in rows] == ["acked", "sent"] and rows[0]["duplicates"] == 1
     assert rows[0]["write_ms"] == pytest.approx(10.0) and rows[0]["ack_ms"] == pytest.approx(20.0)
+
+
+def test_prune_deletes_only_old_finished_published_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    day = 86400.0
+    now = 100 * day
+    store = StateStore(db)  # stays open: prune runs beside a live controller
+
+    def item(seq: int, ts: float, status: str = "sent") -> int:
+        new = NewItem(device="d", boot="b", seq=seq, label="glass", class_id=1, confidence=0.9,
+                      biodegradable=False, bin="glass", gate=4, reason="label", status=status,
+                      device_latency_ms=10, belt_delay_ms=1000, received_ts=ts, decided_ts=ts, deadline_ts=ts + 5)
+        return store.record_item(new)[0]
+
+    old_acked, old_unpub, old_sent, new_acked = item(1, now - 40 * day), item(2, now - 40 * day), \
+        item(3, now - 40 * day), item(4, now - 2 * day)
+    for sid, ts in ((old_acked, now - 40 * day), (old_unpub, now - 40 * day), (new_acked, now - 2 * day)):
+        store.finish(sid, "acked", miss_reason=None, attempts=1, delay_ms=900, written_ts=ts, done_ts=ts + 1)
+    store.mark_published([old_acked, new_acked])
+    store.log_event("link", "serial down", ts=now - 40 * day)
+    store.log_event("link", "serial up", ts=now - 1 * day)
+
+    assert prune(db, 30, now=now, dry_run=True) == (1, 1)
+    assert len(query_items(open_readonly(db))) == 4
+    assert prune(db, 30, now=now) == (1, 1)
+    left = {r["sort_id"]: r["status"] for r in query_items(open_readonly(db), last=None)}
+    assert left == {old_unpub: "acked", old_sent: "sent", new_acked: "acked"}
+    assert [e["detail"] for e in query_events(open_readonly(db))] == ["serial up"]
+    # the identity counter never goes back: a new item gets a bigger id than any deleted one
+    assert item(5, now) > new_acked
+    store.close()
+
+    assert main(["host", "prune", "--db", str(db), "--older-than-days", "1", "--dry-run"]) == 0
+    assert "would delete 1 finished items and 1 events" in capsys.readouterr().out
+    for argv, message in (
+        (["host", "prune", "--db", str(db), "--older-than-days", "0.5"], "must be >= 1"),
+        (["host", "prune", "--db", str(tmp_path / "none.db"), "--older-than-days", "7"], "no event log"),
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("sortcam: error: ") and message in err and err.count("\n") == 1, err
