@@ -46,6 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     g.add_argument("--retrain-fine-tune-epochs", type=int, default=5)
     g.add_argument("--retrain-batch", type=int, default=32)
     p.set_defaults(func=run)
+    sub = p.add_subparsers(dest="console_command", metavar="SUBCOMMAND")
+    r = sub.add_parser("prune", help="delete old items and their sample frames from the console's data folder")
+    r.add_argument("--data", default="console-data", help="the console's data folder (default console-data)")
+    r.add_argument("--older-than-days", type=float, required=True, metavar="N",
+                   help="delete items first seen more than N days ago (N >= 1); the labelling queue is kept")
+    r.add_argument("--threshold", type=float, default=0.6,
+                   help="the console's --threshold, which decides what is in the labelling queue")
+    r.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    r.set_defaults(func=_prune)
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -88,6 +97,17 @@ def run(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         handle.stop()
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from sortcam.console.store import prune
+
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold {args.threshold}: expected 0..1")
+    items, files = prune(Path(args.data), args.older_than_days, args.threshold, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{args.data}: {verb} {items} items and {files} sample frames older than {args.older_than_days:g} days")
     return 0
 
 

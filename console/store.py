@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sortcam.card import REJECT_BIN
+from sortcam.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -219,6 +220,55 @@ class Store:
             devices = sorted(self.devices.values(), key=lambda d: d.device)
             return [{"device": d.device, "state": d.state, "received": d.received, **{
                 k: d.status.get(k) for k in ("fw", "model", "fps", "free_heap", "rssi", "uptime_s")}} for d in devices]
+
+
+QUEUE_WHERE = (
+    "labelled_as IS NULL AND (flagged=1 OR reason='low_confidence' OR (confidence IS NOT NULL AND confidence < ?))"
+)
+"""Items that wait for a label (with or without their sample frame)."""
+
+
+def prune(
+    data_dir: Path, older_than_days: float, threshold: float = 0.6, *, now: float | None = None, dry_run: bool = False
+) -> tuple[int, int]:
+    """Delete items first heard of more than ``older_than_days`` ago, and their sample JPEGs.
+
+    Items waiting in the labelling queue (below ``threshold``, flagged or rejected for low
+    confidence, not yet labelled) are kept whatever their age; labelled photos live in the
+    labels folder and are never touched. Safe while the console runs (SQLite WAL).
+    Returns ``(items, sample files)`` deleted (or, with ``dry_run``, that would be).
+    """
+    if not older_than_days >= 1.0:
+        raise ConfigError(f"--older-than-days must be >= 1 (got {older_than_days})")
+    db_path = Path(data_dir) / "console.db"
+    if not db_path.is_file():
+        raise ConfigError(f"no console item store at {db_path} (give --data, the console's data folder)")
+    cutoff = (time.time() if now is None else now) - older_than_days * 86400.0
+    where = f"ts < ? AND NOT COALESCE(({QUEUE_WHERE}), 0)"  # SQL NULL logic: no decision yet is not queued
+    try:
+        db = sqlite3.connect(str(db_path), isolation_level=None, timeout=30)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute(f"SELECT sample FROM items WHERE {where}", (cutoff, threshold)).fetchall()
+            if not dry_run:
+                db.execute(f"DELETE FROM items WHERE {where}", (cutoff, threshold))
+            db.execute("ROLLBACK" if dry_run else "COMMIT")
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{db_path} is not a console item store: {exc}") from None
+    root = Path(data_dir).resolve()
+    files = 0
+    for (rel,) in rows:
+        if not rel:
+            continue
+        path = (root / rel).resolve()
+        if root not in path.parents or not path.is_file():
+            continue  # never outside the data folder; already gone is fine
+        files += 1
+        if not dry_run:
+            path.unlink(missing_ok=True)
+    return len(rows), files
 
 
 def _int_or_none(v: Any) -> int | None:
