@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sortcam.card import ModelCard, load_card
 from sortcam.errors import ModelError
-from sortcam.runtime import Int8Classifier, capture_native_output
+from sortcam.runtime import Int8Classifier, capture_native_output, read_model
 from sortcam.tools.esp_ops import ESP_TFLITE_MICRO_VERSION, SUPPORTED_OPS
 from sortcam.tools.tflite_info import TfliteInfo, read_info
 
@@ -182,12 +182,7 @@ def export_model(
     match its card (sha256, classes, input shape) and use only ops the firmware's TFLM has.
     """
     path = Path(tflite)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model not found: {path}") from None
-    except OSError as exc:
-        raise ModelError(f"cannot read model {path}: {exc}") from None
+    data, _ = read_model(path)
     info = read_info(data, str(path))
     problem = info.quantization_problem()
     if problem:
