@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 
 from sortcam.cli import main
 from sortcam.console.store import Store, prune
@@ -50,8 +51,7 @@ def test_prune_keeps_the_queue_and_recent_items(tmp_path: Path, capsys: pytest.C
         (["console", "prune", "--data", str(tmp_path / "nope"), "--older-than-days", "7"], "no console item store"),
     ):
         assert main(argv) == 1
-        err = capsys.readouterr().err
-        assert err.startswith("sortcam: error: ") and message in err and err.count("\n") == 1, err
+        one_line_error(capsys, message)
 
 
 def test_prune_never_deletes_outside_the_data_folder(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 from host_helpers import CLASSES, write_config
 
 from sortcam import card as card_mod
@@ -96,8 +97,8 @@ def test_bad_config_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixt
     path = write_config(tmp_path / "c.json", **config)
     rc = main(["host", "--broker", "mqtt://127.0.0.1:1", "--serial", "/dev/null", "--line", "L",
                "--config", str(path), "--state-db", str(tmp_path / "db")])
-    err = capsys.readouterr().err
-    assert rc == 1 and err.startswith("sortcam: error: ") and message in err and err.count("\n") == 1, err
+    assert rc == 1
+    one_line_error(capsys, message)
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,9 +114,8 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypa
          "cannot read config"),
     ]
     for argv, code, message in cases:
-        rc = main(argv)
-        err = capsys.readouterr().err
-        assert rc == code and err.startswith("sortcam: error: ") and message in err, (argv, err)
+        assert main(argv) == code, argv
+        one_line_error(capsys, message)
     # no model card and no [labels]: a clear message, not a traceback
     monkeypatch.setattr(card_mod, "MODEL_DIR", tmp_path / "empty")
     bare = tmp_path / "bare.json"
@@ -187,5 +187,4 @@ def test_prune_deletes_only_old_finished_published_rows(tmp_path: Path, capsys: 
         (["host", "prune", "--db", str(tmp_path / "none.db"), "--older-than-days", "7"], "no event log"),
     ):
         assert main(argv) == 1
-        err = capsys.readouterr().err
-        assert err.startswith("sortcam: error: ") and message in err and err.count("\n") == 1, err
+        one_line_error(capsys, message)

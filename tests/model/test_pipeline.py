@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_errors import one_line_error
 from tinydata import TINY_SIZE, TinyModel, make_dataset
 
 from sortcam.card import load_card
@@ -114,8 +115,7 @@ def test_quantize_and_export_refuse_float_and_hybrid_models(
     path.write_bytes(_convert(tiny_model.keras_path, hybrid))
     for argv in (["quantize", str(path), str(tiny_model.data)], ["export", str(path), "--out", str(tmp_path / "src")]):
         assert main(argv) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("sortcam: error:") and word in err[0], err
+        one_line_error(capsys, word)
     assert not (tmp_path / "src").exists()
 
 
@@ -132,8 +132,7 @@ def test_truncated_tflite_gets_one_line_errors(
         ["export", str(cut), "--out", str(tmp_path / "src")],
     ):
         assert main(argv) == 1, argv
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("sortcam: error:"), err
+        one_line_error(capsys)
 
 
 def test_dataset_with_other_classes_is_refused(
@@ -173,9 +172,9 @@ def test_weights_file_that_does_not_fit_alpha(
             str(tmp_path / "run"),
         ]
     )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1 and len(err) == 1
-    assert err[0].startswith(f"sortcam: error: weights file {wrong} does not fit MobileNetV2 alpha=0.35")
+    assert rc == 1
+    line = one_line_error(capsys)
+    assert line.startswith(f"sortcam: error: weights file {wrong} does not fit MobileNetV2 alpha=0.35")
 
 
 def test_pretrained_backbone_trains_head_then_fine_tunes(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -295,8 +294,7 @@ def test_init_that_does_not_fit_is_refused(
     ]
     other = make_dataset(tmp_path / "other", per_class=3, classes=("blue", "green", "purple"))
     assert main(_train_args(other, tmp_path / "r2", "--init", str(init))) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "its classes ['blue', 'green', 'red'] differ" in err[0], err
+    one_line_error(capsys, "its classes ['blue', 'green', 'red'] differ")
     assert main(_train_args(tiny_dataset, tmp_path / "r3", "--init", str(tmp_path / "missing.keras"))) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
         f"sortcam: error: model not found: {tmp_path / 'missing.keras'}"

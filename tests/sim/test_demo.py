@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 
 from sortcam.card import ModelCard
 from sortcam.sim.demo import Decided, DemoOptions, build_report, run_demo
@@ -101,9 +102,8 @@ def test_demo_bad_options_are_one_line(
         (["demo", "--belt-delay-ms", "-5", *model], "--belt-delay-ms"),
         (["demo", "--model", str(tmp_path / "none.json")], "model card not found"),
     ):
-        rc = main(argv)
-        err = capsys.readouterr().err.strip().splitlines()
-        assert rc != 0 and len(err) == 1 and needle in err[0], (argv, err)
+        assert main(argv) != 0, argv
+        one_line_error(capsys, needle)
 
 
 def test_demo_forever_with_console_until_stopped(tiny_card: ModelCard, tmp_path: Path) -> None:

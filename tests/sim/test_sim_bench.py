@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 
 from sortcam.card import ModelCard
 from sortcam.cli import main
@@ -27,5 +28,4 @@ def test_bench_sim_records_json_and_md(
 
 def test_bench_sim_bad_frames_is_one_line(tiny_card: ModelCard, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "sim", "--model", str(tiny_card.path), "--frames", "0", "--no-record"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--frames" in err[0]
+    one_line_error(capsys, "--frames")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_errors import one_line_error
 
 from sortcam import device_core as dc
 from sortcam import mqtt_contract as mc
@@ -185,9 +186,8 @@ def test_camera_bad_input_is_one_line(argv: list[str], needle: str, tiny_card: M
     for i in range(0, len(argv), 2):
         base[argv[i]] = argv[i + 1]
     args = ["sim", "camera"] + [t for kv in base.items() for t in kv]
-    rc = main(args)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc != 0 and len(err) == 1 and err[0].startswith("sortcam: error:") and needle in err[0], err
+    assert main(args) != 0
+    one_line_error(capsys, needle)
 
 
 def test_video_without_opencv_is_one_line(tmp_path: Path, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch,
@@ -197,16 +197,16 @@ def test_video_without_opencv_is_one_line(tmp_path: Path, tiny_card: ModelCard, 
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError, as without the extra
     rc = main(["sim", "camera", "--source", str(video), "--broker", "mqtt://127.0.0.1:1", "--device", "c",
                "--model", str(tiny_card.path)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc != 0 and len(err) == 1 and "sortcam[video]" in err[0]
+    assert rc != 0
+    one_line_error(capsys, "sortcam[video]")
 
 
 def test_missing_webcam_is_one_line(tiny_card: ModelCard, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("cv2")
     rc = main(["sim", "camera", "--source", "webcam:97", "--broker", "mqtt://127.0.0.1:1", "--device", "c",
                "--model", str(tiny_card.path)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc != 0 and len(err) == 1 and "camera webcam:97" in err[0]
+    assert rc != 0
+    one_line_error(capsys, "camera webcam:97")
 
 
 def test_video_source_finds_items_by_presence(tmp_path: Path, tiny_card: ModelCard) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line_error
 from tinydata import TinyModel
 
 from sortcam.card import load_card
@@ -47,4 +48,4 @@ def test_bench_model_records_json_and_markdown(tiny_model: TinyModel, tmp_path: 
 
 def test_bench_model_without_a_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "model", "--card", str(tmp_path / "none.json"), "--out", str(tmp_path)]) == 1
-    assert capsys.readouterr().err.startswith("sortcam: error: model card not found")
+    one_line_error(capsys, "model card not found")
