@@ -675,7 +675,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model_logits.compile(optimizer=_optimizer(lr, config.weight_decay, steps * epochs, warm), loss=loss)
         prog = _Progress(config, model_probs, val_x, va.labels, nc, out, history, name, epochs, best)
         prog.stale = 0
-        model_logits.fit(ds, epochs=epochs, verbose=2 if sys.stdout.isatty() else 0, callbacks=[prog.callback()])
+        # shuffle=False: the tf.data pipeline shuffles itself (Keras warns when asked to shuffle a Dataset)
+        model_logits.fit(
+            ds, epochs=epochs, shuffle=False, verbose=2 if sys.stdout.isatty() else 0, callbacks=[prog.callback()]
+        )
 
     t0 = time.time()
     if pretrained:

@@ -147,6 +147,8 @@ def test_dataset_with_other_classes_is_refused(
     ]
 
 
+# Loading weights of another alpha makes Keras warn per layer before it fails: expected here.
+@pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")
 def test_weights_file_that_does_not_fit_alpha(
     tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
