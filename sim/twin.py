@@ -207,6 +207,14 @@ class DeviceTwin:
         h, w = clf.input_shape[1], clf.input_shape[2]
         if (h, w) != (card.input.height, card.input.width):
             raise ModelError(f"model input {w}x{h} differs from the card's {card.input.width}x{card.input.height}")
+        # The arena the runtime really uses for this model, measured once like the firmware's
+        # interpreter->arena_used_bytes() (after a first invoke); reported in status.
+        try:
+            clf.invoke_int8(np.zeros(clf.input_shape, np.int8))
+            self.arena_used = clf.arena_used_bytes()
+        except ModelError as exc:
+            log.warning("twin %s: cannot measure the arena (%s); reporting the card's", self.device, exc)
+            self.arena_used = card.arena_bytes
         self.card = card
         self.classifier = clf
         self.model_id = card.model_id or "0" * 12
@@ -464,7 +472,7 @@ class DeviceTwin:
             free_heap=SIM_FREE_HEAP,
             rssi=0,
             fps=min(self._fps, 999.0),
-            arena_used=self.card.arena_bytes,
+            arena_used=self.arena_used,
             invoke_ms=self._invoke_ms,
             dropped=self.stats.undetected,
             rejected_cmds=self.stats.rejected_cmds,

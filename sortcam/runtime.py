@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ import numpy.typing as npt
 from sortcam.errors import DependencyError, ModelError
 
 TFLITE_IDENTIFIER = b"TFL3"
+ALLOCATOR_TAG = "[RecordingMicroAllocator]"
+"""How each line of the TFLM runtime's ``print_allocations`` report starts."""
 
 
 def _runtime() -> Any:
@@ -34,19 +36,25 @@ def _runtime() -> Any:
 
 
 @contextlib.contextmanager
-def capture_native_output() -> Iterator[list[str]]:
+def capture_native_output(keep: Callable[[str], bool] | None = None) -> Iterator[list[str]]:
     """Capture what C++ code writes to file descriptors 1 and 2 (``print_allocations``).
 
     The TFLM runtime writes its reports from C++ straight to the process's stdout or
-    stderr (it differs between builds), bypassing ``sys.stdout``; this collects both.
+    stderr (it differs between builds), bypassing ``sys.stdout``; this collects both
+    (stdout's text, then stderr's) as one string appended to the yielded list.
+
+    The redirection is process-wide, so another thread's output in that window would be
+    caught too. With ``keep``, only lines for which ``keep(line)`` is true are collected;
+    every other line is written back to the descriptor it was written to, so nothing
+    another thread printed meanwhile is lost.
     """
     out: list[str] = []
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 1)
-        os.dup2(tmp.fileno(), 2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp1, tempfile.TemporaryFile(mode="w+b") as tmp2:
+        os.dup2(tmp1.fileno(), 1)
+        os.dup2(tmp2.fileno(), 2)
         try:
             yield out
         finally:
@@ -56,8 +64,19 @@ def capture_native_output() -> Iterator[list[str]]:
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
-            tmp.seek(0)
-            out.append(tmp.read().decode("utf-8", "replace"))
+            collected: list[str] = []
+            for fd, tmp in ((1, tmp1), (2, tmp2)):
+                tmp.seek(0)
+                text = tmp.read().decode("utf-8", "replace")
+                if keep is None:
+                    collected.append(text)
+                    continue
+                back: list[str] = []
+                for line in text.splitlines(keepends=True):
+                    (collected if keep(line) else back).append(line)
+                if back:
+                    os.write(fd, "".join(back).encode("utf-8", "replace"))
+            out.append("".join(collected))
 
 
 @dataclass(frozen=True)
@@ -142,8 +161,12 @@ class Int8Classifier:
         return self.dequantize(self.invoke_int8(x))
 
     def arena_used_bytes(self) -> int:
-        """Arena bytes the runtime reports after an invoke (parsed from ``print_allocations``)."""
-        with capture_native_output() as out:
+        """Arena bytes the runtime reports after an invoke (parsed from ``print_allocations``).
+
+        Safe next to other threads: only the allocator's report lines are taken; anything
+        else written to stdout or stderr meanwhile is passed through.
+        """
+        with capture_native_output(keep=lambda line: line.startswith(ALLOCATOR_TAG)) as out:
             self._interp.print_allocations()
         return parse_arena_used(out[0])
 
@@ -151,7 +174,7 @@ class Int8Classifier:
 def parse_arena_used(report: str) -> int:
     """Total arena bytes from a ``print_allocations`` report."""
     for line in report.splitlines():
-        if "[RecordingMicroAllocator] Arena allocation total" in line:
+        if f"{ALLOCATOR_TAG} Arena allocation total" in line:
             return int(line.rsplit(" ", 2)[-2])
     raise ModelError("could not read arena use from the TFLM runtime report")
 

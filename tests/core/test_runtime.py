@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,17 @@ def test_truncated_model_is_a_model_error(cut: int) -> None:
 def test_non_tflite_bytes_are_refused() -> None:
     with pytest.raises(ModelError, match="not a TFLite flatbuffer"):
         Int8Classifier(np.zeros(64, np.uint8).tobytes())
+
+
+def test_arena_report_capture_passes_other_output_through(capfd: pytest.CaptureFixture[str]) -> None:
+    """Only the allocator's lines are taken; what else reaches fds 1 and 2 meanwhile comes back out."""
+    from sortcam.runtime import ALLOCATOR_TAG, capture_native_output, parse_arena_used
+
+    with capture_native_output(keep=lambda line: line.startswith(ALLOCATOR_TAG)) as out:
+        os.write(1, b"progress line from another thread\n")
+        os.write(2, f"{ALLOCATOR_TAG} Arena allocation total 4096 bytes\n".encode())
+        os.write(2, b"a log line on stderr\n")
+    assert parse_arena_used(out[0]) == 4096 and "another thread" not in out[0]
+    seen = capfd.readouterr()
+    assert seen.out == "progress line from another thread\n"
+    assert seen.err == "a log line on stderr\n"

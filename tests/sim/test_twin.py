@@ -19,6 +19,7 @@ from sortcam import device_core as dc
 from sortcam import mqtt_contract as mc
 from sortcam.card import ModelCard
 from sortcam.cli import main
+from sortcam.runtime import measure_arena
 from sortcam.sim.broker import EmbeddedBroker
 from sortcam.sim.sources import SAMPLES_DIR, list_folder
 from sortcam.sim.twin import DeviceTwin, belt_frame
@@ -61,6 +62,11 @@ def test_twin_messages_follow_the_contract(mqtt_broker: Any, recorder_factory: A
     )
     status = [mc.validate_status(p, "cam-1") for p in rec.on("/cam-1/status")]
     assert status and status[0]["state"] == "online" and status[0]["model"] == tiny_card.sha256[:12]
+    # arena_used is the runtime's real figure for this model (the tiny card records none)
+    assert tiny_card.arena_bytes == 0
+    assert json.loads(rec.on("/cam-1/status")[0])["arena_used"] == measure_arena(
+        tiny_card.model_path.read_bytes(), verify=False
+    )
     twin.close()
     offline = rec.wait_for("/cam-1/status", len(status) + 1)
     assert mc.validate_status(offline[-1], "cam-1")["state"] == "offline"
