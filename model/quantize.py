@@ -184,6 +184,10 @@ def quantize(
         classes = classes_for(mp) or index_dataset(data_dir).classes
         if int(model.output_shape[-1]) != len(classes):
             raise ModelError(f"{mp} has {model.output_shape[-1]} outputs but {len(classes)} classes")
+        if fit is None and "fit" not in meta:
+            log.warning(
+                "no train_config.json beside %s: assuming --fit crop; pass --fit stretch if it was trained so", mp
+            )
         fit = fit or str(meta.get("fit", "crop"))
         print(f"calibration: {representative} train images at {height}x{width} ({fit})", flush=True)
         rep = representative_images(data_dir, classes, height, width, fit, representative, seed)

@@ -301,3 +301,25 @@ def test_init_that_does_not_fit_is_refused(
     assert capsys.readouterr().err.strip().splitlines() == [
         f"sortcam: error: model not found: {tmp_path / 'missing.keras'}"
     ]
+
+
+def test_quantize_without_train_config_says_which_fit_it_assumes(
+    tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model copied without its run folder's train_config.json: the assumed fit is named, not silent."""
+    import shutil
+
+    for name in ("model.keras", "classes.json"):
+        shutil.copy(tiny_model.run / name, tmp_path / name)
+    out = tmp_path / "q.tflite"
+    with caplog.at_level("WARNING"):
+        assert main(["quantize", str(tmp_path / "model.keras"), str(tiny_model.data), "--out", str(out),
+                     "--representative", "12"]) == 0
+    assert "no train_config.json" in caplog.text and "assuming --fit crop" in caplog.text
+    assert json.loads(out.with_suffix(".json").read_text())["preprocess"]["fit"] == "crop"
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["quantize", str(tmp_path / "model.keras"), str(tiny_model.data), "--out", str(out),
+                     "--representative", "12", "--fit", "stretch"]) == 0
+    assert "no train_config.json" not in caplog.text
+    assert json.loads(out.with_suffix(".json").read_text())["preprocess"]["fit"] == "stretch"
