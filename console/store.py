@@ -49,6 +49,12 @@ class DeviceState:
     status: dict[str, Any]
 
 
+QUEUE_WHERE = (
+    "labelled_as IS NULL AND (flagged=1 OR reason='low_confidence' OR (confidence IS NOT NULL AND confidence < ?))"
+)
+"""Items that wait for a label (with or without their sample frame)."""
+
+
 class Store:
     """Thread-safe item table (SQLite) and device table (memory).
 
@@ -173,9 +179,7 @@ class Store:
         """Unlabelled items with a sample that are below the threshold, flagged, or sent to reject for it."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM items WHERE labelled_as IS NULL AND sample IS NOT NULL AND"
-                " (flagged=1 OR reason='low_confidence' OR (confidence IS NOT NULL AND confidence < ?))"
-                " ORDER BY ts DESC LIMIT ?",
+                f"SELECT * FROM items WHERE sample IS NOT NULL AND {QUEUE_WHERE} ORDER BY ts DESC LIMIT ?",
                 (self.threshold, limit),
             ).fetchall()
         return [_row(r) for r in rows]
@@ -184,8 +188,7 @@ class Store:
         """Low-confidence items whose frame never arrived (rate-limited or lost): shown, not labellable."""
         with self._lock:
             (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM items WHERE labelled_as IS NULL AND sample IS NULL AND"
-                " (flagged=1 OR reason='low_confidence' OR (confidence IS NOT NULL AND confidence < ?))",
+                f"SELECT COUNT(*) FROM items WHERE sample IS NULL AND {QUEUE_WHERE}",
                 (self.threshold,),
             ).fetchone()
         return int(n)
@@ -220,12 +223,6 @@ class Store:
             devices = sorted(self.devices.values(), key=lambda d: d.device)
             return [{"device": d.device, "state": d.state, "received": d.received, **{
                 k: d.status.get(k) for k in ("fw", "model", "fps", "free_heap", "rssi", "uptime_s")}} for d in devices]
-
-
-QUEUE_WHERE = (
-    "labelled_as IS NULL AND (flagged=1 OR reason='low_confidence' OR (confidence IS NOT NULL AND confidence < ?))"
-)
-"""Items that wait for a label (with or without their sample frame)."""
 
 
 def prune(
