@@ -67,13 +67,9 @@ def capture_native_output(keep: Callable[[str], bool] | None = None) -> Iterator
             collected: list[str] = []
             for fd, tmp in ((1, tmp1), (2, tmp2)):
                 tmp.seek(0)
-                text = tmp.read().decode("utf-8", "replace")
-                if keep is None:
-                    collected.append(text)
-                    continue
                 back: list[str] = []
-                for line in text.splitlines(keepends=True):
-                    (collected if keep(line) else back).append(line)
+                for line in tmp.read().decode("utf-8", "replace").splitlines(keepends=True):
+                    (collected if keep is None or keep(line) else back).append(line)
                 if back:
                     os.write(fd, "".join(back).encode("utf-8", "replace"))
             out.append("".join(collected))
