@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,21 +37,10 @@ def build_tiny_model(folder: Path, size: int = 32, seed: int = 0) -> ModelCard:
     x = tf.keras.layers.Dense(len(CLASSES))(x)
     outputs = tf.keras.layers.Softmax()(x)
     model = tf.keras.Model(inputs, outputs)
-    rng = np.random.default_rng(seed)
+    from sortcam.model.quantize import convert_full_int8
 
-    def representative() -> Iterator[list[np.ndarray]]:
-        for _ in range(16):
-            yield [rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    with warnings.catch_warnings():  # the int8-input statistics come from `representative`
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        data = conv.convert()
+    rep = np.random.default_rng(seed).uniform(-1, 1, (16, size, size, 3)).astype(np.float32)
+    data = convert_full_int8(model, rep)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tiny.tflite").write_bytes(data)
     card = ModelCard(
