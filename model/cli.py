@@ -71,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T")
     p.add_argument("--distill-alpha", type=float, default=0.7, help="weight of the soft-target loss (rest: labels)")
     p.add_argument(
+        "--feature-distill",
+        type=float,
+        default=0.0,
+        metavar="BETA",
+        help="also match the teacher's pooled features, with this loss weight (default 0: off)",
+    )
+    p.add_argument(
         "--init", help="start from the weights of an earlier run's model.keras (same --alpha, --size, classes)"
     )
     p.add_argument("--teacher-cache", help="folder caching the view bank and teacher logits (default OUT/teacher_bank)")
@@ -145,6 +152,7 @@ def _train(args: argparse.Namespace) -> int:
         views=args.views,
         temperature=args.temperature,
         distill_alpha=args.distill_alpha,
+        feature_distill=args.feature_distill,
         teacher_cache=args.teacher_cache,
         init=args.init,
     )

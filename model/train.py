@@ -84,6 +84,9 @@ class TrainConfig:
     teacher_cache: str | None = None
     init: str | None = None
     """A ``model.keras`` from an earlier run to start from (same alpha, size and classes)."""
+    feature_distill: float = 0.0
+    """Weight of the feature-matching loss (0: off): the student's pooled features, through a
+    linear map used only in training, regress the teacher's standardised pooled features."""
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
 
     def validate(self) -> None:
@@ -103,6 +106,10 @@ class TrainConfig:
             raise UsageError("--views must be >= 1")
         if not 0.0 <= self.distill_alpha <= 1.0:
             raise UsageError("--distill-alpha must be in 0..1")
+        if self.feature_distill < 0.0:
+            raise UsageError("--feature-distill must be >= 0")
+        if self.feature_distill and not self.distill:
+            raise UsageError("--feature-distill needs --distill (the features come from the teacher)")
         parse_split_spec(self.split)
 
 
@@ -296,7 +303,7 @@ def build_view_bank(
 
 @dataclass
 class TeacherBank:
-    """Student-size views of the train photos with the teacher's logits for each (cached)."""
+    """Student-size views of the train photos with the teacher's logits and pooled features for each (cached)."""
 
     images: npt.NDArray[np.uint8]
     labels: npt.NDArray[np.int32]
@@ -304,6 +311,8 @@ class TeacherBank:
     logits: npt.NDArray[np.float32]
     teacher_val_acc: float
     teacher_crossfit_acc: float
+    features: npt.NDArray[np.float16] | None = None
+    """The teacher's pooled features of each view (float16); None in a bank cached before they were kept."""
 
 
 def make_teacher_bank(
@@ -338,7 +347,8 @@ def make_teacher_bank(
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-            if meta.get("key") == key:
+            has_features = (cache / "features.npy").is_file()
+            if meta.get("key") == key and (has_features or not config.feature_distill):
                 log.info("teacher bank: reusing %s", cache)
                 return TeacherBank(
                     np.load(cache / "images.npy"),
@@ -347,7 +357,10 @@ def make_teacher_bank(
                     np.load(cache / "logits.npy"),
                     float(meta["teacher_val_acc"]),
                     float(meta["teacher_crossfit_acc"]),
+                    np.load(cache / "features.npy") if has_features else None,
                 )
+            if meta.get("key") == key:
+                print(f"teacher bank {cache} has no teacher features (an older bank); recomputing it", flush=True)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("teacher bank cache unreadable (%s); recomputing", exc)
     cache.mkdir(parents=True, exist_ok=True)
@@ -412,11 +425,12 @@ def make_teacher_bank(
     np.save(cache / "labels.npy", bank_labels)
     np.save(cache / "photo_index.npy", photo_index)
     np.save(cache / "logits.npy", logits)
+    np.save(cache / "features.npy", feats.astype(np.float16))
     np.savez(cache / "teacher_head.npz", w=w, b=b)
     meta_path.write_text(
         json.dumps({"key": key, "teacher_val_acc": val_acc, "teacher_crossfit_acc": crossfit_acc}, indent=2)
     )
-    return TeacherBank(arr_images, bank_labels, photo_index, logits, val_acc, crossfit_acc)
+    return TeacherBank(arr_images, bank_labels, photo_index, logits, val_acc, crossfit_acc, feats.astype(np.float16))
 
 
 # ----------------------------------------------------------------------------- training
@@ -515,6 +529,21 @@ def _kd_loss(num_classes: int, temperature: float, alpha: float) -> Any:
     return loss
 
 
+def _feature_trainee(model_logits: Any, features: npt.NDArray[np.float16]) -> tuple[Any, npt.NDArray[np.float32]]:
+    """The student with a second, training-only output: a linear map of its pooled features.
+
+    It is trained to regress the teacher's pooled features of the same view, standardised per
+    dimension, so the student learns the teacher's representation and not only its six class
+    scores. The map is not part of the saved model; returns the model and the targets.
+    """
+    keras = _keras()
+    f = features.astype(np.float32)
+    targets = (f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6)
+    pooled = model_logits.get_layer("pool").output
+    proj = keras.layers.Dense(f.shape[1], name="feature_proj")(pooled)
+    return keras.Model(model_logits.inputs, [model_logits.outputs[0], proj]), targets
+
+
 def _flip_layer(seed: int) -> Any:
     keras = _keras()
     return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed)], name="flip")
@@ -558,14 +587,17 @@ def _augment_layers(spec: AugmentSpec, seed: int) -> Any:
 
 def _dataset(
     x_u8: npt.NDArray[np.uint8],
-    y: npt.NDArray[np.float32],
+    y: Any,
     w: npt.NDArray[np.float32],
     batch: int,
     seed: int,
     augment: Any | None,
     value_range: tuple[float, float],
 ) -> Any:
-    """tf.data over uint8 images: shuffle, (augment), map to the float range, batch."""
+    """tf.data over uint8 images: shuffle, (augment), map to the float range, batch.
+
+    ``y`` is one target array, or a tuple of them for a model with several outputs.
+    """
     tf = _tf()
     lo, hi = value_range
     ds = tf.data.Dataset.from_tensor_slices((x_u8, y, w)).shuffle(len(x_u8), seed=seed, reshuffle_each_iteration=True)
@@ -640,6 +672,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "non_images_skipped": len(index.skipped_files),
     }
     eye = np.eye(nc, dtype=np.float32)
+    trainee: Any = None  # the model fit() trains: model_logits, or it plus a feature head
+    loss_weights: list[float] | None = None
     if config.distill:
         cache = Path(config.teacher_cache) if config.teacher_cache else out / "teacher_bank"
         bank = make_teacher_bank(config, tr_full, tr.labels, va_full, va.labels, nc, cache)
@@ -653,9 +687,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
             }
         )
         x_u8 = bank.images
-        y = np.concatenate([eye[bank.labels], bank.logits], axis=1)
+        y: Any = np.concatenate([eye[bank.labels], bank.logits], axis=1)
         w = cw[bank.labels]
         loss = _kd_loss(nc, config.temperature, config.distill_alpha)
+        if config.feature_distill:
+            assert bank.features is not None  # make_teacher_bank recomputes a bank without them
+            trainee, targets = _feature_trainee(model_logits, bank.features)
+            y = (y, targets)
+            loss = [loss, "mse"]
+            loss_weights = [1.0, config.feature_distill]
+            summary["feature_distill"] = config.feature_distill
         # The views are already augmented and the teacher scored exactly these; a mirror
         # image is the one change that leaves the teacher's opinion as good as it was.
         aug = _flip_layer(config.seed) if config.augment.get("flip", True) else None
@@ -668,15 +709,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
         loss = keras.losses.CategoricalCrossentropy(from_logits=True)
         aug = _augment_layers(AugmentSpec(**config.augment), config.seed)
     steps = math.ceil(len(x_u8) / config.batch_size)
+    if trainee is None:
+        trainee = model_logits
 
     def run_phase(name: str, epochs: int, lr: float) -> None:
         ds = _dataset(x_u8, y, w, config.batch_size, config.seed, aug, DEFAULT_RANGE)
         warm = min(steps, steps * epochs // 10) if not pretrained or name == "head" else 0
-        model_logits.compile(optimizer=_optimizer(lr, config.weight_decay, steps * epochs, warm), loss=loss)
+        trainee.compile(
+            optimizer=_optimizer(lr, config.weight_decay, steps * epochs, warm), loss=loss, loss_weights=loss_weights
+        )
         prog = _Progress(config, model_probs, val_x, va.labels, nc, out, history, name, epochs, best)
         prog.stale = 0
         # shuffle=False: the tf.data pipeline shuffles itself (Keras warns when asked to shuffle a Dataset)
-        model_logits.fit(
+        trainee.fit(
             ds, epochs=epochs, shuffle=False, verbose=2 if sys.stdout.isatty() else 0, callbacks=[prog.callback()]
         )
 

@@ -257,6 +257,50 @@ def test_distillation_from_a_backbone_file(tiny_dataset: Path, tmp_path: Path) -
     assert summary["views"] == 2 and 0.0 <= summary["teacher_val_accuracy"] <= 1.0
     bank = np.load(run / "teacher_bank" / "logits.npy")
     assert bank.shape == (2 * summary["train_images"], 3)
+    feats = np.load(run / "teacher_bank" / "features.npy")
+    assert feats.shape == (2 * summary["train_images"], 16) and np.isfinite(feats).all()
+    assert "feature_distill" not in summary
+
+
+@pytest.mark.slow
+def test_feature_distillation_recomputes_an_old_bank_and_ships_no_feature_head(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--feature-distill needs the teacher's features: a bank cached without them is recomputed,
+    and the training-only feature map is not part of the saved model."""
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    teacher = tmp_path / "teacher.keras"
+    keras.Model(inp, keras.layers.Conv2D(12, 3, activation="relu")(x)).save(teacher)
+    cache = tmp_path / "bank"
+    common = [
+        "--distill", "--teacher", str(teacher), "--teacher-size", "40", "--views", "2", "--teacher-cache", str(cache)
+    ]  # fmt: skip
+    assert main(_train_args(tiny_dataset, tmp_path / "plain", *common)) == 0
+    logits = np.load(cache / "logits.npy")
+    (cache / "features.npy").unlink()  # as a bank written before features were kept
+    capsys.readouterr()
+    run = tmp_path / "feat"
+    assert main(_train_args(tiny_dataset, run, *common, "--feature-distill", "1.0")) == 0
+    assert "has no teacher features (an older bank); recomputing it" in capsys.readouterr().out
+    feats = np.load(cache / "features.npy")
+    assert feats.shape == (len(logits), 12) and np.isfinite(feats).all()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["feature_distill"] == 1.0
+    model = keras.models.load_model(run / "model.keras", compile=False)
+    assert model.output_shape == (None, 3)
+    assert "feature_proj" not in [layer.name for layer in model.layers]
+    # A second run reuses the bank that now has its features.
+    capsys.readouterr()
+    assert main(_train_args(tiny_dataset, tmp_path / "again", *common, "--feature-distill", "0.5")) == 0
+    assert "recomputing" not in capsys.readouterr().out
+
+
+def test_feature_distill_needs_distill(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_train_args(tiny_dataset, tmp_path / "r", "--feature-distill", "1")) == 2
+    one_line_error(capsys, "--feature-distill needs --distill")
 
 
 def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
@@ -313,13 +357,39 @@ def test_quantize_without_train_config_says_which_fit_it_assumes(
         shutil.copy(tiny_model.run / name, tmp_path / name)
     out = tmp_path / "q.tflite"
     with caplog.at_level("WARNING"):
-        assert main(["quantize", str(tmp_path / "model.keras"), str(tiny_model.data), "--out", str(out),
-                     "--representative", "12"]) == 0
+        assert (
+            main(
+                [
+                    "quantize",
+                    str(tmp_path / "model.keras"),
+                    str(tiny_model.data),
+                    "--out",
+                    str(out),
+                    "--representative",
+                    "12",
+                ]
+            )
+            == 0
+        )
     assert "no train_config.json" in caplog.text and "assuming --fit crop" in caplog.text
     assert json.loads(out.with_suffix(".json").read_text())["preprocess"]["fit"] == "crop"
     caplog.clear()
     with caplog.at_level("WARNING"):
-        assert main(["quantize", str(tmp_path / "model.keras"), str(tiny_model.data), "--out", str(out),
-                     "--representative", "12", "--fit", "stretch"]) == 0
+        assert (
+            main(
+                [
+                    "quantize",
+                    str(tmp_path / "model.keras"),
+                    str(tiny_model.data),
+                    "--out",
+                    str(out),
+                    "--representative",
+                    "12",
+                    "--fit",
+                    "stretch",
+                ]
+            )
+            == 0
+        )
     assert "no train_config.json" not in caplog.text
     assert json.loads(out.with_suffix(".json").read_text())["preprocess"]["fit"] == "stretch"
