@@ -507,6 +507,21 @@ def _cmd_verdict(payload: bytes) -> str | None:
     return f"{payload.hex() or '-'} 1 {d['cmd']} {thr} {d.get('trigger', '-')} {d.get('interval_ms', '-')}"
 
 
+def _mutate(rng: random.Random, seed: bytes, alphabet: bytes, max_edits: int) -> bytearray:
+    """``seed`` with 1..``max_edits`` random edits (replace, insert or delete one byte from ``alphabet``)."""
+    data = bytearray(seed)
+    for _ in range(rng.randint(1, max_edits)):
+        op = rng.randrange(3)
+        pos = rng.randrange(len(data) + (op == 1))
+        if op == 0 and data:
+            data[pos] = rng.choice(alphabet)
+        elif op == 1:
+            data.insert(pos, rng.choice(alphabet))
+        elif data:
+            del data[pos]
+    return data
+
+
 def write_cmds(out: Path, mutations: int = 1500) -> None:
     rng = random.Random(2024)
     lines = ["# payload_hex verdict(1 ok / 0 rejected) [cmd threshold trigger interval_ms]"]
@@ -517,17 +532,7 @@ def write_cmds(out: Path, mutations: int = 1500) -> None:
             lines.append(line)
     valid = [p for p in CMD_TABLE[:20]]
     while len(seen) < len(CMD_TABLE) + mutations:
-        data = bytearray(rng.choice(valid))
-        for _ in range(rng.randint(1, 3)):
-            op = rng.randrange(3)
-            pos = rng.randrange(len(data) + (op == 1))
-            if op == 0 and data:
-                data[pos] = rng.choice(CMD_ALPHABET)
-            elif op == 1:
-                data.insert(pos, rng.choice(CMD_ALPHABET))
-            elif data:
-                del data[pos]
-        payload = bytes(data)
+        payload = bytes(_mutate(rng, rng.choice(valid), CMD_ALPHABET, max_edits=3))
         if payload in seen:
             continue
         seen.add(payload)
@@ -611,16 +616,7 @@ def write_serial(out: Path, mutations: int = 1500) -> None:
     valid = list(SERIAL_TABLE[:11])
     target = len(seen) + mutations
     while len(seen) < target:
-        data = bytearray(rng.choice(valid))
-        for _ in range(rng.randint(1, 2)):
-            op = rng.randrange(3)
-            pos = rng.randrange(len(data) + (op == 1))
-            if op == 0 and data:
-                data[pos] = rng.choice(SERIAL_ALPHABET)
-            elif op == 1:
-                data.insert(pos, rng.choice(SERIAL_ALPHABET))
-            elif data:
-                del data[pos]
+        data = _mutate(rng, rng.choice(valid), SERIAL_ALPHABET, max_edits=2)
         if rng.random() < 0.5 and b"*" in data:  # re-seal half of them so the parser sees them
             body = bytes(data).split(b"*")[0]
             if all(b < 0x80 for b in body):
