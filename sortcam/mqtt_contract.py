@@ -173,17 +173,27 @@ def _str(data: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None,
     return v
 
 
+def _device(d: dict[str, Any], topic_device: str | None) -> None:
+    """Check the payload's ``device``; it must equal ``topic_device`` when that is given."""
+    device = check_device_id(_str(d, "device", max_len=32))
+    if topic_device is not None and device != topic_device:
+        raise ContractError(f"payload device {device!r} differs from topic device {topic_device!r}")
+
+
+def _item_key(d: dict[str, Any], topic_device: str | None) -> None:
+    """Check the fields that name one item: ``device`` (see :func:`_device`), ``boot`` and ``seq``."""
+    _device(d, topic_device)
+    _str(d, "boot", BOOT_ID_RE, 32)
+    _int(d, "seq", 0, SEQ_MAX)
+
+
 # --- payloads -----------------------------------------------------------------------
 
 def validate_classification(payload: bytes | str, topic_device: str | None = None) -> dict[str, Any]:
     """Check a ``classification`` payload; ``topic_device`` must equal its ``device``."""
     d = _obj(payload)
     _version(d)
-    device = check_device_id(_str(d, "device", max_len=32))
-    if topic_device is not None and device != topic_device:
-        raise ContractError(f"payload device {device!r} differs from topic device {topic_device!r}")
-    _str(d, "boot", BOOT_ID_RE, 32)
-    _int(d, "seq", 0, SEQ_MAX)
+    _item_key(d, topic_device)
     _str(d, "label", max_len=LABEL_MAX)
     _int(d, "class_id", 0, 255)
     _num(d, "confidence", 0.0, 1.0)
@@ -209,9 +219,7 @@ def validate_status(payload: bytes | str, topic_device: str | None = None) -> di
     if state not in STATES:
         raise ContractError(f"'state' must be one of {', '.join(STATES)}")
     if "device" in d:
-        device = check_device_id(_str(d, "device", max_len=32))
-        if topic_device is not None and device != topic_device:
-            raise ContractError(f"payload device {device!r} differs from topic device {topic_device!r}")
+        _device(d, topic_device)
     if state == "online":
         _str(d, "fw", max_len=32)
         _str(d, "model", max_len=64)
@@ -251,9 +259,7 @@ def validate_decision(payload: bytes | str) -> dict[str, Any]:
     """Check a host ``decision`` payload."""
     d = _obj(payload)
     _version(d)
-    check_device_id(_str(d, "device", max_len=32))
-    _str(d, "boot", BOOT_ID_RE, 32)
-    _int(d, "seq", 0, SEQ_MAX)
+    _item_key(d, None)
     _str(d, "label", max_len=LABEL_MAX)
     _str(d, "bin", max_len=32)
     reason = _str(d, "reason", max_len=32)
@@ -394,11 +400,7 @@ def validate_sample(payload: bytes | str, topic_device: str | None = None) -> di
 
     d = _obj(payload, SAMPLE_MAX_PAYLOAD, "sample")
     _version(d)
-    device = check_device_id(_str(d, "device", max_len=32))
-    if topic_device is not None and device != topic_device:
-        raise ContractError(f"payload device {device!r} differs from topic device {topic_device!r}")
-    _str(d, "boot", BOOT_ID_RE, 32)
-    _int(d, "seq", 0, SEQ_MAX)
+    _item_key(d, topic_device)
     if "label" in d:
         _str(d, "label", max_len=LABEL_MAX)
     if "confidence" in d:
