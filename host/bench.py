@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,25 +37,9 @@ from sortcam import benchinfo
 from sortcam import mqtt_contract as mc
 from sortcam import serial_contract as sc
 from sortcam.errors import DependencyError, SortcamError
+from sortcam.net import free_port, wait_port
 
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_tcp(port: int, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 class _Mosquitto:
@@ -64,13 +47,13 @@ class _Mosquitto:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise DependencyError("sortcam bench host needs mosquitto (apt-get install mosquitto)")
-        self.port = _free_port()
+        self.port = free_port()
         conf = workdir / "mosquitto.conf"
         user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}persistence false\n"
                         "max_queued_messages 0\nmax_inflight_messages 100\n")
         self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not _wait_tcp(self.port, 10):
+        if not wait_port("127.0.0.1", self.port, 10):
             self.proc.kill()
             raise SortcamError("mosquitto did not start")
         self.version = subprocess.run([exe, "-h"], capture_output=True, text=True).stdout.splitlines()[0]

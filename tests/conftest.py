@@ -23,32 +23,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --- shared fixtures: a real mosquitto broker and pty pairs (added by the host engineer) ---
 
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from sortcam.net import free_port, wait_port  # noqa: E402
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_tcp(port: int, timeout_s: float = 10.0, host: str = "127.0.0.1") -> bool:
-    """True once something accepts TCP connections on ``host:port``."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 class MosquittoBroker:
@@ -62,7 +43,7 @@ class MosquittoBroker:
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_tcp_port()
+        self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
@@ -80,7 +61,7 @@ class MosquittoBroker:
             return self
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
-        if not wait_tcp(self.port, timeout_s):
+        if not wait_port("127.0.0.1", self.port, timeout_s):
             self.proc.kill()
             err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
             log_text = self.log.read_text(errors="replace") if self.log.exists() else ""

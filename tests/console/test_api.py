@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLASSES, DATA, TOKEN, auth, classification, decision, jpeg, sample_photos
+from console_helpers import CLASSES, DATA, TOKEN, auth, classification, decision, jpeg, sample_photos
 
 from sortcam import mqtt_contract as mc
 from sortcam.errors import ContractError

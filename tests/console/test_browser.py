@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLASSES, SAMPLES, TOKEN, free_port, wait_port
+from console_helpers import CLASSES, SAMPLES, TOKEN
+
+from sortcam.net import free_port, wait_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -103,7 +105,7 @@ def line(tmp_path: Path, broker: str, model_dir: Path) -> Iterator[dict[str, Any
                     "--firmware-dir", str(fw) if fw else "none", "--min-per-class", "2",
                     "--retrain-weights", "none", "--retrain-epochs", "1", "--retrain-fine-tune-epochs", "0",
                     "--retrain-batch", "8")
-        assert wait_port(port, 30), procs.log("console")
+        assert wait_port("127.0.0.1", port, 30), procs.log("console")
         procs.start("twin", "sim", "camera", "--source", str(SAMPLES), "--broker", broker, "--device", "cam1",
                     "--model", str(model_dir / "line.json"), "--rate", "4", "--loop")
         yield {"url": f"http://127.0.0.1:{port}", "procs": procs, "model_dir": model_dir, "fw": fw, "data": data,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLASSES, SAMPLES
+from console_helpers import CLASSES, SAMPLES
 
 from sortcam.console.retrain import RetrainSettings, plan_dataset, stage_dataset
 from sortcam.errors import DataError
