@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -270,6 +271,8 @@ def test_feature_distillation_recomputes_an_old_bank_and_ships_no_feature_head(
     and the training-only feature map is not part of the saved model."""
     import keras
 
+    from sortcam.model.train import TrainConfig, make_teacher_bank
+
     inp = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
     teacher = tmp_path / "teacher.keras"
@@ -278,13 +281,9 @@ def test_feature_distillation_recomputes_an_old_bank_and_ships_no_feature_head(
     common = [
         "--distill", "--teacher", str(teacher), "--teacher-size", "40", "--views", "2", "--teacher-cache", str(cache)
     ]  # fmt: skip
-    assert main(_train_args(tiny_dataset, tmp_path / "plain", *common)) == 0
-    logits = np.load(cache / "logits.npy")
-    (cache / "features.npy").unlink()  # as a bank written before features were kept
-    capsys.readouterr()
     run = tmp_path / "feat"
     assert main(_train_args(tiny_dataset, run, *common, "--feature-distill", "1.0")) == 0
-    assert "has no teacher features (an older bank); recomputing it" in capsys.readouterr().out
+    logits = np.load(cache / "logits.npy")
     feats = np.load(cache / "features.npy")
     assert feats.shape == (len(logits), 12) and np.isfinite(feats).all()
     summary = json.loads((run / "summary.json").read_text())
@@ -292,10 +291,19 @@ def test_feature_distillation_recomputes_an_old_bank_and_ships_no_feature_head(
     model = keras.models.load_model(run / "model.keras", compile=False)
     assert model.output_shape == (None, 3)
     assert "feature_proj" not in [layer.name for layer in model.layers]
-    # A second run reuses the bank that now has its features.
+    # A bank written before features were kept is recomputed, to the same logits and features.
+    (cache / "features.npy").unlink()
     capsys.readouterr()
     assert main(_train_args(tiny_dataset, tmp_path / "again", *common, "--feature-distill", "0.5")) == 0
-    assert "recomputing" not in capsys.readouterr().out
+    assert "has no teacher features (an older bank); recomputing it" in capsys.readouterr().out
+    assert np.array_equal(np.load(cache / "logits.npy"), logits)
+    assert np.array_equal(np.load(cache / "features.npy"), feats)
+    # The bank now has its features: it is read back, and no photo is looked at (None would fail).
+    config = TrainConfig(**json.loads((tmp_path / "again" / "train_config.json").read_text()))
+    labels = np.load(cache / "labels.npy")[:: config.views]
+    bank = make_teacher_bank(config, [None] * len(labels), labels, [], labels[:0], 3, cache)  # type: ignore[list-item]
+    assert bank.features is not None and np.array_equal(bank.features, feats)
+    assert np.array_equal(bank.logits, logits)
 
 
 def test_feature_distill_needs_distill(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -315,16 +323,22 @@ def test_init_warm_starts_from_an_earlier_run(tiny_model: TinyModel, tiny_datase
     """--init copies an earlier run's weights; at a vanishing learning rate they come out unchanged."""
     import keras
 
+    from sortcam.model.train import TrainConfig, build_student
+
     init = tiny_model.run / "model.keras"
     assert main(_train_args(tiny_dataset, tmp_path / "warm", "--lr", "1e-12", "--init", str(init))) == 0
-    assert main(_train_args(tiny_dataset, tmp_path / "cold", "--lr", "1e-12")) == 0
 
-    def head(path: Path) -> np.ndarray:
-        return np.asarray(keras.models.load_model(path, compile=False).get_layer("logits").get_weights()[0])
+    def head(model: Any) -> np.ndarray:
+        return np.asarray(model.get_layer("logits").get_weights()[0])
 
-    before = head(init)
-    assert np.allclose(head(tmp_path / "warm" / "model.keras"), before, atol=1e-6)
-    assert not np.allclose(head(tmp_path / "cold" / "model.keras"), before, atol=1e-3)
+    before = head(keras.models.load_model(init, compile=False))
+    warm = keras.models.load_model(tmp_path / "warm" / "model.keras", compile=False)
+    assert np.allclose(head(warm), before, atol=1e-6)
+    # The control: the student that run built, before --init was applied, has a head of its own.
+    config = TrainConfig(**json.loads((tmp_path / "warm" / "train_config.json").read_text()))
+    keras.utils.set_random_seed(config.seed)
+    fresh, _, _ = build_student(config, 3)
+    assert not np.allclose(head(fresh), before, atol=1e-3)
 
 
 def test_init_that_does_not_fit_is_refused(
@@ -356,40 +370,14 @@ def test_quantize_without_train_config_says_which_fit_it_assumes(
     for name in ("model.keras", "classes.json"):
         shutil.copy(tiny_model.run / name, tmp_path / name)
     out = tmp_path / "q.tflite"
+    model = tmp_path / "model.keras"
+    args = ["quantize", str(model), str(tiny_model.data), "--out", str(out), "--representative", "12"]
     with caplog.at_level("WARNING"):
-        assert (
-            main(
-                [
-                    "quantize",
-                    str(tmp_path / "model.keras"),
-                    str(tiny_model.data),
-                    "--out",
-                    str(out),
-                    "--representative",
-                    "12",
-                ]
-            )
-            == 0
-        )
+        assert main(args) == 0
     assert "no train_config.json" in caplog.text and "assuming --fit crop" in caplog.text
     assert json.loads(out.with_suffix(".json").read_text())["preprocess"]["fit"] == "crop"
     caplog.clear()
     with caplog.at_level("WARNING"):
-        assert (
-            main(
-                [
-                    "quantize",
-                    str(tmp_path / "model.keras"),
-                    str(tiny_model.data),
-                    "--out",
-                    str(out),
-                    "--representative",
-                    "12",
-                    "--fit",
-                    "stretch",
-                ]
-            )
-            == 0
-        )
+        assert main([*args, "--fit", "stretch"]) == 0
     assert "no train_config.json" not in caplog.text
     assert json.loads(out.with_suffix(".json").read_text())["preprocess"]["fit"] == "stretch"
