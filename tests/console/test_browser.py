@@ -177,7 +177,8 @@ def test_console_flywheel_in_chromium(line: dict[str, Any], tmp_path: Path) -> N
                 res = page.locator(".result").nth(i)
                 assert res.locator(".top-label").inner_text() in CLASSES
                 expect(res.locator("table.top3 tr")).to_have_count(3)
-                assert res.locator("img.model-input").get_attribute("src").startswith("data:image/png;base64,")
+                src = res.locator("img.model-input").get_attribute("src")
+                assert src is not None and src.startswith("data:image/png;base64,")
 
             # 3. sign in and label the first queued item (its frame came from the twin)
             page.goto(url + "/queue")
@@ -189,6 +190,7 @@ def test_console_flywheel_in_chromium(line: dict[str, Any], tmp_path: Path) -> N
             item = page.locator(".qitem").first
             expect(item).to_be_visible(timeout=30_000)
             key = item.get_attribute("data-key")
+            assert key is not None, "a queued item without data-key"
             item.locator("select[name=label]").select_option("metal")
             item.locator("button.confirm").click()
             expect(page.locator(".flash")).to_contain_text(f"labelled {key} as metal")
