@@ -425,12 +425,13 @@ def make_teacher_bank(
     np.save(cache / "labels.npy", bank_labels)
     np.save(cache / "photo_index.npy", photo_index)
     np.save(cache / "logits.npy", logits)
-    np.save(cache / "features.npy", feats.astype(np.float16))
+    feats16 = feats.astype(np.float16)
+    np.save(cache / "features.npy", feats16)
     np.savez(cache / "teacher_head.npz", w=w, b=b)
     meta_path.write_text(
         json.dumps({"key": key, "teacher_val_acc": val_acc, "teacher_crossfit_acc": crossfit_acc}, indent=2)
     )
-    return TeacherBank(arr_images, bank_labels, photo_index, logits, val_acc, crossfit_acc, feats.astype(np.float16))
+    return TeacherBank(arr_images, bank_labels, photo_index, logits, val_acc, crossfit_acc, feats16)
 
 
 # ----------------------------------------------------------------------------- training
@@ -672,7 +673,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "non_images_skipped": len(index.skipped_files),
     }
     eye = np.eye(nc, dtype=np.float32)
-    trainee: Any = None  # the model fit() trains: model_logits, or it plus a feature head
+    trainee: Any = model_logits  # the model fit() trains: model_logits, or it plus a feature head
     loss_weights: list[float] | None = None
     if config.distill:
         cache = Path(config.teacher_cache) if config.teacher_cache else out / "teacher_bank"
@@ -709,8 +710,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         loss = keras.losses.CategoricalCrossentropy(from_logits=True)
         aug = _augment_layers(AugmentSpec(**config.augment), config.seed)
     steps = math.ceil(len(x_u8) / config.batch_size)
-    if trainee is None:
-        trainee = model_logits
 
     def run_phase(name: str, epochs: int, lr: float) -> None:
         ds = _dataset(x_u8, y, w, config.batch_size, config.seed, aug, DEFAULT_RANGE)
