@@ -271,6 +271,7 @@ def test_feature_distillation_recomputes_an_old_bank_and_ships_no_feature_head(
     and the training-only feature map is not part of the saved model."""
     import keras
 
+    from sortcam.model.data import index_dataset, load_split, parse_split_spec
     from sortcam.model.train import TrainConfig, make_teacher_bank
 
     inp = keras.Input((None, None, 3))
@@ -291,17 +292,23 @@ def test_feature_distillation_recomputes_an_old_bank_and_ships_no_feature_head(
     model = keras.models.load_model(run / "model.keras", compile=False)
     assert model.output_shape == (None, 3)
     assert "feature_proj" not in [layer.name for layer in model.layers]
-    # A bank written before features were kept is recomputed, to the same logits and features.
+    # A bank written before features were kept is recomputed, to the same logits and features
+    # (checked on the bank itself: a second student training would add nothing but time).
+    config = TrainConfig(**json.loads((run / "train_config.json").read_text()))
+    index = index_dataset(tiny_dataset, parse_split_spec(config.split), config.seed)
+    tr, photos = load_split(index.split("train"), config.height, config.width, config.fit, keep_full=True)
+    va, val_photos = load_split(index.split("val"), config.height, config.width, config.fit, keep_full=True)
     (cache / "features.npy").unlink()
     capsys.readouterr()
-    assert main(_train_args(tiny_dataset, tmp_path / "again", *common, "--feature-distill", "0.5")) == 0
+    bank = make_teacher_bank(config, photos, tr.labels, val_photos, va.labels, 3, cache)
     assert "has no teacher features (an older bank); recomputing it" in capsys.readouterr().out
-    assert np.array_equal(np.load(cache / "logits.npy"), logits)
+    assert np.array_equal(bank.logits, logits) and np.array_equal(np.load(cache / "logits.npy"), logits)
+    assert bank.features is not None and np.array_equal(bank.features, feats)
     assert np.array_equal(np.load(cache / "features.npy"), feats)
     # The bank now has its features: it is read back, and no photo is looked at (None would fail).
-    config = TrainConfig(**json.loads((tmp_path / "again" / "train_config.json").read_text()))
     labels = np.load(cache / "labels.npy")[:: config.views]
     bank = make_teacher_bank(config, [None] * len(labels), labels, [], labels[:0], 3, cache)  # type: ignore[list-item]
+    assert "recomputing" not in capsys.readouterr().out
     assert bank.features is not None and np.array_equal(bank.features, feats)
     assert np.array_equal(bank.logits, logits)
 
@@ -381,3 +388,23 @@ def test_quantize_without_train_config_says_which_fit_it_assumes(
         assert main([*args, "--fit", "stretch"]) == 0
     assert "no train_config.json" not in caplog.text
     assert json.loads(out.with_suffix(".json").read_text())["preprocess"]["fit"] == "stretch"
+
+
+@pytest.mark.parametrize("lr, steps, warmup", [(2e-3, 100, 10), (1e-3, 57, 0), (5e-4, 7, 7)])
+def test_learning_rate_follows_keras_warmup_cosine(lr: float, steps: int, warmup: int) -> None:
+    """The branch-free schedule is Keras's CosineDecay curve (warm-up from lr/10, decay to lr/100)."""
+    import keras
+
+    from sortcam.model.train import _warmup_cosine
+
+    ref = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.1 if warmup else lr,
+        decay_steps=max(1, steps - warmup),
+        alpha=0.01,
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup,
+    )
+    ours = _warmup_cosine(lr, steps, warmup)
+    at = range(steps + 3)  # past the end it stays at lr/100
+    np.testing.assert_allclose([float(ours(s)) for s in at], [float(ref(s)) for s in at], rtol=1e-5)
+    assert float(ours(steps + 2)) == pytest.approx(lr / 100)
