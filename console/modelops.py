@@ -105,17 +105,15 @@ def quantize_candidate(keras_path: Path, data_dir: Path, out_tflite: Path, *, fi
                        value_range: tuple[float, float], seed: int) -> Path:
     """Full-int8 post-training quantization (int8 input and output) calibrated on ``data_dir/train``.
 
-    The recipe of ``sortcam quantize`` (TFLiteConverter, int8 builtins only, a
-    representative set through the one preprocessing), run directly on
-    ``TFLiteConverter.from_keras_model``: on this machine the pipeline's
-    ``sortcam.model.quantize.quantize`` once failed converting a from-scratch student
-    (READ_VARIABLE) and once took the worker down while measuring the minimum arena, so
-    the console keeps to the plain converter and measures the arena with one
-    ``print_allocations`` instead (see docs/console.md).
+    The converter of ``sortcam quantize`` (``sortcam.model.quantize.convert_full_int8``: int8
+    builtins only, a representative set through the one preprocessing), without the rest of
+    ``sortcam.model.quantize.quantize``: on this machine that once failed converting a
+    from-scratch student (READ_VARIABLE) and once took the worker down while measuring the
+    minimum arena, so the console measures the arena with one ``print_allocations`` instead
+    (see docs/console.md).
     """
-    import tensorflow as tf
-
     from sortcam.model.data import index_dataset, load_split
+    from sortcam.model.quantize import convert_full_int8
     from sortcam.model.train import load_keras_model
     from sortcam.preprocess import to_float
 
@@ -128,18 +126,7 @@ def quantize_candidate(keras_path: Path, data_dir: Path, out_tflite: Path, *, fi
     index = index_dataset(str(data_dir), (0.7, 0.1, 0.2), seed)
     loaded, _ = load_split(index.split("train"), int(h), int(w), fit)
     rep = to_float(loaded.images, value_range)
-
-    def representative() -> Any:
-        for i in range(min(len(rep), 200)):
-            yield [rep[i : i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    out_tflite.write_bytes(conv.convert())
+    out_tflite.write_bytes(convert_full_int8(model, rep[:200]))
     return out_tflite
 
 

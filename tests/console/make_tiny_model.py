@@ -24,9 +24,9 @@ def main() -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    import tensorflow as tf
 
     from sortcam.card import TRASHNET_BINS, TRASHNET_BIODEGRADABLE, sha256_file
+    from sortcam.model.quantize import convert_full_int8
     from sortcam.runtime import Int8Classifier
 
     keras.utils.set_random_seed(7)
@@ -41,18 +41,8 @@ def main() -> int:
     rng = np.random.default_rng(7)
     rep = rng.uniform(-1, 1, (32, SIZE, SIZE, 3)).astype(np.float32)
 
-    def representative():  # type: ignore[no-untyped-def]
-        for i in range(len(rep)):
-            yield [rep[i : i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "tiny.tflite").write_bytes(conv.convert())
+    (OUT / "tiny.tflite").write_bytes(convert_full_int8(model, rep))
     model.save(OUT / "tiny.keras")
     clf = Int8Classifier(OUT / "tiny.tflite")
     clf.invoke_int8(np.zeros(clf.input_shape, np.int8))
