@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,31 +35,10 @@ from typing import Any
 from sortcam import benchinfo
 from sortcam import mqtt_contract as mc
 from sortcam import serial_contract as sc
-from sortcam.errors import DependencyError, SortcamError
-from sortcam.net import free_port, wait_port
+from sortcam.errors import SortcamError
+from sortcam.mosquitto import Mosquitto
 
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
-
-
-class _Mosquitto:
-    def __init__(self, workdir: Path) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(exe).exists():
-            raise DependencyError("sortcam bench host needs mosquitto (apt-get install mosquitto)")
-        self.port = free_port()
-        conf = workdir / "mosquitto.conf"
-        user = "user root\n" if os.geteuid() == 0 else ""
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}persistence false\n"
-                        "max_queued_messages 0\nmax_inflight_messages 100\n")
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_port("127.0.0.1", self.port, 10):
-            self.proc.kill()
-            raise SortcamError("mosquitto did not start")
-        self.version = subprocess.run([exe, "-h"], capture_output=True, text=True).stdout.splitlines()[0]
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 class FastSorter:
@@ -331,9 +309,10 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
 
     with tempfile.TemporaryDirectory(prefix="sortcam-bench-host-") as tmp:
         workdir = Path(tmp)
-        broker = _Mosquitto(workdir)
+        broker = Mosquitto(workdir=workdir / "broker").start()
+        version = broker.version()
         try:
-            progress(f"broker: {broker.version} on port {broker.port}")
+            progress(f"broker: {version} on port {broker.port}")
             # the best of three: on a shared machine one run can land on a busy moment
             ceiling = max((broker_ceiling(broker.port, items, devices) for _ in range(3)),
                           key=lambda c: c["items_per_s"])
@@ -344,14 +323,14 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
                     run_mode(workdir, broker.port, max(items // 4, 1), devices, window, sc.BAUD, progress,
                              rate=paced_rate)]
         finally:
-            broker.close()
+            broker.stop()
     fast = runs[0]
     limits = serial_limits(fast["mean_sort_line_bytes"], fast["mean_ack_line_bytes"])
     result = {
         "benchmark": "host",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": f"sortcam bench host -n {items} --window {window} --devices {devices} --rate {paced_rate:g}",
-        "machine": {**machine(), "mosquitto": broker.version},
+        "machine": {**machine(), "mosquitto": version},
         "items": items,
         "devices": devices,
         "window": window,

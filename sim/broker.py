@@ -6,8 +6,8 @@ anonymous authentication (no ``$SYS`` topics, no packet logging). amqtt 0.12 spe
 3.1.1 only; the device twin does too, but a client that insists on MQTT 5 (the host
 controller's persistent session uses a v5 session expiry) gets no CONNACK from it.
 
-:class:`MosquittoBroker` runs the ``mosquitto`` binary (``scripts/setup.sh`` installs it)
-as a child process with a throw-away config on a free port: MQTT 3.1.1 and 5.
+:class:`sortcam.mosquitto.Mosquitto` runs the ``mosquitto`` binary (``scripts/setup.sh``
+installs it) as a child process with a throw-away config on a free port: MQTT 3.1.1 and 5.
 :func:`start_local_broker` picks one (``auto``: mosquitto when installed, else amqtt).
 """
 
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import subprocess
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any, Protocol
 
 from sortcam.errors import BrokerError, DependencyError
-from sortcam.net import free_port, wait_port
+from sortcam.mosquitto import Mosquitto, find_mosquitto
+from sortcam.net import free_port
 
 log = logging.getLogger(__name__)
 
@@ -123,75 +120,7 @@ class EmbeddedBroker:
         self.stop()
 
 
-MOSQUITTO_PATHS: tuple[str, ...] = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
 BROKER_KINDS: tuple[str, ...] = ("auto", "amqtt", "mosquitto")
-
-
-def find_mosquitto() -> str | None:
-    """Path of the mosquitto binary, or None."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return next((p for p in MOSQUITTO_PATHS if Path(p).is_file()), None)
-
-
-class MosquittoBroker:
-    """mosquitto as a child process on ``127.0.0.1:<port>`` (no persistence, anonymous)."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, exe: str | None = None) -> None:
-        self.host = host
-        self.port = port or free_port(host)
-        self.exe = exe or find_mosquitto()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
-
-    def start(self) -> MosquittoBroker:
-        if not self.exe:
-            raise DependencyError("mosquitto is not installed (Debian: apt-get install mosquitto; or scripts/setup.sh)")
-        self._dir = tempfile.TemporaryDirectory(prefix="sortcam-mosquitto-")
-        conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n")
-        # Own session: a Ctrl-C in the terminal goes to the demo, which then stops the
-        # broker itself after the line has settled, instead of killing it mid-run.
-        self._proc = subprocess.Popen(
-            [self.exe, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        if not wait_port(self.host, self.port, START_TIMEOUT_S):
-            err = b""
-            if self._proc.poll() is not None and self._proc.stderr is not None:
-                err = self._proc.stderr.read()
-            self.stop()
-            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-            raise BrokerError(f"mosquitto did not open {self.host}:{self.port}: {last[0]}")
-        log.debug("mosquitto on %s (pid %d)", self.url, self._proc.pid)
-        return self
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait(5)
-            if self._proc.stderr is not None:
-                self._proc.stderr.close()
-            self._proc = None
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
-
-    def __enter__(self) -> MosquittoBroker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class LocalBroker(Protocol):
@@ -209,5 +138,5 @@ def start_local_broker(kind: str = "auto") -> LocalBroker:
     if kind not in BROKER_KINDS:
         raise BrokerError(f"unknown broker kind {kind!r}: expected one of {', '.join(BROKER_KINDS)}")
     if kind == "mosquitto" or (kind == "auto" and find_mosquitto()):
-        return MosquittoBroker().start()
+        return Mosquitto().start()
     return EmbeddedBroker().start()

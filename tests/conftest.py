@@ -22,75 +22,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # --- shared fixtures: a real mosquitto broker and pty pairs (added by the host engineer) ---
 
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from sortcam.net import free_port, wait_port  # noqa: E402
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-class MosquittoBroker:
-    """A real ``mosquitto`` on a fixed free loopback port with persistence on.
-
-    ``stop()`` is a clean SIGTERM (mosquitto writes its persistence file, so queued QoS 1
-    messages and persistent sessions survive ``start()`` again on the same port);
-    ``kill()`` is SIGKILL. ``url`` is ``mqtt://127.0.0.1:PORT``.
-    """
-
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
-        self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.conf = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
-        user = "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}"
-            f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
-            "max_queued_messages 0\nmax_inflight_messages 100\n"
-            f"log_dest file {self.log}\nlog_type error\nlog_type warning\nlog_type notice\n{extra_conf}"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 10.0) -> MosquittoBroker:
-        if self.proc is not None and self.proc.poll() is None:
-            return self
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        if not wait_port("127.0.0.1", self.port, timeout_s):
-            self.proc.kill()
-            err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-            log_text = self.log.read_text(errors="replace") if self.log.exists() else ""
-            raise RuntimeError(f"mosquitto did not start on {self.port}: {err} {log_text[-2000:]}")
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout_s)
-        self.proc = None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+from sortcam.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 
 
 @pytest.fixture()
-def mqtt_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """A started :class:`MosquittoBroker` (persistence on) for one test; stopped afterwards."""
-    if not Path(MOSQUITTO).exists():
+def mqtt_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A started real mosquitto (sortcam's own launcher) for one test; killed afterwards.
+
+    Persistence is on: ``stop()`` is a clean SIGTERM (mosquitto writes its persistence file,
+    so queued QoS 1 messages and persistent sessions survive ``start()`` again on the same
+    port); ``kill()`` is SIGKILL. ``url`` is ``mqtt://127.0.0.1:PORT``; ``conf`` may be
+    edited between ``stop()`` and ``start()``.
+    """
+    if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    broker = MosquittoBroker(tmp_path / "mosquitto").start()
+    broker = Mosquitto(workdir=tmp_path / "mosquitto", persistence=True).start(timeout_s=10)
     try:
         yield broker
     finally:
