@@ -78,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="also match the teacher's pooled features, with this loss weight (default 0: off)",
     )
     p.add_argument(
+        "--mixup",
+        type=float,
+        default=0.0,
+        metavar="A",
+        help="blend pairs of images in a batch, Beta(A, A), and their targets with them (default 0: off)",
+    )
+    p.add_argument(
         "--init", help="start from the weights of an earlier run's model.keras (same --alpha, --size, classes)"
     )
     p.add_argument("--teacher-cache", help="folder caching the view bank and teacher logits (default OUT/teacher_bank)")
@@ -153,6 +160,7 @@ def _train(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         distill_alpha=args.distill_alpha,
         feature_distill=args.feature_distill,
+        mixup=args.mixup,
         teacher_cache=args.teacher_cache,
         init=args.init,
     )

@@ -87,6 +87,10 @@ class TrainConfig:
     feature_distill: float = 0.0
     """Weight of the feature-matching loss (0: off): the student's pooled features, through a
     linear map used only in training, regress the teacher's standardised pooled features."""
+    mixup: float = 0.0
+    """Beta(a, a) of mixup (0: off): each image in a batch is blended with another of the batch,
+    the larger share its own, and the targets with it (labels, the teacher's probabilities at T,
+    class weights)."""
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
 
     def validate(self) -> None:
@@ -110,6 +114,10 @@ class TrainConfig:
             raise UsageError("--feature-distill must be >= 0")
         if self.feature_distill and not self.distill:
             raise UsageError("--feature-distill needs --distill (the features come from the teacher)")
+        if self.mixup < 0.0:
+            raise UsageError("--mixup must be >= 0")
+        if self.mixup and self.feature_distill:
+            raise UsageError("--mixup and --feature-distill do not go together (a blend has no teacher features)")
         parse_split_spec(self.split)
 
 
@@ -604,10 +612,12 @@ def _dataset(
     seed: int,
     augment: Any | None,
     value_range: tuple[float, float],
+    mix: Any | None = None,
 ) -> Any:
     """tf.data over uint8 images: shuffle, (augment), map to the float range, batch.
 
     ``y`` is one target array, or a tuple of them for a model with several outputs.
+    ``mix``: a batch function (see ``_mixup``) applied after the augmentation.
     """
     tf = _tf()
     lo, hi = value_range
@@ -618,9 +628,45 @@ def _dataset(
         f = tf.cast(img, tf.float32)
         if augment is not None:
             f = tf.clip_by_value(augment(f, training=True), 0.0, 255.0)
-        return lo + (hi - lo) * f / 255.0, yy, ww
+        x = lo + (hi - lo) * f / 255.0
+        return mix(x, yy, ww) if mix is not None else (x, yy, ww)
 
     return ds.map(to_input, num_parallel_calls=1).prefetch(2)
+
+
+def _mixup(a: float, seed: int, kd_classes: int = 0, temperature: float = 1.0) -> Any:
+    """A batch function blending each example with another of the batch (mixup, Beta(a, a)).
+
+    The blend keeps the larger share for the example's own image (``lam >= 0.5``). Targets mix
+    with the same ``lam``: plain one-hot (or smoothed) labels linearly; with ``kd_classes``
+    (distillation targets ``[one-hot | teacher logits]``) the labels linearly and the teacher's
+    probabilities at ``temperature`` linearly, written back as logits whose softmax at that
+    temperature is the mix. Sample weights mix linearly too.
+    """
+    tf = _tf()
+
+    def mix(x: Any, y: Any, w: Any) -> Any:
+        n = tf.shape(x)[0]
+        g1 = tf.random.gamma([n], a, seed=seed)
+        g2 = tf.random.gamma([n], a, seed=seed + 1)
+        lam = g1 / (g1 + g2 + 1e-12)
+        lam = tf.maximum(lam, 1.0 - lam)
+        other = tf.random.shuffle(tf.range(n), seed=seed + 2)
+        lam_x = tf.reshape(lam, [-1, 1, 1, 1])
+        x = lam_x * x + (1.0 - lam_x) * tf.gather(x, other)
+        lam_y = lam[:, None]
+        if kd_classes:
+            onehot, logits = y[:, :kd_classes], y[:, kd_classes:]
+            p = tf.nn.softmax(logits / temperature)
+            p = lam_y * p + (1.0 - lam_y) * tf.gather(p, other)
+            onehot = lam_y * onehot + (1.0 - lam_y) * tf.gather(onehot, other)
+            y = tf.concat([onehot, temperature * tf.math.log(p + 1e-12)], axis=1)
+        else:
+            y = lam_y * y + (1.0 - lam_y) * tf.gather(y, other)
+        w = lam * w + (1.0 - lam) * tf.gather(w, other)
+        return x, y, w
+
+    return mix
 
 
 def _warmup_cosine(lr: float, steps: int, warmup: int) -> Any:
@@ -740,9 +786,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
         loss = keras.losses.CategoricalCrossentropy(from_logits=True)
         aug = _augment_layers(AugmentSpec(**config.augment), config.seed)
     steps = math.ceil(len(x_u8) / config.batch_size)
+    mix = None
+    if config.mixup:
+        mix = _mixup(config.mixup, config.seed, nc if config.distill else 0, config.temperature)
+        summary["mixup"] = config.mixup
 
     def run_phase(name: str, epochs: int, lr: float) -> None:
-        ds = _dataset(x_u8, y, w, config.batch_size, config.seed, aug, DEFAULT_RANGE)
+        ds = _dataset(x_u8, y, w, config.batch_size, config.seed, aug, DEFAULT_RANGE, mix)
         warm = min(steps, steps * epochs // 10) if not pretrained or name == "head" else 0
         _compile(trainee, _optimizer(lr, config.weight_decay, steps * epochs, warm), loss, loss_weights=loss_weights)
         prog = _Progress(config, model_probs, val_x, va.labels, nc, out, history, name, epochs, best)

@@ -408,3 +408,53 @@ def test_learning_rate_follows_keras_warmup_cosine(lr: float, steps: int, warmup
     at = range(steps + 3)  # past the end it stays at lr/100
     np.testing.assert_allclose([float(ours(s)) for s in at], [float(ref(s)) for s in at], rtol=1e-5)
     assert float(ours(steps + 2)) == pytest.approx(lr / 100)
+
+
+def test_mixup_blends_images_and_targets_alike() -> None:
+    """Each example keeps the larger share of itself; labels, the teacher's tempered probabilities
+    and the class weights are blended with the same share as the pixels."""
+    import tensorflow as tf
+
+    from sortcam.model.train import _mixup
+
+    rng = np.random.default_rng(0)
+    n, nc, t = 16, 3, 4.0
+    # image i is filled with the value i, so each pixel tells the share of each partner
+    x = np.repeat(np.arange(n, dtype=np.float32), 2 * 2 * 3).reshape(n, 2, 2, 3)
+    onehot = np.eye(nc, dtype=np.float32)[rng.integers(0, nc, n)]
+    logits = rng.normal(0, 3, (n, nc)).astype(np.float32)
+    w = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    mx, my, mw = (
+        np.asarray(v)
+        for v in _mixup(0.4, 7, nc, t)(tf.constant(x), tf.constant(np.hstack([onehot, logits])), tf.constant(w))
+    )
+    p = np.exp(logits / t) / np.exp(logits / t).sum(1, keepdims=True)
+    mixed = 0
+    for i in range(n):
+        v = float(mx[i, 0, 0, 0])
+        assert np.allclose(mx[i], v)
+        # v = lam * i + (1 - lam) * j for the partner j: find it by the labels and weights
+        for j in range(n):
+            if j == i:
+                continue
+            lam = (v - j) / (i - j)
+            if not 0.5 - 1e-5 <= lam <= 1.0 + 1e-5:
+                continue
+            if np.allclose(mw[i], lam * w[i] + (1 - lam) * w[j], atol=1e-4) and np.allclose(
+                my[i, :nc], lam * onehot[i] + (1 - lam) * onehot[j], atol=1e-4
+            ):
+                q = np.exp(my[i, nc:] / t) / np.exp(my[i, nc:] / t).sum()
+                assert np.allclose(q, lam * p[i] + (1 - lam) * p[j], atol=1e-4)
+                mixed += lam < 1 - 1e-3
+                break
+        else:
+            assert v == pytest.approx(i) and np.allclose(my[i, :nc], onehot[i])  # paired with itself
+    assert mixed >= n // 2  # Beta(0.4, 0.4): most examples get a real share of another
+
+
+def test_mixup_bad_values_are_refused(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_train_args(tiny_dataset, tmp_path / "r", "--mixup", "-1")) == 2
+    one_line_error(capsys, "--mixup must be >= 0")
+    args = _train_args(tiny_dataset, tmp_path / "r", "--mixup", "0.4", "--distill", "--teacher", "x.keras")
+    assert main([*args, "--feature-distill", "1"]) == 2
+    one_line_error(capsys, "--mixup and --feature-distill do not go together")
