@@ -310,8 +310,8 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
     with tempfile.TemporaryDirectory(prefix="sortcam-bench-host-") as tmp:
         workdir = Path(tmp)
         broker = Mosquitto(workdir=workdir / "broker").start()
-        version = broker.version()
         try:
+            version = broker.version()
             progress(f"broker: {version} on port {broker.port}")
             # the best of three: on a shared machine one run can land on a busy moment
             ceiling = max((broker_ceiling(broker.port, items, devices) for _ in range(3)),
