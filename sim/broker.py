@@ -19,12 +19,10 @@ import threading
 from typing import Any, Protocol
 
 from sortcam.errors import BrokerError, DependencyError
-from sortcam.mosquitto import Mosquitto, find_mosquitto
+from sortcam.mosquitto import START_TIMEOUT_S, Mosquitto, find_mosquitto
 from sortcam.net import free_port
 
 log = logging.getLogger(__name__)
-
-START_TIMEOUT_S = 15.0
 
 
 class EmbeddedBroker:
