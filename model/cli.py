@@ -88,7 +88,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--init", help="start from the weights of an earlier run's model.keras (same --alpha, --size, classes)"
     )
     p.add_argument("--teacher-cache", help="folder caching the view bank and teacher logits (default OUT/teacher_bank)")
-    p.set_defaults(func=_train)
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue run folder RUN exactly where it stopped (its own recipe; runs distilled from a teacher file)",
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop cleanly after N epochs of this invocation, resumable with --resume (0: run to the end)",
+    )
+    p.set_defaults(func=_train, _parser=p)
+
+    t = subparsers.add_parser(
+        "teacher",
+        help="fine-tune a pretrained backbone into a reusable teacher file for distillation",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "example:\n  sortcam teacher ../shared/datasets/trashnet --out runs/teacher "
+            "--backbone ../shared/weights/efficientnet_lite0_imagenet_backbone.keras --via 84 --size 160 --folds 5"
+        ),
+    )
+    t.add_argument("data_dir", metavar="DATA_DIR", help="folder-per-class images, or train/ val/ [test/] folders")
+    t.add_argument("--out", default="runs/teacher", help="folder for teacher.keras and teacher.json")
+    t.add_argument(
+        "--backbone",
+        default="EfficientNetB0",
+        help="keras.applications name (ImageNet weights, needs internet) or a backbone .keras file (input [-1, 1])",
+    )
+    t.add_argument("--size", type=int, default=160, help="backbone input size (the image is scaled up to it)")
+    t.add_argument(
+        "--via", type=int, default=84, help="the student's input size the photos are fitted to first (0: none)"
+    )
+    t.add_argument("--fit", choices=("crop", "stretch"), default="stretch", help="how a photo fits the input")
+    t.add_argument("--epochs", type=int, default=8, help="fixed number of epochs (val is only watched)")
+    t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (AdamW, warm-up and cosine)")
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument(
+        "--train-layers", type=int, default=37, help="top backbone layers that train (BatchNorm stays frozen)"
+    )
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--dropout", type=float, default=0.2)
+    t.add_argument("--folds", type=int, default=0, help="stratified K-fold cross-validation on train first (0: off)")
+    t.add_argument("--seed", type=int, default=1337)
+    t.add_argument("--split", default="70/10/20", help="train/val/test percentages when DATA_DIR has no split folders")
+    t.add_argument("--no-class-weights", action="store_true", help="do not weight classes by inverse frequency")
+    t.set_defaults(func=_teacher)
 
     e = subparsers.add_parser("evaluate", help="accuracy, F1, per-class precision/recall, confusion matrix, gallery")
     e.add_argument("model", metavar="MODEL", help="a float .keras model or a full-int8 .tflite (run in TFLM)")
@@ -131,6 +178,10 @@ def _train(args: argparse.Namespace) -> int:
     h, w = parse_size(args.size)
     if args.distill and not args.teacher:
         raise UsageError("--distill needs --teacher")
+    if args.resume:
+        summary = train(_resumed_config(args))
+        print(json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))
+        return 0
     config = TrainConfig(
         data_dir=args.data_dir,
         out_dir=args.out,
@@ -163,9 +214,83 @@ def _train(args: argparse.Namespace) -> int:
         mixup=args.mixup,
         teacher_cache=args.teacher_cache,
         init=args.init,
+        stop_after=args.stop_after,
     )
     summary = train(config)
     print(json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))
+    return 0
+
+
+# CLI option -> TrainConfig field, where the names differ.
+_FIELD_OF = {"no_class_weights": "class_weighting", "out": "out_dir", "size": "height"}
+
+
+def _resumed_config(args: argparse.Namespace) -> Any:
+    """The run's own recipe from ``RUN/train_config.json``; an option given with a value that differs is refused."""
+    from sortcam.model.train import TrainConfig, parse_size
+
+    run = Path(args.resume)
+    try:
+        saved = json.loads((run / "train_config.json").read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"--resume {run}: no readable train_config.json (not a sortcam run folder)") from None
+    parser = args._parser
+    for dest, value in vars(args).items():
+        if dest in ("func", "_parser", "resume", "data_dir", "out", "teacher_cache", "stop_after") or dest.startswith(
+            "_"
+        ):
+            continue
+        default = parser.get_default(dest)
+        if value == default:
+            continue
+        field = _FIELD_OF.get(dest, dest)
+        mine: Any = value
+        if dest == "size":
+            h, w = parse_size(value)
+            if (h, w) == (saved.get("height"), saved.get("width")):
+                continue
+            mine = f"{h}x{w}"
+        elif dest == "no_class_weights":
+            mine = not value
+        if field in saved and saved[field] != mine:
+            raise UsageError(
+                f"--resume {run}: the run is another recipe ({field} = {saved[field]!r} there, {mine!r} here)"
+            )
+    fields = set(TrainConfig.__dataclass_fields__)
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    config.data_dir = args.data_dir
+    config.out_dir = str(run)
+    config.resume = str(run)
+    config.stop_after = args.stop_after
+    if args.teacher_cache:
+        config.teacher_cache = args.teacher_cache
+    return config
+
+
+def _teacher(args: argparse.Namespace) -> int:
+    from sortcam.model.teacher import TeacherConfig, train_teacher
+
+    meta = train_teacher(
+        TeacherConfig(
+            data_dir=args.data_dir,
+            out_dir=args.out,
+            backbone=args.backbone,
+            size=args.size,
+            via=args.via,
+            fit=args.fit,
+            epochs=args.epochs,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            train_layers=args.train_layers,
+            batch_size=args.batch_size,
+            dropout=args.dropout,
+            folds=args.folds,
+            seed=args.seed,
+            split=args.split,
+            class_weighting=not args.no_class_weights,
+        )
+    )
+    print(json.dumps({k: meta[k] for k in ("val", "cv") if k in meta}))
     return 0
 
 

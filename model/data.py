@@ -233,3 +233,29 @@ def class_weights(labels: npt.NDArray[np.int32], num_classes: int) -> npt.NDArra
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     counts[counts == 0] = 1.0
     return (len(labels) / (num_classes * counts)).astype(np.float32)
+
+
+def dataset_fingerprint(index: DatasetIndex) -> str:
+    """A short hash of a data set's classes and its train and val files (relative paths and sizes).
+
+    Two indexes of the same photos give the same value wherever the folder lives; a renamed,
+    added or removed photo changes it.
+    """
+    import hashlib
+
+    h = hashlib.sha256(json_dumps(index.classes).encode())
+    for name in ("train", "val"):
+        s = index.split(name)
+        for p, lab in zip(s.paths, s.labels, strict=True):
+            try:
+                size = p.stat().st_size
+            except OSError:
+                size = -1
+            h.update(f"{name}\0{p.relative_to(index.root).as_posix()}\0{lab}\0{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)

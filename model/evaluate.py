@@ -40,7 +40,7 @@ def compute_metrics(
     cm = np.zeros((k, k), dtype=np.int64)
     for t, p in zip(y_true, pred, strict=True):
         cm[t, p] += 1
-    per_class: dict[str, dict[str, float | int]] = {}
+    per_class: dict[str, dict[str, Any]] = {}
     f1s = []
     for c, name in enumerate(classes):
         tp = int(cm[c, c])
@@ -57,12 +57,18 @@ def compute_metrics(
         }
         if support:
             f1s.append(f1)
+    from sortcam.stats import wilson_interval
+
+    for c, name in enumerate(classes):
+        lo, hi = wilson_interval(int(cm[c, c]), int(cm[c].sum()))
+        per_class[name]["recall_interval95"] = [round(lo, 4), round(hi, 4)]
     top = min(3, k)
     top3 = np.argsort(-probs, axis=1)[:, :top] if len(probs) else np.zeros((0, top), np.int64)
     n = len(y_true)
     return {
         "images": n,
         "accuracy": round(float((pred == y_true).mean()), 4) if n else 0.0,
+        "accuracy_interval95": [round(v, 4) for v in wilson_interval(int((pred == y_true).sum()), n)],
         "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
         "top3_accuracy": round(float((top3 == y_true[:, None]).any(axis=1).mean()), 4) if n else 0.0,
         "min_recall": round(min(float(v["recall"]) for v in per_class.values() if v["support"]), 4) if n else 0.0,
@@ -214,11 +220,31 @@ def evaluate_model(
     return metrics, Scored(probs, labels, paths, skipped), classes
 
 
+def _history_for(model_path: Path) -> list[dict[str, Any]] | None:
+    """Training history: ``history.json`` beside a ``.keras``, ``<stem>.history.json`` beside a ``.tflite``."""
+    for cand in (model_path.with_name(f"{model_path.stem}.history.json"), model_path.with_name("history.json")):
+        try:
+            data = json.loads(cand.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, list) and data:
+            return data
+    return None
+
+
 def write_report(
-    metrics: dict[str, Any], scored: Scored, classes: Sequence[str], out: Path, title: str, max_gallery: int = 36
-) -> None:
-    """``metrics.json``, ``confusion.png`` and ``misclassified.png`` in ``out``."""
-    from sortcam.model.plots import plot_confusion, plot_gallery
+    metrics: dict[str, Any],
+    scored: Scored,
+    classes: Sequence[str],
+    out: Path,
+    title: str,
+    max_gallery: int = 36,
+    model_path: Path | None = None,
+    card: ModelCard | None = None,
+) -> Path:
+    """``metrics.json``, ``confusion.png``, ``misclassified.png``, ``curves.png`` and ``report.html`` in ``out``."""
+    from sortcam.model.plots import plot_confusion, plot_curves, plot_gallery
+    from sortcam.model.report import card_facts, write_html_report
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -232,18 +258,34 @@ def write_report(
         except DataError:
             continue
         caption = (
-            f"{classes[scored.labels[i]]} -> {classes[pred[i]]}\n{scored.probs[i, pred[i]]:.2f} {scored.paths[i].name}"
+            f"true {classes[scored.labels[i]]}\npredicted {classes[pred[i]]} ({scored.probs[i, pred[i]]:.2f})\n"
+            f"{scored.paths[i].name[:28]}"
         )
         items.append((img, caption))
     plot_gallery(items, out / "misclassified.png")
+    figures = {"confusion": out / "confusion.png", "gallery": out / "misclassified.png"}
+    history = _history_for(model_path) if model_path is not None else None
+    if history:
+        plot_curves(history, out / "curves.png")
+        figures["curves"] = out / "curves.png"
+    agreement = None
+    if card is not None:
+        agreement = card.metrics.get("float_int8_agreement")
+    return write_html_report(
+        out / "report.html", title, metrics, figures, card_facts(card) if card is not None else None, agreement
+    )
 
 
 def format_table(metrics: dict[str, Any]) -> str:
+    from sortcam.stats import format_interval
+
     lines = [f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}"]
     for name, m in metrics["per_class"].items():
         lines.append(f"{name:<12} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>5}")
+    n = int(metrics["images"])
+    correct = sum(int(metrics["confusion"][i][i]) for i in range(len(metrics["confusion"])))
     lines.append(
-        f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+        f"accuracy {format_interval(correct, n)} (95% interval)  macro F1 {metrics['macro_f1']:.4f}  "
         f"top-3 {metrics['top3_accuracy']:.4f}  min recall {metrics['min_recall']:.4f}  ({metrics['data']})"
     )
     return "\n".join(lines)
@@ -253,9 +295,13 @@ def evaluate_cli(args: argparse.Namespace) -> int:
     card = load_card(args.card) if getattr(args, "card", None) else None
     metrics, scored, classes = evaluate_model(args.model, args.data_dir, args.split_name, card, args.fit, args.limit)
     mp = Path(args.model)
+    if mp.suffix == ".tflite" and card is None:
+        card = load_card(mp)
     out = Path(args.out) if args.out else mp.parent / f"eval_{mp.stem}_{args.split_name}"
     kind = "int8 TFLM" if mp.suffix == ".tflite" else "float Keras"
-    write_report(metrics, scored, classes, out, f"{mp.name} ({kind}) on {metrics['data']}")
+    report = write_report(
+        metrics, scored, classes, out, f"{mp.name} ({kind}) on {metrics['data']}", model_path=mp, card=card
+    )
     print(format_table(metrics))
-    print(f"wrote {out}/metrics.json, confusion.png, misclassified.png")
+    print(f"wrote {out}/metrics.json, confusion.png, misclassified.png and {report}")
     return 0

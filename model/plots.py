@@ -1,4 +1,8 @@
-"""PNG figures drawn with Pillow (no matplotlib): training curves, confusion matrix, gallery."""
+"""Figures drawn with matplotlib (Agg, no display): training curves, confusion matrices, gallery.
+
+matplotlib is a runtime dependency (not only the ``train`` extra) because ``sortcam evaluate``
+of an int8 model, and its report, run on the runtime install without TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -9,105 +13,134 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-_COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
-def _font() -> Any:
-    from PIL import ImageFont
-
-    return ImageFont.load_default()
-
-
-def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, width: int = 720, height: int = 420) -> None:
-    """Loss (left axis, scaled to its max) and val accuracy / min recall (0..1) per epoch."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (width, height), "white")
-    d = ImageDraw.Draw(img)
-    font = _font()
-    left, right, top, bottom = 50, width - 20, 30, height - 40
-    d.rectangle([left, top, right, bottom], outline=(0, 0, 0))
-    n = len(history)
-    d.text((left, 8), "training curves: loss (scaled), val accuracy, val min recall", fill=(0, 0, 0), font=font)
-    for i in range(0, 11, 2):
-        y = bottom - (bottom - top) * i / 10
-        d.line([left - 4, y, left, y], fill=(0, 0, 0))
-        d.text((8, y - 6), f"{i / 10:.1f}", fill=(0, 0, 0), font=font)
-    if n == 0:
-        img.save(path)
-        return
-    losses = [h.get("loss", float("nan")) for h in history]
-    finite = [v for v in losses if np.isfinite(v)]
-    lmax = max(finite) if finite else 1.0
-    series = [
-        (f"loss / {lmax:.3g}", [v / lmax if np.isfinite(v) and lmax else float("nan") for v in losses]),
-        ("val accuracy", [h.get("val_accuracy", float("nan")) for h in history]),
-        ("val min recall", [h.get("val_min_recall", float("nan")) for h in history]),
-    ]
-
-    def xy(i: int, v: float) -> tuple[float, float]:
-        x = left + (right - left) * (i / max(1, n - 1))
-        return x, bottom - (bottom - top) * min(max(v, 0.0), 1.0)
-
-    for k, (name, vals) in enumerate(series):
-        pts = [xy(i, v) for i, v in enumerate(vals) if np.isfinite(v)]
-        if len(pts) > 1:
-            d.line(pts, fill=_COLORS[k], width=2)
-        d.text((left + 10 + 170 * k, bottom + 18), name, fill=_COLORS[k], font=font)
-    d.text((right - 60, bottom + 4), f"epoch {n}", fill=(0, 0, 0), font=font)
-    prev = None
+def _marks(history: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Epoch numbers (1-based x) where a run resumed or changed phase, with what happened."""
+    out: list[tuple[int, str]] = []
+    prev: dict[str, Any] | None = None
     for i, h in enumerate(history):
-        if prev is not None and h.get("phase") != prev:
-            x = xy(i, 0)[0]
-            d.line([x, top, x, bottom], fill=(150, 150, 150))
-        prev = h.get("phase")
-    img.save(path)
+        if prev is not None:
+            if h.get("run", 1) != prev.get("run", 1):
+                out.append((i + 1, f"resumed (run {h.get('run')})"))
+            elif h.get("phase") != prev.get("phase"):
+                out.append((i + 1, f"phase: {h.get('phase')}"))
+        prev = h
+    return out
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str = "Training curves") -> None:
+    """Training loss (left) and val accuracy / lowest class recall (right) per epoch, with a
+    dashed line where a run resumed or changed phase."""
+    plt = _plt()
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    epochs = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
+    x = list(range(1, len(history) + 1)) if len(set(epochs)) != len(epochs) else epochs
+    loss = [h.get("loss", np.nan) for h in history]
+    ax_l.plot(x, loss, color="tab:blue", marker=".", label="training loss")
+    ax_l.set_xlabel("epoch")
+    ax_l.set_ylabel("training loss")
+    ax_l.set_title("Training loss")
+    acc = [100 * h.get("val_accuracy", np.nan) for h in history]
+    rec = [100 * h.get("val_min_recall", np.nan) for h in history]
+    ax_a.plot(x, acc, color="tab:green", marker=".", label="val accuracy")
+    ax_a.plot(x, rec, color="tab:red", marker=".", label="val lowest class recall")
+    raw = [h.get("val_accuracy_before_bn_reestimate") for h in history]
+    if any(v is not None for v in raw):
+        ax_a.plot(
+            x,
+            [100 * v if v is not None else np.nan for v in raw],
+            color="tab:gray",
+            lw=1,
+            ls=":",
+            label="val accuracy before BatchNorm re-estimation",
+        )
+    ax_a.set_xlabel("epoch")
+    ax_a.set_ylabel("percent")
+    ax_a.set_ylim(0, 100)
+    ax_a.set_title("Validation (watched, not used to choose)")
+    for ax in (ax_l, ax_a):
+        for xm, what in _marks(history):
+            ax.axvline(xm - 0.5, color="black", ls="--", lw=0.8)
+            ax.annotate(
+                what,
+                (xm - 0.5, 0.98),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=7,
+            )
+        ax.grid(alpha=0.3)
+    ax_a.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot_confusion(matrix: npt.NDArray[np.int64], classes: Sequence[str], path: str | Path, title: str = "") -> None:
-    """Confusion matrix (rows true, columns predicted) with counts, shaded by row fraction."""
-    from PIL import Image, ImageDraw
-
+    """Two panels: counts, and each row normalised to percent of its true class; full class names."""
+    plt = _plt()
+    m = np.asarray(matrix, dtype=np.int64)
     k = len(classes)
-    cell = 56
-    margin_l, margin_t = 90, 60
-    w, h = margin_l + cell * k + 20, margin_t + cell * k + 30
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    font = _font()
-    d.text((10, 8), title or "confusion matrix (rows: true, columns: predicted)", fill=(0, 0, 0), font=font)
-    rows = matrix.sum(axis=1, keepdims=True).clip(min=1)
-    frac = matrix / rows
-    for i in range(k):
-        d.text((8, margin_t + cell * i + cell // 2 - 6), classes[i][:12], fill=(0, 0, 0), font=font)
-        d.text((margin_l + cell * i + 4, margin_t - 16), classes[i][:8], fill=(0, 0, 0), font=font)
-        for j in range(k):
-            shade = int(255 - 200 * frac[i, j])
-            color = (shade, shade, 255) if i == j else (255, shade, shade)
-            x0, y0 = margin_l + cell * j, margin_t + cell * i
-            d.rectangle([x0, y0, x0 + cell, y0 + cell], fill=color, outline=(120, 120, 120))
-            d.text((x0 + cell // 2 - 8, y0 + cell // 2 - 6), str(int(matrix[i, j])), fill=(0, 0, 0), font=font)
-    img.save(path)
+    rows = m.sum(axis=1, keepdims=True).clip(min=1)
+    pct = 100.0 * m / rows
+    size = max(4.0, 0.75 * k + 2.5)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size), constrained_layout=True)
+    for ax, data, fmt, name in ((axes[0], m, "{:d}", "counts"), (axes[1], pct, "{:.0f}%", "percent of true class")):
+        im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+        ax.set_xticks(range(k), labels=list(classes), rotation=35, ha="right")
+        ax.set_yticks(range(k), labels=list(classes))
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(name)
+        for i in range(k):
+            for j in range(k):
+                v = data[i, j]
+                ax.text(
+                    j,
+                    i,
+                    fmt.format(int(v)) if fmt == "{:d}" else fmt.format(float(v)),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if pct[i, j] > 55 else "black",
+                )
+    fig.colorbar(im, ax=axes, shrink=0.8, label="percent of true class")
+    fig.suptitle(title or "Confusion matrix")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot_gallery(
-    items: Sequence[tuple[npt.NDArray[np.uint8], str]], path: str | Path, tile: int = 128, cols: int = 6
+    items: Sequence[tuple[npt.NDArray[np.uint8], str]], path: str | Path, cols: int = 6, title: str = ""
 ) -> None:
-    """Grid of images with a caption under each (e.g. ``true -> predicted 0.83``)."""
-    from PIL import Image, ImageDraw
-
+    """Grid of images, each titled with its caption (e.g. ``true glass / predicted metal (0.83)``)."""
+    plt = _plt()
     cols = max(1, min(cols, len(items) or 1))
     rows = max(1, (len(items) + cols - 1) // cols)
-    cap = 28
-    img = Image.new("RGB", (cols * tile, rows * (tile + cap)), "white")
-    d = ImageDraw.Draw(img)
-    font = _font()
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False, constrained_layout=True)
+    for ax in axes.ravel():
+        ax.axis("off")
     if not items:
-        d.text((8, 8), "no misclassified images", fill=(0, 0, 0), font=font)
+        axes[0, 0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    from PIL import Image
+
     for n, (arr, caption) in enumerate(items):
-        r, c = divmod(n, cols)
-        thumb = Image.fromarray(arr).resize((tile, tile))
-        img.paste(thumb, (c * tile, r * (tile + cap)))
-        for li, line in enumerate(caption.split("\n")[:2]):
-            d.text((c * tile + 3, r * (tile + cap) + tile + 2 + 12 * li), line[:24], fill=(0, 0, 0), font=font)
-    img.save(path)
+        ax = axes.ravel()[n]
+        thumb = Image.fromarray(arr)
+        thumb.thumbnail((160, 160))
+        ax.imshow(np.asarray(thumb))
+        ax.set_title(caption, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -227,6 +227,10 @@ def quantize(
         extra["notes"] = note
     card = make_card(out_path, data, classes, height, width, fit, metrics, arena, extra)
     card.save(out_path.with_suffix(".json"))
+    hist = mp.with_name("history.json")
+    if mp.suffix == ".keras" and hist.is_file():
+        # The report of the int8 model draws its training curves from this copy.
+        out_path.with_suffix(".history.json").write_text(hist.read_text())
     problems = []
     if card.flash_bytes > FLASH_LIMIT:
         problems.append(f"flash {card.flash_bytes} B > {FLASH_LIMIT}")

@@ -37,6 +37,7 @@ import numpy.typing as npt
 from sortcam.errors import DataError, DependencyError, ModelError, UsageError
 from sortcam.model.augment import AugmentSpec, augment_photo
 from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
+from sortcam.model.teacher import is_teacher_file
 from sortcam.preprocess import DEFAULT_RANGE, fit_resize, to_float
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,10 @@ class TrainConfig:
     """Beta(a, a) of mixup (0: off): each image in a batch is blended with another of the batch,
     the larger share its own, and the targets with it (labels, the teacher's probabilities at T,
     class weights)."""
+    resume: str | None = None
+    """A run folder to continue exactly where it stopped (consistent distillation runs)."""
+    stop_after: int = 0
+    """Stop cleanly after this many epochs of this invocation (0: run to the end); resume later."""
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
 
     def validate(self) -> None:
@@ -696,6 +701,11 @@ def _warmup_cosine(lr: float, steps: int, warmup: int) -> Any:
     return WarmupCosine()
 
 
+def _warm_steps(steps: int, epochs: int) -> int:
+    """Warm-up of a from-scratch schedule: a tenth of it, at most one epoch."""
+    return min(steps, steps * epochs // 10)
+
+
 def _optimizer(lr: float, weight_decay: float, steps: int, warmup: int) -> Any:
     keras = _keras()
     return keras.optimizers.AdamW(learning_rate=_warmup_cosine(lr, steps, warmup), weight_decay=weight_decay)
@@ -709,7 +719,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    if not config.resume:
+        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     classes = index.classes
     nc = len(classes)
     train_split, val_split = index.split("train"), index.split("val")
@@ -720,6 +731,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         f"({'folders' if index.from_folders else 'split ' + config.split})",
         flush=True,
     )
+    consistent = bool(config.distill and config.teacher and is_teacher_file(config.teacher))
+    if config.resume and not consistent:
+        raise UsageError("--resume continues runs distilled from a `sortcam teacher` file; this run is not one")
     need_full = config.distill
     tr, tr_full = load_split(train_split, config.height, config.width, config.fit, keep_full=need_full)
     va, va_full = load_split(val_split, config.height, config.width, config.fit, keep_full=need_full)
@@ -748,6 +762,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "corrupt_skipped": len(tr.corrupt) + len(va.corrupt),
         "non_images_skipped": len(index.skipped_files),
     }
+    if consistent:
+        return _train_consistent(
+            config, index, classes, model_probs, model_logits, tr, tr_full, val_x, va, cw, out, summary
+        )
     eye = np.eye(nc, dtype=np.float32)
     trainee: Any = model_logits  # the model fit() trains: model_logits, or it plus a feature head
     loss_weights: list[float] | None = None
@@ -793,7 +811,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     def run_phase(name: str, epochs: int, lr: float) -> None:
         ds = _dataset(x_u8, y, w, config.batch_size, config.seed, aug, DEFAULT_RANGE, mix)
-        warm = min(steps, steps * epochs // 10) if not pretrained or name == "head" else 0
+        warm = _warm_steps(steps, epochs) if not pretrained or name == "head" else 0
         _compile(trainee, _optimizer(lr, config.weight_decay, steps * epochs, warm), loss, loss_weights=loss_weights)
         prog = _Progress(config, model_probs, val_x, va.labels, nc, out, history, name, epochs, best)
         prog.stale = 0
@@ -822,6 +840,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "model": str(out / "model.keras"),
         }
     )
+    _finish(out, summary, classes, history)
+    print(
+        f"done: {out / 'model.keras'} (selected epoch {best.get('epoch')} "
+        f"val_acc {best.get('val_accuracy', float('nan')):.4f})",
+        flush=True,
+    )
+    return summary
+
+
+def _finish(out: Path, summary: dict[str, Any], classes: list[str], history: list[dict[str, Any]]) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "classes.json").write_text(json.dumps(classes))
     try:
@@ -830,12 +858,95 @@ def train(config: TrainConfig) -> dict[str, Any]:
         plot_curves(history, out / "curves.png")
     except Exception as exc:  # a plot must never lose a finished training
         log.warning("could not draw training curves: %s", exc)
+
+
+def _train_consistent(
+    config: TrainConfig,
+    index: Any,
+    classes: list[str],
+    model_probs: Any,
+    model_logits: Any,
+    tr: Any,
+    tr_full: list[npt.NDArray[np.uint8]],
+    val_x: npt.NDArray[np.float32],
+    va: Any,
+    cw: npt.NDArray[np.float32],
+    out: Path,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Distil from a `sortcam teacher` file, the teacher asked about every mixed batch (see consistent.py)."""
+    from sortcam.model import consistent as cons
+    from sortcam.model.data import dataset_fingerprint
+    from sortcam.model.teacher import load_teacher
+
+    assert config.teacher is not None
+    cons.enable_determinism()
+    teacher = load_teacher(config.teacher, classes, (config.height, config.width))
+    teacher_sha = cons.file_sha256(config.teacher)
+    data_fp = dataset_fingerprint(index)
+    history: list[dict[str, Any]] = []
+    if config.resume:
+        meta = cons.read_state_meta(out)
+        cons.check_resume(out, meta, config, data_fp, teacher_sha)
+        try:
+            history = json.loads((out / "history.json").read_text())[: int(meta["epoch"])]
+        except (OSError, ValueError):
+            history = []
+    cache = Path(config.teacher_cache) if config.teacher_cache else out / "views"
+    pool, pool_labels = cons.view_pool(config, tr_full, tr.labels, cache)
+    del tr_full
+    t0 = time.time()
+    last = cons.train_consistent(
+        config,
+        model_probs,
+        model_logits,
+        teacher,
+        pool,
+        pool_labels,
+        to_float(tr.images, DEFAULT_RANGE),
+        val_x,
+        va.labels,
+        cw,
+        out,
+        data_fp,
+        teacher_sha,
+        history,
+    )
+    tmeta = teacher.meta
+    summary.update(
+        {
+            "teacher": config.teacher,
+            "teacher_kind": "fine-tuned (consistent distillation)",
+            "teacher_val_accuracy": tmeta.get("val", {}).get("accuracy"),
+            "teacher_cv_accuracy": tmeta.get("cv", {}).get("accuracy"),
+            "teacher_sha256": teacher_sha,
+            "views": config.views,
+            "mixup": config.mixup,
+            "best": last,
+            "select": "last",
+            "epochs_done": len(history),
+            "train_time_s": round(time.time() - t0, 1),
+            "train_time_total_s": round(_run_time(history), 1),
+            "model": str(out / "model.keras"),
+        }
+    )
+    _finish(out, summary, classes, history)
     print(
-        f"done: {out / 'model.keras'} (selected epoch {best.get('epoch')} "
-        f"val_acc {best.get('val_accuracy', float('nan')):.4f})",
+        f"done: {out / 'model.keras'} (epoch {last.get('epoch')} val_acc {last.get('val_accuracy', float('nan')):.4f})",
         flush=True,
     )
     return summary
+
+
+def _run_time(history: list[dict[str, Any]]) -> float:
+    """Seconds of training over all runs of a resumed history (each run's clock restarts)."""
+    total, prev_run, prev_t = 0.0, None, 0.0
+    for h in history:
+        if h.get("run") != prev_run:
+            total += prev_t
+            prev_run, prev_t = h.get("run"), 0.0
+        prev_t = float(h.get("time_s", 0.0))
+    return total + prev_t
 
 
 def load_keras_model(path: str | Path) -> Any:

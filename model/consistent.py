@@ -1,0 +1,456 @@
+"""Consistent distillation from a fine-tuned teacher file, with exact resume.
+
+Used by :func:`sortcam.model.train.train` when ``--teacher`` names a file written by
+`sortcam teacher`. Each step:
+
+1. a batch is drawn from a pool of augmented views of the train photos (``--views`` per
+   photo, view 0 the photo itself, cut from the full-size photo and fitted to the
+   student's input), each randomly mirrored;
+2. with ``--mixup A`` each image is blended with another of the batch (``lam`` from
+   Beta(A, A), the larger share its own), labels and class weights with it;
+3. the *same* tensor goes through the frozen teacher and the student, inside one train
+   step, so the teacher is asked about exactly the image the student sees (Beyer et al.,
+   "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022);
+4. loss ``a * KL(teacher_T || student_T) * T^2 + (1 - a) * CE(mixed label)``, weighted.
+
+Every random choice of an epoch (order, mirrors, partners, shares) is drawn in NumPy from
+``(seed, epoch)``, so an epoch is a pure function of the run's settings. After each epoch
+the run folder gets the student and optimizer variables (``resume/state.npz``, written
+atomically) and ``resume/state.json``; ``sortcam train DATA --resume RUN`` continues
+bit-identically from the last finished epoch (weights, optimizer moments, schedule step,
+dropout RNG, data position). BatchNorm moving statistics are re-estimated on clean train
+photos before every evaluation and before the model is saved: Keras MobileNetV2's
+momentum (0.999) leaves them far behind a network trained from scratch, and mixed batches
+shift them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sortcam.errors import ModelError, UsageError
+from sortcam.model.augment import AugmentSpec, augment_photo
+from sortcam.preprocess import DEFAULT_RANGE, fit_resize, to_float
+
+if TYPE_CHECKING:
+    from sortcam.model.train import TrainConfig
+
+STATE_VERSION = 1
+# Settings that may differ between a run and its resumption (where it lives, how it was started).
+RESUME_FREE = ("out_dir", "resume", "data_dir", "teacher_cache", "stop_after")
+
+
+# ----------------------------------------------------------------------------- the pool and the epochs
+
+
+def view_pool(
+    config: TrainConfig, photos: list[npt.NDArray[np.uint8]], labels: npt.NDArray[np.int32], cache: Path
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
+    """``views`` views per photo at the student's size (view 0 the photo itself), cached in ``cache``."""
+    key = {
+        "views": config.views,
+        "seed": config.seed,
+        "height": config.height,
+        "width": config.width,
+        "fit": config.fit,
+        "augment": config.augment,
+        "n": len(photos),
+        "labels_sha": hashlib.sha256(labels.astype(np.int32).tobytes()).hexdigest()[:16],
+    }
+    meta = cache / "views.json"
+    if meta.is_file() and (cache / "views.npy").is_file():
+        try:
+            if json.loads(meta.read_text()).get("key") == key:
+                print(f"view pool: reusing {cache}", flush=True)
+                return np.load(cache / "views.npy"), np.repeat(labels, config.views).astype(np.int32)
+        except (OSError, ValueError):
+            pass
+    cache.mkdir(parents=True, exist_ok=True)
+    spec = AugmentSpec(**config.augment)
+    rng = np.random.default_rng(config.seed)
+    out = np.empty((len(photos) * config.views, config.height, config.width, 3), np.uint8)
+    t0 = time.time()
+    for i, p in enumerate(photos):
+        for v in range(config.views):
+            view = p if v == 0 else augment_photo(p, rng, spec)
+            out[i * config.views + v] = fit_resize(view, config.height, config.width, config.fit)
+        if (i + 1) % 200 == 0 or i + 1 == len(photos):
+            rate = (i + 1) / max(time.time() - t0, 1e-6)
+            print(
+                f"view pool: {i + 1}/{len(photos)} photos x {config.views} views, "
+                f"eta {(len(photos) - i - 1) / rate:.0f}s",
+                flush=True,
+            )
+    tmp = cache / "views.tmp.npy"
+    np.save(tmp, out)
+    tmp.replace(cache / "views.npy")
+    meta.write_text(json.dumps({"key": key}, indent=2))
+    return out, np.repeat(labels, config.views).astype(np.int32)
+
+
+def epoch_plan(
+    n: int, batch: int, seed: int, epoch: int, mixup: float, flip: bool
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    """The batches of one epoch: for each, pool indices, mirror flags, mixup partner (index within
+    the batch) and the image's own share ``lam`` (1 without mixup). A pure function of its arguments."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    mirror = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+    plan = []
+    for start in range(0, n, batch):
+        idx = order[start : start + batch]
+        b = len(idx)
+        if mixup > 0:
+            lam = rng.beta(mixup, mixup, size=b).astype(np.float32)
+            lam = np.maximum(lam, 1.0 - lam)
+            partner = rng.permutation(b)
+        else:
+            lam = np.ones(b, np.float32)
+            partner = np.arange(b)
+        plan.append((idx, mirror[idx], partner, lam))
+    return plan
+
+
+def make_batch(
+    pool: npt.NDArray[np.uint8],
+    onehot: npt.NDArray[np.float32],
+    weight: npt.NDArray[np.float32],
+    item: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """One training batch ``(x, y, w)``: mirrored, mixed images in the model's range; mixed labels and weights."""
+    idx, mirror, partner, lam = item
+    img = pool[idx].copy()
+    img[mirror] = img[mirror][:, :, ::-1]
+    x = to_float(img, DEFAULT_RANGE)
+    lx = lam[:, None, None, None]
+    x = lx * x + (1.0 - lx) * x[partner]
+    y = onehot[idx]
+    ly = lam[:, None]
+    y = ly * y + (1.0 - ly) * y[partner]
+    w = weight[idx]
+    w = lam * w + (1.0 - lam) * w[partner]
+    return x.astype(np.float32), y.astype(np.float32), w.astype(np.float32)
+
+
+def epoch_dataset(
+    pool: npt.NDArray[np.uint8],
+    onehot: npt.NDArray[np.float32],
+    weight: npt.NDArray[np.float32],
+    plan: list[Any],
+) -> Any:
+    """A ``tf.data`` pipeline over one epoch's batches, built in a background thread (prefetch)."""
+    from sortcam.model.train import _tf
+
+    tf = _tf()
+    h, w_, c = pool.shape[1:]
+    k = onehot.shape[1]
+
+    def gen() -> Any:
+        for item in plan:
+            yield make_batch(pool, onehot, weight, item)
+
+    sig = (
+        tf.TensorSpec((None, h, w_, c), tf.float32),
+        tf.TensorSpec((None, k), tf.float32),
+        tf.TensorSpec((None,), tf.float32),
+    )
+    ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+    return ds.apply(tf.data.experimental.assert_cardinality(len(plan))).prefetch(2)
+
+
+# ----------------------------------------------------------------------------- model pieces
+
+
+def consistent_trainee(model_logits: Any, teacher: Any) -> Any:
+    """One model, two heads on the same input: ``[student logits | teacher logits]``.
+
+    The teacher is frozen (``trainable = False``, BatchNorm in inference mode); the loss
+    reads its half as the soft target, so teacher and student always see the same tensor.
+    """
+    from sortcam.model.train import _keras
+
+    keras = _keras()
+    teacher.trainable = False
+
+    class FrozenTeacher(keras.layers.Layer):  # type: ignore[misc,name-defined]
+        """Calls the teacher in inference mode always: a nested model's ``training=False`` given at
+        construction is overridden by the outer ``fit`` in Keras 3, which would switch on its dropout."""
+
+        def __init__(self, model: Any) -> None:
+            super().__init__(trainable=False, name="teacher")
+            self.model = model
+
+        def call(self, x: Any) -> Any:
+            return self.model(x, training=False)
+
+    inp = keras.Input(model_logits.input_shape[1:], name="image")
+    s = model_logits(inp)
+    t = FrozenTeacher(teacher)(inp)
+    return keras.Model(inp, keras.layers.Concatenate(name="student_teacher")([s, t]), name="consistent_trainee")
+
+
+def online_kd_loss(num_classes: int, temperature: float, alpha: float) -> Any:
+    """``a * KL(teacher_T || student_T) * T^2 + (1 - a) * CE(y)`` on ``y_pred = [student | teacher]`` logits."""
+    from sortcam.model.train import _tf
+
+    tf = _tf()
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        s_logits = y_pred[:, :num_classes]
+        t_logits = tf.stop_gradient(y_pred[:, num_classes:])
+        ce = tf.nn.softmax_cross_entropy_with_logits(y_true, s_logits)
+        p_t = tf.nn.softmax(t_logits / temperature)
+        kl = tf.reduce_sum(
+            p_t * (tf.nn.log_softmax(t_logits / temperature) - tf.nn.log_softmax(s_logits / temperature)), axis=-1
+        )
+        return alpha * kl * temperature**2 + (1.0 - alpha) * ce
+
+    return loss
+
+
+def reestimate_bn(model: Any, x: npt.NDArray[np.float32], batch: int = 128) -> int:
+    """Set every BatchNorm layer's moving mean and variance to their average over ``x`` (clean photos).
+
+    The k-th batch enters with momentum ``k / (k + 1)``, which makes the moving value the
+    plain mean of the batch statistics. Returns the number of BatchNorm layers updated.
+    """
+    from sortcam.model.train import _keras
+
+    keras = _keras()
+    bns = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns or not len(x):
+        return 0
+    saved = [layer.momentum for layer in bns]
+    try:
+        for k, start in enumerate(range(0, len(x), batch)):
+            for layer in bns:
+                layer.momentum = k / (k + 1.0)
+            model(x[start : start + batch], training=True)
+    finally:
+        for layer, m in zip(bns, saved, strict=True):
+            layer.momentum = m
+    return len(bns)
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_all_layers(layer))
+    return out
+
+
+# ----------------------------------------------------------------------------- resume state
+
+
+def recipe_key(config: TrainConfig) -> dict[str, Any]:
+    """The settings that define a run (everything but where it lives)."""
+    d = asdict(config)
+    for k in RESUME_FREE:
+        d.pop(k, None)
+    return d
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_state(out: Path, student: Any, optimizer: Any, meta: dict[str, Any]) -> None:
+    """Student and optimizer variables (``resume/state.npz``) and where the run is (``state.json``), atomically."""
+    d = out / "resume"
+    d.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = {f"m{i:04d}": np.asarray(v) for i, v in enumerate(student.variables)}
+    arrays.update({f"o{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+    tmp = d / "state.tmp.npz"
+    np.savez(tmp, **arrays)
+    tmp.replace(d / "state.npz")
+    meta = {**meta, "version": STATE_VERSION, "sha256": file_sha256(d / "state.npz")}
+    tmpj = d / "state.tmp.json"
+    tmpj.write_text(json.dumps(meta, indent=2))
+    tmpj.replace(d / "state.json")
+
+
+def read_state_meta(run: Path) -> dict[str, Any]:
+    """``RUN/resume/state.json``; one-line errors when ``RUN`` is not a resumable run."""
+    p = run / "resume" / "state.json"
+    if not run.is_dir():
+        raise UsageError(f"--resume {run}: no such run folder")
+    if not p.is_file():
+        raise UsageError(
+            f"--resume {run}: not a resumable run (no resume/state.json; only runs distilled from a "
+            "`sortcam teacher` file can resume)"
+        )
+    try:
+        meta = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"--resume {run}: unreadable resume/state.json ({exc})") from None
+    if meta.get("version") != STATE_VERSION:
+        raise ModelError(f"--resume {run}: state version {meta.get('version')} (this sortcam writes {STATE_VERSION})")
+    return meta
+
+
+def restore_state(run: Path, meta: dict[str, Any], student: Any, optimizer: Any) -> None:
+    """Assign the saved variables back; refuses a state whose file or shapes do not match."""
+    path = run / "resume" / "state.npz"
+    if not path.is_file() or file_sha256(path) != meta.get("sha256"):
+        raise ModelError(f"--resume {run}: resume/state.npz is missing or does not match state.json")
+    with np.load(path) as z:
+        for prefix, variables in (("m", student.variables), ("o", optimizer.variables)):
+            keys = sorted(k for k in z.files if k.startswith(prefix))
+            if len(keys) != len(variables):
+                raise ModelError(
+                    f"--resume {run}: saved state has {len(keys)} {prefix}-variables, the run builds {len(variables)}"
+                )
+            for k, v in zip(keys, variables, strict=True):
+                a = z[k]
+                if tuple(a.shape) != tuple(v.shape):
+                    raise ModelError(f"--resume {run}: variable {v.path} has shape {tuple(v.shape)}, saved {a.shape}")
+                v.assign(a)
+
+
+def check_resume(run: Path, meta: dict[str, Any], config: TrainConfig, data_fp: str, teacher_sha: str) -> None:
+    """The run must be of the same recipe, data set and teacher; one line naming what differs."""
+    saved = meta.get("recipe", {})
+    ours = recipe_key(config)
+    diff = [k for k in sorted(set(saved) | set(ours)) if saved.get(k) != ours.get(k)]
+    if diff:
+        k = diff[0]
+        raise UsageError(
+            f"--resume {run}: the run is another recipe ({k} = {saved.get(k)!r} there, {ours.get(k)!r} here"
+            + (f"; {len(diff) - 1} more" if len(diff) > 1 else "")
+            + ")"
+        )
+    if meta.get("data") != data_fp:
+        raise UsageError(f"--resume {run}: the run was trained on another data set (fingerprint differs)")
+    if meta.get("teacher_sha256") != teacher_sha:
+        raise UsageError(f"--resume {run}: the run was distilled from another teacher (teacher file sha256 differs)")
+
+
+def enable_determinism() -> None:
+    """Deterministic TensorFlow kernels (set ``SORTCAM_DETERMINISTIC=1``; the tests do)."""
+    if os.environ.get("SORTCAM_DETERMINISTIC") == "1":
+        from sortcam.model.train import _tf
+
+        _tf().config.experimental.enable_op_determinism()
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train_consistent(
+    config: TrainConfig,
+    model_probs: Any,
+    model_logits: Any,
+    teacher: Any,
+    pool: npt.NDArray[np.uint8],
+    pool_labels: npt.NDArray[np.int32],
+    clean_x: npt.NDArray[np.float32],
+    val_x: npt.NDArray[np.float32],
+    val_y: npt.NDArray[np.int32],
+    cw: npt.NDArray[np.float32],
+    out: Path,
+    data_fp: str,
+    teacher_sha: str,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Run (or continue) the fixed schedule; returns the last epoch's entry."""
+    from sortcam.model.train import _compile, _optimizer, _warm_steps
+
+    nc = cw.shape[0]
+    trainee = consistent_trainee(model_logits, teacher.model)
+    steps = math.ceil(len(pool) / config.batch_size)
+    total = config.epochs
+    _compile(
+        trainee,
+        _optimizer(config.lr, config.weight_decay, steps * total, _warm_steps(steps, total)),
+        online_kd_loss(nc, config.temperature, config.distill_alpha),
+    )
+    start = 0
+    run_id = 1
+    if config.resume:
+        meta = read_state_meta(out)
+        restore_state(out, meta, model_probs, trainee.optimizer)
+        start = int(meta["epoch"])
+        run_id = int(meta.get("run", 1)) + 1
+        print(f"resume: {out} after epoch {start}/{total} (run {run_id})", flush=True)
+        if start >= total:
+            print("resume: the run is already finished", flush=True)
+    onehot = np.eye(nc, dtype=np.float32)[pool_labels]
+    weight = cw[pool_labels]
+    flip = bool(config.augment.get("flip", True))
+    t0 = time.time()
+    last: dict[str, Any] = history[-1] if history else {}
+    end = min(total, start + config.stop_after) if config.stop_after > 0 else total
+    for epoch in range(start, end):
+        plan = epoch_plan(len(pool), config.batch_size, config.seed, epoch, config.mixup, flip)
+        ds = epoch_dataset(pool, onehot, weight, plan)
+        logs = trainee.fit(ds, epochs=1, shuffle=False, verbose=2 if sys.stdout.isatty() else 0).history
+        raw = _val_scores(model_probs, val_x, val_y, nc)
+        reestimate_bn(model_probs, clean_x)
+        acc, min_recall = _val_scores(model_probs, val_x, val_y, nc)
+        lr = trainee.optimizer.learning_rate
+        entry = {
+            "phase": "distill",
+            "run": run_id,
+            "epoch": epoch + 1,
+            "loss": float(logs["loss"][-1]),
+            "val_accuracy": acc,
+            "val_min_recall": min_recall,
+            "val_accuracy_before_bn_reestimate": raw[0],
+            "lr": float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr)),
+            "time_s": round(time.time() - t0, 1),
+        }
+        history.append(entry)
+        last = entry
+        model_probs.save(out / "model.keras")
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        save_state(
+            out,
+            model_probs,
+            trainee.optimizer,
+            {
+                "epoch": epoch + 1,
+                "run": run_id,
+                "recipe": recipe_key(config),
+                "data": data_fp,
+                "teacher_sha256": teacher_sha,
+            },
+        )
+        done = epoch + 1 - start
+        eta = (time.time() - t0) / done * (total - epoch - 1)
+        print(
+            f"[distill] epoch {epoch + 1}/{total} loss {entry['loss']:.4f} val_acc {acc:.4f} "
+            f"(before BN re-estimate {raw[0]:.4f}) min_recall {min_recall:.3f} lr {entry['lr']:.2e} "
+            f"{entry['time_s']:.0f}s eta {eta:.0f}s",
+            flush=True,
+        )
+    if end < total:
+        print(
+            f"stopped after epoch {end}/{total} (--stop-after); continue with: sortcam train DATA --resume {out}",
+            flush=True,
+        )
+    return last
+
+
+def _val_scores(model: Any, x: npt.NDArray[np.float32], y: npt.NDArray[np.int32], nc: int) -> tuple[float, float]:
+    if not len(y):
+        return float("nan"), float("nan")
+    pred = np.asarray(model.predict(x, batch_size=128, verbose=0)).argmax(1)
+    recalls = [float((pred[y == c] == c).mean()) for c in range(nc) if (y == c).any()]
+    return float((pred == y).mean()), min(recalls)

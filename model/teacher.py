@@ -1,0 +1,311 @@
+"""`sortcam teacher`: fine-tune a large pretrained backbone into a reusable teacher file.
+
+A linear probe on a frozen backbone is a weak teacher (EfficientNet-Lite0: 89% on TrashNet
+val). Fine-tuning its top layers, carefully, makes a better one: BatchNorm stays frozen (its
+ImageNet statistics; a small set would wreck them), the rate is low, augmentation is strong,
+the schedule is fixed in advance (val is only watched), and classes are weighted.
+
+The teacher is trained on what the student will see: photos fitted to the student's input
+(``--via``, e.g. 84x84 stretched) and scaled up inside the model to the backbone's
+``--size``. So ``teacher(x)`` takes the very tensor the student takes, and distillation can
+ask the teacher about each augmented, mixed batch as it is (consistent teaching, see
+:mod:`sortcam.model.train`).
+
+Writes ``OUT/teacher.keras`` (input ``[-1, 1]`` RGB at the student's size, output logits)
+and ``OUT/teacher.json`` (kind, classes, sizes, fit, val metrics and, with ``--folds K``,
+the stratified K-fold cross-validation accuracy on train with its 95% interval).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sortcam.errors import DataError, ModelError, UsageError
+from sortcam.model.augment import AugmentSpec
+from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
+from sortcam.preprocess import DEFAULT_RANGE, to_float
+from sortcam.stats import format_interval, stratified_folds
+
+TEACHER_KIND = "sortcam-teacher"
+DEFAULT_BACKBONE = "EfficientNetB0"
+
+
+@dataclass
+class TeacherConfig:
+    """Everything a teacher fine-tuning depends on; saved in ``teacher.json``."""
+
+    data_dir: str
+    out_dir: str = "runs/teacher"
+    backbone: str = DEFAULT_BACKBONE
+    """A ``keras.applications`` name (ImageNet weights, needs internet) or a backbone ``.keras`` file
+    taking RGB in [-1, 1] and returning its last feature map (``../shared/weights``)."""
+    size: int = 160
+    """The backbone's input size; the image is scaled up to it inside the model."""
+    via: int = 84
+    """The student's input size: photos are fitted to ``via`` x ``via`` first (0: straight to ``size``)."""
+    fit: str = "stretch"
+    epochs: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    train_layers: int = 37
+    """How many of the backbone's top layers train (BatchNorm layers among them stay frozen)."""
+    batch_size: int = 32
+    dropout: float = 0.2
+    seed: int = 1337
+    split: str = "70/10/20"
+    class_weighting: bool = True
+    folds: int = 0
+    """Stratified K-fold cross-validation on train before the final fit (0: none)."""
+    augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
+
+    def validate(self) -> None:
+        if not 32 <= self.size <= 512:
+            raise UsageError(f"--size {self.size} outside 32..512")
+        if self.via and not 32 <= self.via <= self.size:
+            raise UsageError(f"--via {self.via} must be 32..--size ({self.size}), or 0")
+        if self.epochs < 1 or self.train_layers < 0 or self.batch_size < 1:
+            raise UsageError("--epochs and --batch-size must be >= 1, --train-layers >= 0")
+        if self.folds == 1 or self.folds < 0:
+            raise UsageError("--folds must be 0 (off) or >= 2")
+        if self.fit not in ("crop", "stretch"):
+            raise UsageError("--fit must be crop or stretch")
+        parse_split_spec(self.split)
+
+    @property
+    def input_size(self) -> int:
+        return self.via or self.size
+
+
+def _keras() -> Any:
+    from sortcam.model.train import _keras as keras
+
+    return keras()
+
+
+def _backbone(spec: str, size: int) -> Any:
+    """The backbone, trainable, and whether it takes [-1, 1] input (a file) or Keras's own preprocessing."""
+    from sortcam.model.train import _load_teacher_backbone
+
+    model, convention = _load_teacher_backbone(spec, size)
+    return model, convention
+
+
+def build_teacher(config: TeacherConfig, num_classes: int) -> Any:
+    """``Input(via) -> Resizing(size) -> backbone (BatchNorm in inference mode) -> pool -> dropout -> logits``."""
+    keras = _keras()
+    backbone, convention = _backbone(config.backbone, config.size)
+    inputs = keras.Input((config.input_size, config.input_size, 3), name="image")
+    x = inputs
+    if config.input_size != config.size:
+        x = keras.layers.Resizing(config.size, config.size, interpolation="bilinear", name="upscale")(x)
+    if convention != "pm1":
+        # keras.applications models want their own input range; ours is [-1, 1].
+        x = keras.layers.Rescaling(127.5, offset=127.5, name="to_0_255")(x)
+        x = keras.layers.Lambda(_app_preprocess(convention), name="app_preprocess")(x)
+    # training=False: BatchNorm keeps its ImageNet statistics in both training and inference.
+    feats = backbone(x, training=False)
+    if len(feats.shape) == 4:
+        feats = keras.layers.GlobalAveragePooling2D(name="pool")(feats)
+    feats = keras.layers.Dropout(config.dropout, name="dropout")(feats)
+    logits = keras.layers.Dense(num_classes, name="logits")(feats)
+    backbone.trainable = True
+    layers = [layer for layer in backbone.layers if layer.weights]
+    first = max(0, len(layers) - config.train_layers)
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    return keras.Model(inputs, logits, name="sortcam_teacher")
+
+
+def _app_preprocess(convention: str) -> Any:
+    import importlib
+
+    module = importlib.import_module(convention.split(":", 1)[1])
+    return module.preprocess_input
+
+
+def _fit_one(
+    config: TeacherConfig,
+    x_u8: npt.NDArray[np.uint8],
+    y: npt.NDArray[np.int32],
+    num_classes: int,
+    val: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]] | None,
+    label: str,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Fine-tune one teacher on ``x_u8`` for the fixed schedule; val (if any) is only watched."""
+    from sortcam.model.train import _augment_layers, _compile, _dataset, _optimizer
+
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    model = build_teacher(config, num_classes)
+    cw = class_weights(y, num_classes) if config.class_weighting else np.ones(num_classes, np.float32)
+    eye = np.eye(num_classes, dtype=np.float32)
+    aug = _augment_layers(AugmentSpec(**config.augment), config.seed)
+    ds = _dataset(x_u8, eye[y], cw[y], config.batch_size, config.seed, aug, DEFAULT_RANGE)
+    steps = math.ceil(len(x_u8) / config.batch_size)
+    warm = max(1, steps // 2)
+    _compile(
+        model,
+        _optimizer(config.lr, config.weight_decay, steps * config.epochs, warm),
+        keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
+    history: list[dict[str, Any]] = []
+    t0 = time.time()
+    for epoch in range(config.epochs):
+        logs = model.fit(ds, epochs=1, shuffle=False, verbose=0).history
+        entry: dict[str, Any] = {"epoch": epoch + 1, "loss": float(logs["loss"][-1])}
+        if val is not None and len(val[1]):
+            pred = predict_logits(model, val[0]).argmax(1)
+            entry["val_accuracy"] = float((pred == val[1]).mean())
+        entry["time_s"] = round(time.time() - t0, 1)
+        history.append(entry)
+        eta = (time.time() - t0) / (epoch + 1) * (config.epochs - epoch - 1)
+        watched = f" val_acc {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else ""
+        print(
+            f"[teacher {label}] epoch {epoch + 1}/{config.epochs} loss {entry['loss']:.4f}{watched} "
+            f"{entry['time_s']:.0f}s eta {eta:.0f}s",
+            flush=True,
+        )
+    return model, history
+
+
+def predict_logits(model: Any, x_u8: npt.NDArray[np.uint8], batch: int = 64) -> npt.NDArray[np.float32]:
+    """The teacher's logits for uint8 images at its input size."""
+    out = [
+        np.asarray(model(to_float(x_u8[i : i + batch], DEFAULT_RANGE), training=False))
+        for i in range(0, len(x_u8), batch)
+    ]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def _accuracy_block(pred: npt.NDArray[np.int64], y: npt.NDArray[np.int32], classes: list[str]) -> dict[str, Any]:
+    correct = int((pred == y).sum())
+    recall = {c: float((pred[y == i] == i).mean()) for i, c in enumerate(classes) if (y == i).any()}
+    from sortcam.stats import wilson_interval
+
+    lo, hi = wilson_interval(correct, len(y))
+    return {
+        "accuracy": round(correct / max(len(y), 1), 4),
+        "interval95": [round(lo, 4), round(hi, 4)],
+        "images": int(len(y)),
+        "min_recall": round(min(recall.values()), 4) if recall else 0.0,
+        "recall": {c: round(v, 4) for c, v in recall.items()},
+    }
+
+
+def train_teacher(config: TeacherConfig) -> dict[str, Any]:
+    """Cross-validate (``folds``), then fine-tune on all of train; write the teacher file and its metadata."""
+    config.validate()
+    index = index_dataset(config.data_dir, parse_split_spec(config.split), config.seed)
+    classes = index.classes
+    nc = len(classes)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    size = config.input_size
+    tr, _ = load_split(index.split("train"), size, size, config.fit)
+    va, _ = load_split(index.split("val"), size, size, config.fit)
+    if len(tr.labels) == 0:
+        raise DataError(f"{config.data_dir}: no readable train images")
+    print(
+        f"teacher: {config.backbone} at {config.size}x{config.size}"
+        + (f" from {size}x{size} photos" if config.via else "")
+        + f", top {config.train_layers} layers, {config.epochs} epochs; train {len(tr.labels)} val {len(va.labels)}",
+        flush=True,
+    )
+    meta: dict[str, Any] = {"kind": TEACHER_KIND, "classes": classes, "config": asdict(config)}
+    t0 = time.time()
+    if config.folds:
+        fold = stratified_folds(tr.labels, config.folds, config.seed)
+        oof = np.zeros(len(tr.labels), np.int64)
+        for k in range(config.folds):
+            held = fold == k
+            model, _ = _fit_one(config, tr.images[~held], tr.labels[~held], nc, None, f"fold {k + 1}/{config.folds}")
+            oof[held] = predict_logits(model, tr.images[held]).argmax(1)
+            acc_k = float((oof[held] == tr.labels[held]).mean())
+            print(f"[teacher] fold {k + 1}/{config.folds}: held-out accuracy {acc_k:.4f}", flush=True)
+            del model
+        meta["cv"] = {"folds": config.folds, **_accuracy_block(oof, tr.labels, classes)}
+        correct = int((oof == tr.labels).sum())
+        print(f"[teacher] {config.folds}-fold CV accuracy on train: {format_interval(correct, len(oof))}", flush=True)
+    model, history = _fit_one(config, tr.images, tr.labels, nc, (va.images, va.labels), "final")
+    if len(va.labels):
+        meta["val"] = _accuracy_block(predict_logits(model, va.images).argmax(1), va.labels, classes)
+        print(
+            "[teacher] val accuracy (watched, not chosen on): "
+            + format_interval(int(round(meta["val"]["accuracy"] * len(va.labels))), len(va.labels)),
+            flush=True,
+        )
+    meta["history"] = history
+    meta["train_images"] = int(len(tr.labels))
+    meta["train_time_s"] = round(time.time() - t0, 1)
+    tmp = out / "teacher.keras.part"
+    model.save(str(tmp) + ".keras")
+    Path(str(tmp) + ".keras").replace(out / "teacher.keras")
+    (out / "teacher.json").write_text(json.dumps(meta, indent=2))
+    print(f"teacher: wrote {out / 'teacher.keras'} ({meta['train_time_s']:.0f}s)", flush=True)
+    return meta
+
+
+@dataclass
+class Teacher:
+    """A loaded teacher file: the Keras model (frozen) and its metadata."""
+
+    model: Any
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.meta.get("classes", [])]
+
+    @property
+    def input_size(self) -> int:
+        return int(self.model.input_shape[1])
+
+
+def is_teacher_file(path: str | Path) -> bool:
+    """True when ``path`` is a teacher written by `sortcam teacher` (a ``teacher.json`` of that kind beside it)."""
+    p = Path(path)
+    meta = p.with_name("teacher.json")
+    if not (p.is_file() and meta.is_file()):
+        return False
+    try:
+        return json.loads(meta.read_text()).get("kind") == TEACHER_KIND
+    except (OSError, ValueError):
+        return False
+
+
+def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, int]) -> Teacher:
+    """Load a teacher file for a student; its classes and input must be the student's (one-line errors)."""
+    keras = _keras()
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"teacher file not found: {p}")
+    try:
+        meta = json.loads(p.with_name("teacher.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"teacher {p}: cannot read teacher.json beside it ({exc})") from None
+    if meta.get("kind") != TEACHER_KIND:
+        raise ModelError(f"teacher {p}: teacher.json is not a sortcam teacher's")
+    theirs = [str(c) for c in meta.get("classes", [])]
+    if theirs != list(classes):
+        raise ModelError(f"teacher {p}: its classes {theirs} differ from the dataset's {list(classes)}")
+    try:
+        model = keras.models.load_model(str(p), compile=False, safe_mode=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load teacher {p}: {first}") from None
+    if tuple(model.input_shape[1:3]) != tuple(input_size):
+        raise ModelError(
+            f"teacher {p}: it takes {model.input_shape[1]}x{model.input_shape[2]} images, the student "
+            f"{input_size[0]}x{input_size[1]} (train the teacher with --via {input_size[0]})"
+        )
+    model.trainable = False
+    return Teacher(model, meta, p)
