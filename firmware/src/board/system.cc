@@ -1,5 +1,6 @@
 #include "board/system.h"
 
+#include "esp_err.h"
 #include "esp_log.h"
 #include "esp_random.h"
 #include "esp_system.h"
@@ -7,11 +8,17 @@
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
+#include "sdkconfig.h"
 
 namespace sortcam {
 namespace board {
 namespace {
 constexpr const char* kTag = "system";
+#if CONFIG_ESP_TASK_WDT_INIT
+constexpr bool kWatchdogStartedByIdf = true;
+#else
+constexpr bool kWatchdogStartedByIdf = false;
+#endif
 }  // namespace
 
 void LogResetReason() {
@@ -39,9 +46,12 @@ void StartWatchdog(uint32_t timeout_ms) {
   config.timeout_ms = timeout_ms;
   config.idle_core_mask = 0;  // the loop task is what matters; inference may starve idle legitimately
   config.trigger_panic = true;
-  // The IDF usually starts the watchdog already (CONFIG_ESP_TASK_WDT_INIT): reconfigure it then.
-  if (esp_task_wdt_init(&config) == ESP_ERR_INVALID_STATE) esp_task_wdt_reconfigure(&config);
-  esp_task_wdt_add(nullptr);
+  // With CONFIG_ESP_TASK_WDT_INIT the IDF starts the watchdog before app_main; calling
+  // esp_task_wdt_init then fails with ESP_ERR_INVALID_STATE and logs an ERROR line on
+  // every boot, so the running one is reconfigured instead.
+  const esp_err_t err = kWatchdogStartedByIdf ? esp_task_wdt_reconfigure(&config) : esp_task_wdt_init(&config);
+  if (err != ESP_OK) ESP_LOGE(kTag, "task watchdog not configured: %s", esp_err_to_name(err));
+  if (esp_task_wdt_add(nullptr) != ESP_OK) ESP_LOGE(kTag, "loop task not subscribed to the task watchdog");
 }
 
 void FeedWatchdog() { esp_task_wdt_reset(); }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -105,6 +107,26 @@ TEST(Payload, BootIdIsEightLowercaseHex) {
   EXPECT_STREQ(id, "deadbeef");
   sortcam::FormatBootId(1u, id);
   EXPECT_STREQ(id, "00000001");
+}
+
+TEST(Payload, DecimalsWithoutPrintf) {
+  char text[sortcam::kDecimalBytes];
+  EXPECT_EQ(sortcam::FormatUnsigned(0, text), 1u);
+  EXPECT_STREQ(text, "0");
+  EXPECT_EQ(sortcam::FormatUnsigned(4294967296ull, text), 10u);
+  EXPECT_STREQ(text, "4294967296");
+  EXPECT_EQ(sortcam::FormatUnsigned(UINT64_MAX, text), 20u);
+  EXPECT_STREQ(text, "18446744073709551615");
+  EXPECT_EQ(sortcam::FormatSigned(-1, text), 2u);
+  EXPECT_STREQ(text, "-1");
+  EXPECT_EQ(sortcam::FormatSigned(INT64_MIN, text), 20u);
+  EXPECT_STREQ(text, "-9223372036854775808");
+  EXPECT_EQ(sortcam::FormatSigned(INT64_MAX, text), 19u);
+  EXPECT_STREQ(text, "9223372036854775807");
+  for (uint64_t v : {9ull, 10ull, 99ull, 100ull, 1234567890123ull}) {
+    sortcam::FormatUnsigned(v, text);
+    EXPECT_EQ(std::strtoull(text, nullptr, 10), v);
+  }
 }
 
 TEST(Topics, BuiltAndValidated) {

@@ -1,12 +1,14 @@
 #include "sortcam/payload.h"
 
-#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 
 #include "sortcam/mqtt_contract.h"
 
 namespace sortcam {
+namespace {
+constexpr char kHex[] = "0123456789abcdef";
+}  // namespace
 
 JsonWriter::JsonWriter(char* out, size_t size) : out_(out), size_(size) {
   if (size_ > 0) out_[0] = '\0';
@@ -27,7 +29,6 @@ JsonWriter& JsonWriter::Raw(const char* text) {
 }
 
 JsonWriter& JsonWriter::String(const char* text) {
-  static const char kHex[] = "0123456789abcdef";
   Put('"');
   for (const char* p = text; *p != '\0'; ++p) {
     const unsigned char c = static_cast<unsigned char>(*p);
@@ -68,14 +69,14 @@ JsonWriter& JsonWriter::String(const char* text) {
 }
 
 JsonWriter& JsonWriter::Uint(uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "%" PRIu64, value);
+  char text[kDecimalBytes];
+  FormatUnsigned(value, text);
   return Raw(text);
 }
 
 JsonWriter& JsonWriter::Int(int64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "%" PRId64, value);
+  char text[kDecimalBytes];
+  FormatSigned(value, text);
   return Raw(text);
 }
 
@@ -133,7 +134,30 @@ size_t EncodeOfflineStatus(const char* device, char* out, size_t out_size) {
 }
 
 void FormatBootId(uint32_t random_value, char out[9]) {
-  std::snprintf(out, 9, "%08" PRIx32, random_value);
+  for (int i = 7; i >= 0; --i) {
+    out[i] = kHex[random_value & 0xF];
+    random_value >>= 4;
+  }
+  out[8] = '\0';
+}
+
+size_t FormatUnsigned(uint64_t value, char* out) {
+  char reversed[kDecimalBytes];
+  size_t n = 0;
+  do {
+    reversed[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  for (size_t i = 0; i < n; ++i) out[i] = reversed[n - 1 - i];
+  out[n] = '\0';
+  return n;
+}
+
+size_t FormatSigned(int64_t value, char* out) {
+  if (value >= 0) return FormatUnsigned(static_cast<uint64_t>(value), out);
+  out[0] = '-';
+  // 0 - (uint64_t)value is the magnitude even for INT64_MIN, whose negation overflows int64_t.
+  return 1 + FormatUnsigned(0 - static_cast<uint64_t>(value), out + 1);
 }
 
 }  // namespace sortcam

@@ -1,6 +1,5 @@
 #include "sortcam/sample.h"
 
-#include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -29,9 +28,8 @@ size_t JsonStringLength(const char* text) {
 }
 
 size_t DecimalLength(uint64_t value) {
-  char text[24];
-  const int n = std::snprintf(text, sizeof text, "%" PRIu64, value);
-  return n > 0 ? static_cast<size_t>(n) : 0;
+  char text[kDecimalBytes];
+  return FormatUnsigned(value, text);
 }
 
 bool FieldsValid(const SampleFields& f) {

@@ -68,4 +68,11 @@ size_t EncodeOfflineStatus(const char* device, char* out, size_t out_size);
 // 8 lowercase hex characters of a 32-bit random value (the per-boot id).
 void FormatBootId(uint32_t random_value, char out[9]);
 
+// Decimal digits of value, NUL-terminated, into out (kDecimalBytes or more); returns the
+// length. Written by hand rather than with printf: newlib-nano's printf has no 64-bit
+// conversions, and some newlib builds (Debian's) leave PRIu64/PRId64 undefined.
+constexpr size_t kDecimalBytes = 21;  // "-9223372036854775808" or "18446744073709551615", NUL
+size_t FormatUnsigned(uint64_t value, char* out);
+size_t FormatSigned(int64_t value, char* out);
+
 }  // namespace sortcam
