@@ -230,6 +230,8 @@ def _resumed_config(args: argparse.Namespace) -> Any:
     from sortcam.model.train import TrainConfig, parse_size
 
     run = Path(args.resume)
+    if not run.is_dir():
+        raise UsageError(f"--resume {run}: no such run folder")
     try:
         saved = json.loads((run / "train_config.json").read_text())
     except (OSError, ValueError):

@@ -71,11 +71,16 @@ def view_pool(
     meta = cache / "views.json"
     if meta.is_file() and (cache / "views.npy").is_file():
         try:
-            if json.loads(meta.read_text()).get("key") == key:
-                print(f"view pool: reusing {cache}", flush=True)
-                return np.load(cache / "views.npy"), np.repeat(labels, config.views).astype(np.int32)
+            theirs = json.loads(meta.read_text()).get("key", {})
         except (OSError, ValueError):
-            pass
+            theirs = None
+        if theirs == key:
+            print(f"view pool: reusing {cache}", flush=True)
+            return np.load(cache / "views.npy"), np.repeat(labels, config.views).astype(np.int32)
+        if theirs is not None and config.teacher_cache:
+            from sortcam.model.train import _refuse_other_cache
+
+            _refuse_other_cache(cache, "view pool", theirs, key)
     cache.mkdir(parents=True, exist_ok=True)
     spec = AugmentSpec(**config.augment)
     rng = np.random.default_rng(config.seed)

@@ -338,6 +338,17 @@ class TeacherBank:
     """The teacher's pooled features of each view (float16); None in a bank cached before they were kept."""
 
 
+def _refuse_other_cache(cache: Path, what: str, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
+    """A cache the user named (``--teacher-cache``) that holds other settings is never overwritten."""
+    diff = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+    if diff:
+        k = diff[0]
+        raise DataError(
+            f"--teacher-cache {cache}: its {what} was written with other settings ({k} = {theirs.get(k)!r} there, "
+            f"{ours.get(k)!r} here); name another folder"
+        )
+
+
 def make_teacher_bank(
     config: TrainConfig,
     photos: list[npt.NDArray[np.uint8]],
@@ -384,6 +395,8 @@ def make_teacher_bank(
                 )
             if meta.get("key") == key:
                 print(f"teacher bank {cache} has no teacher features (an older bank); recomputing it", flush=True)
+            elif config.teacher_cache:
+                _refuse_other_cache(cache, "teacher bank", meta.get("key", {}), key)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("teacher bank cache unreadable (%s); recomputing", exc)
     cache.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ extras=""
 debs=(mosquitto)
 if [[ "${1:-}" == "--dev" ]]; then
   extras="[train,test,video]"
-  debs+=(cmake g++ libgtest-dev)
+  debs+=(cmake g++ libgtest-dev libcjson-dev)  # libcjson-dev: the core parses cmd payloads with cJSON
   # The firmware header check (tests/firmware/test_idf_headers.py): a 32-bit newlib C++
   # compiler to parse the camera firmware against the real ESP-IDF headers. Large: measured
   # 2026-12-01 on Debian 12: 412 MB download and 2,473 MB installed, 51 s to install.

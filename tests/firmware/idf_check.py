@@ -76,6 +76,9 @@ IDF_FLAGS = (
     "-Wno-error=deprecated-declarations",
 )
 
+# Components the app uses that the pack's include-dirs lists (written before it did) leave out.
+EXTRA_PACK_DIRS = ("esp-idf/components/json/cJSON",)
+
 # PlatformIO boards whose MCU is known without the platform's board files; other envs
 # name theirs with board_build.mcu.
 BOARD_MCU = {"esp32cam": "esp32", "esp32dev": "esp32"}
@@ -363,7 +366,7 @@ def command(
     pack = toolchain.pack
     dirs = [pack / "shims" / "newlib33", sdkconfig_dir, *includes]
     listed = (pack / f"include-dirs.{target}.txt").read_text().split()
-    dirs += [pack / d for d in listed]
+    dirs += [pack / d for d in (*listed, *(e for e in EXTRA_PACK_DIRS if e not in listed))]
     return [
         toolchain.cxx,
         f"-std={standard}",

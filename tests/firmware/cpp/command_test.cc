@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -27,6 +28,7 @@ TEST(Command, VerdictsMatchPython) {
   const auto cases = golden::Cases("cmd_cases.txt");
   ASSERT_GE(cases.size(), 1000u);
   int accepted = 0;
+  int duplicates = 0;
   for (const auto& c : cases) {
     const std::vector<uint8_t> payload = golden::Hex(c[0]);
     SCOPED_TRACE("payload hex " + c[0]);
@@ -34,6 +36,12 @@ TEST(Command, VerdictsMatchPython) {
     char error[96] = "";
     const bool ok = sortcam::ParseCommand(reinterpret_cast<const char*>(payload.data()), payload.size(), &cmd, error,
                                           sizeof error);
+    if (!ok && c[1] == "1" && std::strncmp(error, "duplicate key", 13) == 0) {
+      // Generated while validate_cmd still let the last copy win; sortcam.strict_json
+      // refuses these, and the cases turn to 0 when the golden files are regenerated.
+      ++duplicates;
+      continue;
+    }
     ASSERT_EQ(ok, c[1] == "1") << "C++ says: " << error;
     if (!ok) {
       EXPECT_NE(error[0], '\0');
@@ -55,6 +63,65 @@ TEST(Command, VerdictsMatchPython) {
     }
   }
   EXPECT_GE(accepted, 20);
+  EXPECT_LE(duplicates, 10);
+}
+
+std::string Verdict(const std::string& payload, sortcam::Command* cmd = nullptr) {
+  sortcam::Command scratch;
+  char error[96] = "";
+  if (sortcam::ParseCommand(payload.data(), payload.size(), cmd != nullptr ? cmd : &scratch, error, sizeof error)) {
+    return "ok";
+  }
+  EXPECT_NE(error[0], '\0') << payload;
+  return error;
+}
+
+TEST(Command, DuplicateKeysAreRejectedWithAReason) {
+  EXPECT_EQ(Verdict(R"({"cmd":"capture","cmd":"reboot"})"), "duplicate key 'cmd'");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","threshold":0.5,"threshold":0.6})"), "duplicate key 'threshold'");
+  EXPECT_EQ(Verdict(R"({"cmd":"capture","\u0063md":"capture"})"), "duplicate key 'cmd'");  // equal once decoded
+  EXPECT_EQ(Verdict(R"({"cmd":"set","x":{"a":1,"a":2}})"), "duplicate key 'a'");            // nested, as strict_json
+  EXPECT_EQ(Verdict(R"({"a\nb":1,"a\nb":2})"), "duplicate key 'a?b'");                      // no control bytes in logs
+  EXPECT_EQ(Verdict(R"({"cmd":"set","threshold":0.5,"trigger":"gpio"})"), "ok");
+}
+
+// Payloads cJSON alone would take (it is lenient) but Python's json module refuses.
+TEST(Command, StrictWhereCJsonIsLenient) {
+  for (const char* payload : {
+           R"({"cmd":"set","threshold":05})", R"({"cmd":"set","threshold":0.})", R"({"cmd":"set","threshold":1.e-1})",
+           R"({"cmd":"set","threshold":-})", R"({"cmd":"set","threshold":1-2})", R"({"cmd":"set","threshold":+1})",
+           "\x0b{\"cmd\":\"capture\"}", "{\"cmd\":\"capture\"}\x01", "{\"cmd\":\"capt\x01ure\"}",
+           R"({"cmd":"capt\u00zzure"})", R"({"cmd":"capture","v":1.0})", R"({"cmd":"set","interval_ms":1.0})",
+           R"({"cmd":"set","interval_ms":1e2})", R"({"cmd":"set","trigger":"gpio"} x)", "\xef\xbb\xbf{\"cmd\":\"capture\"}",
+           R"({"cmd":"capture","v":nul})", R"({"cmd":"set","threshold":NaN})", R"({"cmd":"capture",})",
+       }) {
+    EXPECT_NE(Verdict(payload), "ok") << payload;
+  }
+  const std::string with_nul("{\"cmd\":\"capture\"}\0", 18);
+  EXPECT_NE(Verdict(with_nul), "ok");
+  EXPECT_EQ(Verdict(R"({"cmd":"capture\u0000"})"), "payload holds a \\u0000 escape");
+}
+
+TEST(Command, IntegersAsPythonReadsThem) {
+  sortcam::Command cmd;
+  ASSERT_EQ(Verdict(R"({"v":1,"cmd":"set","interval_ms":-0,"threshold":-0})", &cmd), "ok");
+  EXPECT_EQ(cmd.interval_ms, 0u);
+  EXPECT_FALSE(std::signbit(cmd.threshold));  // Python's int -0 is 0
+  ASSERT_EQ(Verdict(R"({"cmd":"set","threshold":-0.0})", &cmd), "ok");
+  EXPECT_TRUE(std::signbit(cmd.threshold));  // a float keeps its sign
+  ASSERT_EQ(Verdict(R"({"cmd":"set","interval_ms":60000,"threshold":1E-3})", &cmd), "ok");
+  EXPECT_EQ(cmd.interval_ms, 60000u);
+  EXPECT_EQ(cmd.threshold, 0.001);
+  EXPECT_EQ(Verdict(R"({"cmd":"set","interval_ms":60001})"), "'interval_ms' outside 0..60000");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","interval_ms":99999999999999999999999999})"), "'interval_ms' outside 0..60000");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","threshold":1e999})"), "'threshold' must be a number");
+  // Numbers nested before "v" count too: v is still known as the integer it was written as.
+  EXPECT_EQ(Verdict(R"({"x":[1.5,{"y":2.0}],"v":1,"cmd":"capture"})"), "command takes no arguments");
+  EXPECT_EQ(Verdict(R"({"x":[1,2],"v":1.0,"cmd":"capture"})"), "unsupported version");
+  const std::string long_number = "{\"cmd\":\"set\",\"threshold\":0." + std::string(62, '5') + "}";
+  EXPECT_EQ(Verdict(long_number), "payload holds a number longer than 63 characters");
+  const std::string longest = "{\"cmd\":\"set\",\"threshold\":0." + std::string(61, '5') + "}";
+  EXPECT_EQ(Verdict(longest), "ok");
 }
 
 TEST(Command, DeepNestingIsRefused) {

@@ -1,314 +1,187 @@
 #include "sortcam/command.h"
 
+#include <bitset>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 
+#include "cJSON.h"
 #include "sortcam/mqtt_contract.h"
 
 namespace sortcam {
 namespace {
 
-// The last value seen for one of the keys a command may carry.
-struct Value {
-  enum Type : uint8_t { kAbsent, kInt, kFloat, kString, kOther } type = kAbsent;
-  bool int_huge = false;  // an integer beyond +-10^18 (out of every range we accept)
-  int64_t int_value = 0;
-  double float_value = 0.0;
-  std::string text;
-};
+// cJSON (ESP-IDF's json component; Debian's libcjson on the host) builds the tree. It is
+// more lenient than Python's json module and keeps no source text, so one pass over the
+// bytes first refuses what json.loads refuses and cJSON would take (leading zeros, "1.",
+// any byte below 0x20 as whitespace or inside a string, a bad \u escape that it decodes to
+// NUL, nesting past kMaxDepth, which also bounds cJSON's recursion on a small task stack),
+// and notes which numbers were written as integers ("interval_ms": 1.0 is refused).
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-enum Key : uint8_t { kKeyV, kKeyCmd, kKeyThreshold, kKeyTrigger, kKeyInterval, kKeyCount };
-
-class Scanner {
+class StrictJsonLexer {
  public:
-  Scanner(const char* data, size_t len) : p_(data), end_(data + len) {}
-
-  bool ParseTopLevel(Value values[kKeyCount], bool* unknown_key, const char** why) {
-    SkipWs();
-    if (p_ == end_ || *p_ != '{') {
-      // Valid JSON that is not an object gets its own reason, as in mqtt_contract._obj.
-      const bool json = SkipValue(0) && (SkipWs(), p_ == end_);
-      *why = json ? "payload is not a JSON object" : "payload is not JSON";
-      return false;
-    }
-    ++p_;
-    SkipWs();
-    if (p_ != end_ && *p_ == '}') {
-      ++p_;
-      return Finish(why);
-    }
-    while (true) {
-      SkipWs();
-      std::string key;
-      if (!ParseString(&key)) return Fail(why);
-      SkipWs();
-      if (p_ == end_ || *p_ != ':') return Fail(why);
-      ++p_;
-      SkipWs();
-      int index = KeyIndex(key);
-      if (index < 0) {
-        *unknown_key = true;
-        if (!SkipValue(1)) return Fail(why);
+  // Bytes may be handed to cJSON when this returns nullptr; otherwise it is the reason.
+  const char* Check(const char* data, size_t len) {
+    p_ = data;
+    end_ = data + len;
+    int depth = 0;
+    while (p_ != end_) {
+      const char c = *p_;
+      if (IsJsonSpace(c) || c == ',' || c == ':') {
+        ++p_;
+      } else if (c == '{' || c == '[') {
+        if (++depth > kMaxDepth) return "payload nests deeper than 32 levels";
+        ++p_;
+      } else if (c == '}' || c == ']') {
+        --depth;
+        ++p_;
+      } else if (c == '"') {
+        if (const char* why = String()) return why;
+      } else if (c == '-' || IsDigit(c)) {
+        if (const char* why = Number()) return why;
+      } else if (c >= 'a' && c <= 'z') {
+        if (!Literal()) return kNotJson;
       } else {
-        Value v;
-        if (!ParseValue(&v)) return Fail(why);
-        values[index] = v;  // duplicate keys: the last one wins, as in a Python dict
+        return kNotJson;  // NaN, Infinity, a BOM, control bytes, ...
       }
-      SkipWs();
-      if (p_ == end_) return Fail(why);
-      if (*p_ == ',') {
-        ++p_;
-        continue;
-      }
-      if (*p_ == '}') {
-        ++p_;
-        return Finish(why);
-      }
-      return Fail(why);
     }
+    return nullptr;
   }
+
+  // Whether the index-th number of the payload (document order) was written as an integer.
+  bool IsInteger(size_t index) const { return index < count_ && integer_[index]; }
 
  private:
-  static int KeyIndex(const std::string& key) {
-    static const char* const kNames[kKeyCount] = {"v", "cmd", "threshold", "trigger", "interval_ms"};
-    for (int i = 0; i < kKeyCount; ++i) {
-      if (key == kNames[i]) return i;
-    }
-    return -1;
-  }
+  static constexpr const char* kNotJson = "payload is not JSON";
+  // cJSON 1.7.15 (Debian 12) reads a number through a 64-byte buffer; 1.7.18 (IDF 5.5) has
+  // no such limit. Refusing longer ones keeps the host and the chip alike.
+  static constexpr size_t kMaxNumberChars = 63;
+  static constexpr size_t kMaxNumbers = mqtt::kMaxPayload / 2 + 1;  // "[0,0,...]"
 
-  bool Fail(const char** why) {
-    *why = "payload is not JSON";
-    return false;
-  }
+  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+  static bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-  bool Finish(const char** why) {
-    SkipWs();
-    if (p_ != end_) return Fail(why);
-    return true;
-  }
-
-  void SkipWs() {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
-  }
-
-  static int Hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  }
-
-  bool Hex4(uint32_t* out) {
-    if (end_ - p_ < 4) return false;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const int h = Hex(p_[i]);
-      if (h < 0) return false;
-      v = v * 16 + static_cast<uint32_t>(h);
-    }
-    p_ += 4;
-    *out = v;
-    return true;
-  }
-
-  static void AppendUtf8(uint32_t cp, std::string* out) {
-    // Lone surrogates are kept as 3-byte sequences: they can never equal a known name.
-    if (cp < 0x80) {
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  // A string at p_ (opening quote included); decoded text into *out when non-null.
-  bool ParseString(std::string* out) {
-    if (p_ == end_ || *p_ != '"') return false;
+  const char* String() {
     ++p_;
     while (p_ != end_) {
       const unsigned char c = static_cast<unsigned char>(*p_++);
-      if (c == '"') return true;
-      if (c < 0x20) return false;  // json.loads(strict=True) refuses raw control characters
-      if (c != '\\') {
-        if (out != nullptr) out->push_back(static_cast<char>(c));
-        continue;
-      }
-      if (p_ == end_) return false;
+      if (c == '"') return nullptr;
+      if (c < 0x20) return kNotJson;  // json.loads(strict=True) refuses raw control characters
+      if (c != '\\') continue;
+      if (p_ == end_) return kNotJson;
       const char e = *p_++;
-      char plain = 0;
-      switch (e) {
-        case '"': plain = '"'; break;
-        case '\\': plain = '\\'; break;
-        case '/': plain = '/'; break;
-        case 'b': plain = '\b'; break;
-        case 'f': plain = '\f'; break;
-        case 'n': plain = '\n'; break;
-        case 'r': plain = '\r'; break;
-        case 't': plain = '\t'; break;
-        case 'u': {
-          uint32_t cp = 0;
-          if (!Hex4(&cp)) return false;
-          if (cp >= 0xD800 && cp <= 0xDBFF && end_ - p_ >= 6 && p_[0] == '\\' && p_[1] == 'u') {
-            const char* save = p_;
-            p_ += 2;
-            uint32_t low = 0;
-            if (Hex4(&low) && low >= 0xDC00 && low <= 0xDFFF) {
-              cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-            } else {
-              p_ = save;  // not a pair: the next escape is read on its own
-            }
-          }
-          if (out != nullptr) AppendUtf8(cp, out);
-          continue;
-        }
-        default:
-          return false;
+      if (e == 'u') {
+        if (end_ - p_ < 4 || !IsHex(p_[0]) || !IsHex(p_[1]) || !IsHex(p_[2]) || !IsHex(p_[3])) return kNotJson;
+        // cJSON's strings end at NUL; no command name or key holds one, so nothing valid is lost.
+        if (std::memcmp(p_, "0000", 4) == 0) return "payload holds a \\u0000 escape";
+        p_ += 4;
+      } else if (!(e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't')) {
+        return kNotJson;
       }
-      if (out != nullptr) out->push_back(plain);
     }
-    return false;
+    return kNotJson;
   }
 
-  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-  // Python's NUMBER_RE: -?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?, longest match.
-  bool ParseNumber(Value* v) {
+  // Python's NUMBER_RE, -?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?, followed by a delimiter.
+  const char* Number() {
     const char* start = p_;
-    const char* q = p_;
-    if (q != end_ && *q == '-') ++q;
-    if (q == end_ || !IsDigit(*q)) return false;
-    if (*q == '0') {
-      ++q;
-    } else {
-      while (q != end_ && IsDigit(*q)) ++q;
-    }
-    const char* int_end = q;
-    bool is_float = false;
-    if (q != end_ && *q == '.' && q + 1 != end_ && IsDigit(q[1])) {
-      q += 2;
-      while (q != end_ && IsDigit(*q)) ++q;
-      is_float = true;
-    }
-    if (q != end_ && (*q == 'e' || *q == 'E')) {
-      const char* e = q + 1;
-      if (e != end_ && (*e == '+' || *e == '-')) ++e;
-      if (e != end_ && IsDigit(*e)) {
-        while (e != end_ && IsDigit(*e)) ++e;
-        q = e;
-        is_float = true;
-      }
-    }
-    p_ = q;
-    if (is_float) {
-      const std::string token(start, q);
-      v->type = Value::kFloat;
-      v->float_value = std::strtod(token.c_str(), nullptr);
-      return true;
-    }
-    v->type = Value::kInt;
-    const bool negative = *start == '-';
-    const char* digits = negative ? start + 1 : start;
-    if (int_end - digits > 18) {
-      v->int_huge = true;
-      return true;
-    }
-    int64_t value = 0;
-    for (const char* d = digits; d != int_end; ++d) value = value * 10 + (*d - '0');
-    v->int_value = negative ? -value : value;
-    return true;
-  }
-
-  bool Literal(const char* word) {
-    const size_t n = std::strlen(word);
-    if (static_cast<size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return false;
-    p_ += n;
-    return true;
-  }
-
-  bool ParseValue(Value* v) {
-    if (p_ == end_) return false;
-    const char c = *p_;
-    if (c == '"') {
-      v->type = Value::kString;
-      return ParseString(&v->text);
-    }
-    if (c == '-' || IsDigit(c)) return ParseNumber(v);
-    v->type = Value::kOther;
-    // NaN, Infinity and -Infinity are refused (mqtt_contract._reject_constant).
-    if (c == 't') return Literal("true");
-    if (c == 'f') return Literal("false");
-    if (c == 'n') return Literal("null");
-    if (c == '{' || c == '[') return SkipValue(1);
-    return false;
-  }
-
-  // Any JSON value at p_, discarded.
-  bool SkipValue(int depth) {
-    if (p_ == end_) return false;
-    const char c = *p_;
-    if (c == '{' || c == '[') {
-      if (depth >= kMaxDepth) return false;
-      const char close = c == '{' ? '}' : ']';
+    bool integer = true;
+    if (*p_ == '-') ++p_;
+    if (p_ == end_ || !IsDigit(*p_)) return kNotJson;
+    if (*p_ == '0') {
       ++p_;
-      SkipWs();
-      if (p_ != end_ && *p_ == close) {
-        ++p_;
-        return true;
-      }
-      while (true) {
-        SkipWs();
-        if (c == '{') {
-          if (!ParseString(nullptr)) return false;
-          SkipWs();
-          if (p_ == end_ || *p_ != ':') return false;
-          ++p_;
-          SkipWs();
-        }
-        if (!SkipValue(depth + 1)) return false;
-        SkipWs();
-        if (p_ == end_) return false;
-        if (*p_ == ',') {
-          ++p_;
-          continue;
-        }
-        if (*p_ == close) {
-          ++p_;
-          return true;
-        }
-        return false;
-      }
+    } else {
+      while (p_ != end_ && IsDigit(*p_)) ++p_;
     }
-    Value scratch;
-    return ParseValue(&scratch);
+    if (p_ != end_ && *p_ == '.') {
+      ++p_;
+      if (p_ == end_ || !IsDigit(*p_)) return kNotJson;
+      while (p_ != end_ && IsDigit(*p_)) ++p_;
+      integer = false;
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_ || !IsDigit(*p_)) return kNotJson;
+      while (p_ != end_ && IsDigit(*p_)) ++p_;
+      integer = false;
+    }
+    const bool delimited = p_ == end_ || IsJsonSpace(*p_) || *p_ == ',' || *p_ == ']' || *p_ == '}';
+    if (!delimited) return kNotJson;  // "05", "1.e5", "1-2", as json.loads
+    if (static_cast<size_t>(p_ - start) > kMaxNumberChars) return "payload holds a number longer than 63 characters";
+    if (count_ < kMaxNumbers) integer_[count_] = integer;
+    ++count_;
+    return nullptr;
   }
 
-  const char* p_;
-  const char* end_;
+  bool Literal() {
+    const char* start = p_;
+    while (p_ != end_ && *p_ >= 'a' && *p_ <= 'z') ++p_;
+    const size_t n = static_cast<size_t>(p_ - start);
+    return (n == 4 && (std::memcmp(start, "true", 4) == 0 || std::memcmp(start, "null", 4) == 0)) ||
+           (n == 5 && std::memcmp(start, "false", 5) == 0);
+  }
+
+  const char* p_ = nullptr;
+  const char* end_ = nullptr;
+  size_t count_ = 0;
+  std::bitset<kMaxNumbers> integer_;
 };
+
+struct JsonTree {
+  explicit JsonTree(cJSON* r) : root(r) {}
+  ~JsonTree() { cJSON_Delete(root); }
+  JsonTree(const JsonTree&) = delete;
+  JsonTree& operator=(const JsonTree&) = delete;
+  cJSON* root;
+};
+
+// Python's validators refuse an object holding a key twice (sortcam.strict_json); cJSON
+// keeps both copies, and a reader could check the first and act on the second.
+const cJSON* FindDuplicateKey(const cJSON* node) {
+  for (const cJSON* child = node->child; child != nullptr; child = child->next) {
+    if (cJSON_IsObject(node)) {
+      for (const cJSON* later = child->next; later != nullptr; later = later->next) {
+        if (std::strcmp(child->string, later->string) == 0) return child;
+      }
+    }
+    if (const cJSON* dup = FindDuplicateKey(child)) return dup;
+  }
+  return nullptr;
+}
+
+size_t CountNumbers(const cJSON* node) {
+  if (cJSON_IsNumber(node)) return 1;
+  size_t n = 0;
+  for (const cJSON* child = node->child; child != nullptr; child = child->next) n += CountNumbers(child);
+  return n;
+}
 
 bool Reject(char* error, size_t error_size, const char* reason) {
   if (error != nullptr && error_size > 0) std::snprintf(error, error_size, "%s", reason);
   return false;
 }
 
-bool IsNumber(const Value& v) { return v.type == Value::kInt || (v.type == Value::kFloat && std::isfinite(v.float_value)); }
-
-double NumberOf(const Value& v) {
-  return v.type == Value::kInt ? static_cast<double>(v.int_value) : v.float_value;
+bool RejectDuplicate(char* error, size_t error_size, const char* key) {
+  char shown[25];
+  size_t n = 0;
+  for (; key[n] != '\0' && n + 1 < sizeof shown; ++n) {
+    const unsigned char c = static_cast<unsigned char>(key[n]);
+    shown[n] = c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?';  // the reason goes to the log
+  }
+  shown[n] = '\0';
+  if (error != nullptr && error_size > 0) std::snprintf(error, error_size, "duplicate key '%s'", shown);
+  return false;
 }
+
+// One of the keys a command may carry, and whether its number was written as an integer.
+struct Field {
+  const cJSON* value = nullptr;
+  bool integer = false;
+  bool present() const { return value != nullptr; }
+  bool is_number() const { return cJSON_IsNumber(value) && std::isfinite(value->valuedouble); }
+};
 
 }  // namespace
 
@@ -349,31 +222,53 @@ bool IsValidUtf8(const char* data, size_t len) {
 bool ParseCommand(const char* payload, size_t len, Command* out, char* error, size_t error_size) {
   if (len > mqtt::kMaxPayload) return Reject(error, error_size, "payload too large");
   if (!IsValidUtf8(payload, len)) return Reject(error, error_size, "payload is not UTF-8");
-  Value values[kKeyCount];
-  bool unknown_key = false;
-  const char* why = "payload is not JSON";
-  Scanner scanner(payload, len);
-  if (!scanner.ParseTopLevel(values, &unknown_key, &why)) return Reject(error, error_size, why);
+  StrictJsonLexer lexer;
+  if (const char* why = lexer.Check(payload, len)) return Reject(error, error_size, why);
+  const char* end = nullptr;
+  const JsonTree tree(cJSON_ParseWithLengthOpts(payload, len, &end, 0));
+  if (tree.root == nullptr) return Reject(error, error_size, "payload is not JSON");
+  for (const char* p = end; p != payload + len; ++p) {
+    if (!IsJsonSpace(*p)) return Reject(error, error_size, "payload is not JSON");
+  }
+  if (!cJSON_IsObject(tree.root)) return Reject(error, error_size, "payload is not a JSON object");
+  if (const cJSON* dup = FindDuplicateKey(tree.root)) return RejectDuplicate(error, error_size, dup->string);
 
-  const Value& v = values[kKeyV];
-  if (v.type != Value::kAbsent && !(v.type == Value::kInt && !v.int_huge && v.int_value == mqtt::kVersion)) {
+  Field v, cmd, threshold, trigger, interval;
+  bool unknown_key = false;
+  size_t number_index = 0;
+  for (const cJSON* member = tree.root->child; member != nullptr; member = member->next) {
+    Field* field = std::strcmp(member->string, "v") == 0           ? &v
+                   : std::strcmp(member->string, "cmd") == 0         ? &cmd
+                   : std::strcmp(member->string, "threshold") == 0   ? &threshold
+                   : std::strcmp(member->string, "trigger") == 0     ? &trigger
+                   : std::strcmp(member->string, "interval_ms") == 0 ? &interval
+                                                                      : nullptr;
+    if (field == nullptr) {
+      unknown_key = true;
+    } else {
+      field->value = member;
+      field->integer = cJSON_IsNumber(member) && lexer.IsInteger(number_index);
+    }
+    number_index += CountNumbers(member);
+  }
+
+  if (v.present() && !(v.integer && v.value->valuedouble == mqtt::kVersion)) {
     return Reject(error, error_size, "unsupported version");
   }
-  const Value& cmd = values[kKeyCmd];
-  if (cmd.type == Value::kAbsent) return Reject(error, error_size, "missing 'cmd'");
-  if (cmd.type != Value::kString) return Reject(error, error_size, "'cmd' must be a string");
+  if (!cmd.present()) return Reject(error, error_size, "missing 'cmd'");
+  if (!cJSON_IsString(cmd.value)) return Reject(error, error_size, "'cmd' must be a string");
   Command result;
-  if (cmd.text == "capture") {
+  const char* name = cmd.value->valuestring;
+  if (std::strcmp(name, "capture") == 0) {
     result.kind = CommandKind::kCapture;
-  } else if (cmd.text == "set") {
+  } else if (std::strcmp(name, "set") == 0) {
     result.kind = CommandKind::kSet;
-  } else if (cmd.text == "reboot") {
+  } else if (std::strcmp(name, "reboot") == 0) {
     result.kind = CommandKind::kReboot;
   } else {
     return Reject(error, error_size, "unknown command");
   }
-  const bool has_args = unknown_key || values[kKeyThreshold].type != Value::kAbsent ||
-                        values[kKeyTrigger].type != Value::kAbsent || values[kKeyInterval].type != Value::kAbsent;
+  const bool has_args = unknown_key || threshold.present() || trigger.present() || interval.present();
   if (result.kind != CommandKind::kSet) {
     if (has_args) return Reject(error, error_size, "command takes no arguments");
     *out = result;
@@ -381,29 +276,26 @@ bool ParseCommand(const char* payload, size_t len, Command* out, char* error, si
   }
   if (!has_args) return Reject(error, error_size, "'set' needs at least one of threshold, trigger, interval_ms");
   if (unknown_key) return Reject(error, error_size, "'set' got unknown keys");
-  const Value& threshold = values[kKeyThreshold];
-  if (threshold.type != Value::kAbsent) {
-    if (!IsNumber(threshold) || threshold.int_huge) return Reject(error, error_size, "'threshold' must be a number");
-    const double t = NumberOf(threshold);
+  if (threshold.present()) {
+    if (!threshold.is_number()) return Reject(error, error_size, "'threshold' must be a number");
+    const double t = threshold.value->valuedouble;
     if (!(t >= 0.0 && t <= 1.0)) return Reject(error, error_size, "'threshold' outside 0..1");
     result.has_threshold = true;
-    result.threshold = t;
+    result.threshold = threshold.integer ? t + 0.0 : t;  // an integer -0 is Python's int 0, not -0.0
   }
-  const Value& trigger = values[kKeyTrigger];
-  if (trigger.type != Value::kAbsent) {
-    if (trigger.type != Value::kString || !TriggerFromName(trigger.text.data(), trigger.text.size(), &result.trigger)) {
+  if (trigger.present()) {
+    if (!cJSON_IsString(trigger.value) ||
+        !TriggerFromName(trigger.value->valuestring, std::strlen(trigger.value->valuestring), &result.trigger)) {
       return Reject(error, error_size, "'trigger' must be one of continuous, gpio, command");
     }
     result.has_trigger = true;
   }
-  const Value& interval = values[kKeyInterval];
-  if (interval.type != Value::kAbsent) {
-    if (interval.type != Value::kInt) return Reject(error, error_size, "'interval_ms' must be an integer");
-    if (interval.int_huge || interval.int_value < 0 || interval.int_value > mqtt::kIntervalMaxMs) {
-      return Reject(error, error_size, "'interval_ms' outside 0..60000");
-    }
+  if (interval.present()) {
+    if (!interval.integer) return Reject(error, error_size, "'interval_ms' must be an integer");
+    const double ms = interval.value->valuedouble;
+    if (!(ms >= 0.0 && ms <= mqtt::kIntervalMaxMs)) return Reject(error, error_size, "'interval_ms' outside 0..60000");
     result.has_interval = true;
-    result.interval_ms = static_cast<uint32_t>(interval.int_value);
+    result.interval_ms = static_cast<uint32_t>(ms);
   }
   *out = result;
   return true;

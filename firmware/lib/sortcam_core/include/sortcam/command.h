@@ -1,11 +1,14 @@
 // Parsing and validation of payloads on <root>/<device>/cmd.
 //
-// Accepts exactly what sortcam.mqtt_contract.validate_cmd accepts (strict UTF-8, the
-// JSON grammar of Python's json module, duplicate keys resolved last-wins, "v" optional
-// but 1 when present, no booleans for numbers); table-driven and mutation cases in
-// tests/data/golden/cmd_cases.jsonl hold the two to the same verdicts. One deliberate
-// limit: values nested deeper than kMaxDepth are refused (Python's limit is its
-// recursion depth); a valid command never nests at all.
+// Accepts what sortcam.mqtt_contract.validate_cmd accepts (strict UTF-8, the JSON grammar
+// of Python's json module, "v" optional but 1 when present, no booleans for numbers) and
+// refuses an object holding a key twice, as sortcam.strict_json does; table-driven and
+// mutation cases in tests/data/golden/cmd_cases.txt hold the two to the same verdicts.
+// The JSON tree comes from cJSON (ESP-IDF's json component; Debian's libcjson-dev on the
+// host), behind a strict pass over the bytes (command.cc says what cJSON would let
+// through). Deliberate limits, where a valid command is never near them: values nested
+// deeper than kMaxDepth (Python's limit is its recursion depth), numbers longer than 63
+// characters and the \u0000 escape are refused.
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,246 @@
+"""`sortcam teacher` and consistent distillation from its file: CV folds, the teacher asked about
+exactly the student's mixed input, BatchNorm re-estimation, a bit-identical --resume, and the
+one-line refusals (another teacher's classes, another recipe, another data set, another teacher)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_errors import one_line_error
+from tinydata import TINY_CLASSES, make_dataset
+
+from sortcam.cli import main
+from sortcam.stats import stratified_folds, wilson_interval
+
+SIZE = 32
+
+
+def _backbone(path: Path) -> Path:
+    """A small conv backbone file with BatchNorm (input [-1, 1], any size, returns a feature map)."""
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(16, 3, activation="relu")(x)
+    keras.Model(inp, x).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> Path:
+    root = tmp_path_factory.mktemp("teacher")
+    bb = _backbone(root / "bb.keras")
+    args = ["teacher", str(tiny_dataset), "--out", str(root / "t"), "--backbone", str(bb), "--via", str(SIZE)]
+    args += ["--size", "48", "--epochs", "2", "--train-layers", "3", "--folds", "3", "--batch-size", "8"]
+    assert main(args) == 0
+    return root / "t" / "teacher.keras"
+
+
+def _distill_args(data: Path, out: Path, teacher: Path, *extra: str) -> list[str]:
+    return [
+        "train", str(data), "--out", str(out), "--weights", "none", "--size", str(SIZE), "--epochs", "3",
+        "--fine-tune-epochs", "0", "--select", "last", "--distill", "--teacher", str(teacher), "--views", "2",
+        "--batch-size", "8", "--mixup", "0.4", "--seed", "3", *extra,
+    ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- folds and intervals
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_cv_folds_are_stratified_and_disjoint(k: int) -> None:
+    labels = np.repeat(np.arange(4), [50, 23, 7, 101])
+    fold = stratified_folds(labels, k, seed=1)
+    assert fold.shape == labels.shape and set(fold.tolist()) == set(range(k))  # every sample in exactly one fold
+    for c in range(4):
+        counts = np.bincount(fold[labels == c], minlength=k)
+        assert counts.max() - counts.min() <= 1, (c, counts)  # each class spread evenly
+    sizes = np.bincount(fold, minlength=k)
+    assert sizes.max() - sizes.min() <= 1
+    assert not np.array_equal(fold, stratified_folds(labels, k, seed=2))  # the seed matters
+
+
+def test_wilson_interval_brackets_the_proportion() -> None:
+    lo, hi = wilson_interval(209, 252)
+    assert 0.77 < lo < 209 / 252 < hi < 0.88
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- the teacher file
+
+
+def test_teacher_file_has_its_metadata_and_cv(teacher: Path) -> None:
+    meta = json.loads(teacher.with_name("teacher.json").read_text())
+    assert meta["kind"] == "sortcam-teacher" and meta["classes"] == list(TINY_CLASSES)
+    assert meta["cv"]["folds"] == 3 and meta["cv"]["images"] == meta["train_images"]
+    lo, hi = meta["cv"]["interval95"]
+    assert lo <= meta["cv"]["accuracy"] <= hi
+    assert len(meta["history"]) == 2 and "val" in meta
+
+
+def test_teacher_sees_exactly_the_students_mixed_input(teacher: Path, tiny_dataset: Path) -> None:
+    import keras
+
+    from sortcam.model.consistent import consistent_trainee, epoch_dataset, epoch_plan, make_batch
+    from sortcam.model.teacher import load_teacher
+
+    t = load_teacher(teacher, list(TINY_CLASSES), (SIZE, SIZE))
+    student = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    trainee = consistent_trainee(student, t.model)
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 256, (20, SIZE, SIZE, 3), dtype=np.uint8)
+    labels = np.arange(20) % 3
+    onehot = np.eye(3, dtype=np.float32)[labels]
+    weight = np.linspace(0.5, 2.0, 20).astype(np.float32)
+    plan = epoch_plan(20, 8, seed=5, epoch=1, mixup=0.4, flip=True)
+    x, y, w = next(iter(epoch_dataset(pool, onehot, weight, plan)))
+    x, y, w = np.asarray(x), np.asarray(y), np.asarray(w)
+    # The dataset's batch is the plan's mix: images, labels and weights blended with one share.
+    idx, mirror, partner, lam = plan[0]
+    ref = make_batch(pool, onehot, weight, plan[0])
+    np.testing.assert_array_equal(x, ref[0])
+    assert (lam >= 0.5).all() and (lam < 1).any()
+    np.testing.assert_allclose(y, lam[:, None] * onehot[idx] + (1 - lam[:, None]) * onehot[idx][partner], atol=1e-6)
+    # In training mode (dropout on), the teacher's half of the trainee's output is the teacher in
+    # inference mode on that very mixed tensor, and not on the photos before mixing.
+    out = np.asarray(trainee(x, training=True))
+    np.testing.assert_allclose(out[:, 3:], np.asarray(t.model(x, training=False)), atol=1e-5)
+    unmixed = make_batch(pool, onehot, weight, (idx, mirror, np.arange(len(idx)), np.ones(len(idx), np.float32)))[0]
+    assert np.abs(out[:, 3:] - np.asarray(t.model(unmixed, training=False))).max() > 1e-3
+    assert len(trainee.trainable_variables) == len(student.trainable_variables)  # the teacher is frozen
+
+
+def test_epoch_plan_is_a_function_of_seed_and_epoch() -> None:
+    from sortcam.model.consistent import epoch_plan
+
+    a, b = epoch_plan(50, 16, 7, 3, 0.4, True), epoch_plan(50, 16, 7, 3, 0.4, True)
+    for pa, pb in zip(a, b, strict=True):
+        for u, v in zip(pa, pb, strict=True):
+            np.testing.assert_array_equal(u, v)
+    other = epoch_plan(50, 16, 7, 4, 0.4, True)
+    assert not np.array_equal(a[0][0], other[0][0])
+    order = np.concatenate([p[0] for p in a])
+    assert sorted(order.tolist()) == list(range(50))  # one epoch visits every pool item once
+
+
+def test_bn_reestimation_sets_the_data_statistics() -> None:
+    import keras
+
+    from sortcam.model.consistent import reestimate_bn
+
+    inp = keras.Input((6, 6, 3))
+    conv = keras.layers.Conv2D(4, 3, use_bias=False)
+    bn = keras.layers.BatchNormalization(momentum=0.999)
+    model = keras.Model(inp, bn(conv(inp)))
+    x = np.random.default_rng(1).normal(2.0, 3.0, (64, 6, 6, 3)).astype(np.float32)
+    feats = np.asarray(conv(x))
+    assert reestimate_bn(model, x, batch=16) == 1
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), feats.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-3)
+    assert bn.momentum == 0.999  # restored
+    # Once the statistics are the data's, re-estimating again changes nothing.
+    before = np.asarray(bn.moving_variance).copy()
+    reestimate_bn(model, x, batch=16)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), before, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SORTCAM_DETERMINISTIC="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "sortcam.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=600)  # fmt: skip
+
+
+def test_resume_continues_bit_identically(teacher: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    whole = _run(_distill_args(tiny_dataset, tmp_path / "whole", teacher))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    part = _run(_distill_args(tiny_dataset, tmp_path / "part", teacher, "--stop-after", "1"))
+    assert part.returncode == 0, part.stderr[-2000:]
+    assert "--resume" in part.stdout and json.loads((tmp_path / "part/resume/state.json").read_text())["epoch"] == 1
+    rest = _run(["train", str(tiny_dataset), "--resume", str(tmp_path / "part")])
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    a, b = np.load(tmp_path / "whole/resume/state.npz"), np.load(tmp_path / "part/resume/state.npz")
+    assert a.files == b.files and len(a.files) > 100
+    different = [k for k in a.files if not np.array_equal(a[k], b[k])]
+    assert not different, f"{len(different)} of {len(a.files)} variables differ after resuming"
+    hist = json.loads((tmp_path / "part/history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and [h["run"] for h in hist] == [1, 2, 2]
+    assert (tmp_path / "part/curves.png").is_file()
+
+
+def test_resume_refusals_are_one_line_and_overwrite_nothing(
+    teacher: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    import keras
+
+    mine = tmp_path / "t"
+    shutil.copytree(teacher.parent, mine)
+    run = tmp_path / "run"
+    assert main(_distill_args(tiny_dataset, run, mine / "teacher.keras", "--stop-after", "1")) == 0
+    capsys.readouterr()
+    state = (run / "resume/state.npz").read_bytes()
+    history = (run / "history.json").read_bytes()
+
+    assert main(["train", str(tiny_dataset), "--resume", str(run), "--mixup", "1.0"]) == 2
+    one_line_error(capsys, "another recipe", "mixup")
+    other_data = make_dataset(tmp_path / "other", per_class=10, seed=9)
+    assert main(["train", str(other_data), "--resume", str(run)]) == 2
+    one_line_error(capsys, "another data set")
+    assert main(["train", str(tiny_dataset), "--resume", str(tmp_path / "nothing")]) == 2
+    one_line_error(capsys, "no such run folder")
+    # Another teacher at the same path: same classes and input, other weights.
+    m = keras.models.load_model(mine / "teacher.keras", compile=False)
+    m.set_weights([w + 0.01 for w in m.get_weights()])
+    m.save(mine / "teacher.keras")
+    capsys.readouterr()
+    assert main(["train", str(tiny_dataset), "--resume", str(run)]) == 2
+    one_line_error(capsys, "another teacher")
+    assert (run / "resume/state.npz").read_bytes() == state
+    assert (run / "history.json").read_bytes() == history
+
+
+def test_teacher_with_other_classes_is_refused(
+    teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_dataset(tmp_path / "d", per_class=8, classes=("blue", "green", "yellow"))
+    out = tmp_path / "r"
+    assert main(_distill_args(data, out, teacher)) == 1
+    one_line_error(capsys, "teacher", "classes")
+    assert not (out / "model.keras").exists()
+
+
+def test_resume_of_a_run_without_a_teacher_file_is_refused(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "plain"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps({"data_dir": str(tiny_dataset), "distill": False}))
+    assert main(["train", str(tiny_dataset), "--resume", str(run)]) == 2
+    one_line_error(capsys, "--resume")
+
+
+def test_a_bank_written_by_another_teacher_is_refused(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--teacher-cache that holds another teacher's bank: one line, and the bank stays as it was."""
+    a, b = _backbone(tmp_path / "a.keras"), _backbone(tmp_path / "b.keras")
+    cache = tmp_path / "bank"
+    args = ["train", str(tiny_dataset), "--weights", "none", "--size", str(SIZE), "--epochs", "1",
+            "--fine-tune-epochs", "0", "--distill", "--teacher-size", "40", "--views", "2", "--batch-size", "16",
+            "--teacher-cache", str(cache)]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "r1"), "--teacher", str(a)]) == 0
+    logits = (cache / "logits.npy").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "r2"), "--teacher", str(b)]) == 1
+    one_line_error(capsys, "--teacher-cache", "teacher")
+    assert (cache / "logits.npy").read_bytes() == logits
