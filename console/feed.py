@@ -9,7 +9,6 @@ out of the paho callback (an exception there would stop the network loop).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
@@ -23,9 +22,6 @@ from sortcam.console.store import Store
 from sortcam.errors import BrokerError, ContractError, UsageError
 
 log = logging.getLogger(__name__)
-
-BOOT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-
 
 @dataclass(frozen=True)
 class BrokerURL:

@@ -22,7 +22,6 @@ Command-line options win over the file; the file wins over the model card.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from urllib.parse import unquote, urlparse
 
 import tomllib
 
-from sortcam import mqtt_contract
+from sortcam import mqtt_contract, strict_json
 from sortcam.card import REJECT_BIN, load_card
 from sortcam.errors import ConfigError, ModelError
 from sortcam.serial_contract import DELAY_MAX_MS, GATE_MAX
@@ -142,9 +141,10 @@ class HostConfig:
             mqtt_contract.decision_topic(self.root, self.line)
         except Exception as exc:
             raise ConfigError(str(exc)) from None
-        if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", self.client_id):
+        if not isinstance(self.client_id, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.client_id):
             raise ConfigError(f"bad MQTT client id {self.client_id!r}")
-        if self.shared_group is not None and not re.match(r"^[A-Za-z0-9_-]{1,32}$", self.shared_group):
+        if self.shared_group is not None and (
+                not isinstance(self.shared_group, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.shared_group)):
             raise ConfigError(f"bad shared subscription group {self.shared_group!r}")
         if type(self.threshold) not in (int, float) or not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold {self.threshold} outside 0..1")
@@ -159,6 +159,8 @@ class HostConfig:
             if bin_name not in self.gates:
                 raise ConfigError(f"label {label!r} goes to bin {bin_name!r}, which has no entry in gates")
         for device, delay in {"default": self.default_belt_delay_ms, **self.belt_delay_ms}.items():
+            if not isinstance(device, str) or not mqtt_contract.DEVICE_ID_RE.fullmatch(device):
+                raise ConfigError(f"belt_delay_ms: bad device id {device!r}: must match {mqtt_contract.ID_PATTERN}")
             if type(delay) is not int or not 0 <= delay <= DELAY_MAX_MS:
                 raise ConfigError(f"belt_delay_ms for {device!r} must be an integer 0..{DELAY_MAX_MS}")
         _positive("ack_timeout_ms", self.ack_timeout_ms)
@@ -195,8 +197,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if p.suffix.lower() == ".toml":
             data: Any = tomllib.loads(raw.decode("utf-8"))
         else:
-            data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            data = strict_json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
         raise ConfigError(f"config {p}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {p} is not a table/object")

@@ -52,11 +52,6 @@ from .store import NewItem, StateStore
 log = logging.getLogger("sortcam.host")
 
 
-def host_status_topic(root: str, line: str) -> str:
-    """Retained controller status (and its Last Will): ``<root>/line/<line>/host``."""
-    return f"{mc.check_root(root)}/line/{line}/host"
-
-
 @dataclass(frozen=True)
 class Decision:
     bin: str
@@ -122,7 +117,7 @@ class Controller:
         self._msg_queue: queue.Queue[tuple[mqtt.MQTTMessage, float, float]] = queue.Queue()
         self._decider_thread = threading.Thread(target=self._decide_loop, name="decide", daemon=True)
         self.decision_topic = mc.decision_topic(config.root, config.line)
-        self.status_topic = host_status_topic(config.root, config.line)
+        self.status_topic = mc.host_status_topic(config.root, config.line)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -314,7 +309,7 @@ class Controller:
         return props
 
     def _host_status(self, state: str) -> bytes:
-        return mc.encode({"state": state, "line": self.cfg.line, "client_id": self.cfg.client_id, "ts": time.time()})
+        return mc.encode_host_status(state=state, line=self.cfg.line, client_id=self.cfg.client_id, ts=time.time())
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self._connack = reason

@@ -396,7 +396,7 @@ class SorterLink:
         elif kind in ("READY", "CLEARED"):
             self.jammed = False
             self.full_gates.clear()
-        elif kind == "BIN_FULL" and len(parts) > 1 and parts[1].isdigit():
+        elif kind == "BIN_FULL" and len(parts) > 1 and parts[1].isascii() and parts[1].isdigit():
             self.full_gates.add(int(parts[1]))
         self._m.set("sorter_jammed", 1 if self.jammed else 0)
         log.warning("sorter event: %s", text) if kind in ("JAM", "BIN_FULL") else log.info("sorter event: %s", text)

@@ -69,7 +69,7 @@ class FaultPlan:
 
 
 def _count(text: str, what: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise UsageError(f"bad fault {what}: {text!r} is not a non-negative integer")
     return int(text)
 
@@ -391,7 +391,7 @@ class VirtualSorter:
 def _id_in(body: str) -> int:
     """The ``<id>`` of a ``SORT`` body when it can be read, else 0 (contract: NAK id 0)."""
     parts = body.split(" ")
-    if len(parts) >= 2 and parts[0] == "SORT" and parts[1].isdigit() and len(parts[1]) <= 10:
+    if len(parts) >= 2 and parts[0] == "SORT" and parts[1].isascii() and parts[1].isdigit() and len(parts[1]) <= 10:
         value = int(parts[1])
         if sc.ID_MIN <= value <= sc.ID_MAX:
             return value

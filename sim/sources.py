@@ -23,7 +23,8 @@ from sortcam.errors import DataError, DependencyError, UsageError
 from sortcam.preprocess import IMAGE_SUFFIXES, U8Image, load_image
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-WEBCAM_RE = re.compile(r"^webcam:(\d{1,3})$")
+WEBCAM_RE = re.compile(r"webcam:([0-9]{1,3})")
+"""Matched whole (``fullmatch``), ASCII digits only (``\\d`` also takes "٣")."""
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 """The bundled sample images (4 per TrashNet class, attribution in ``README.md``)."""
 
@@ -70,7 +71,7 @@ def list_folder(folder: str | Path, classes: list[str] | None = None) -> list[So
 
 def source_kind(source: str) -> str:
     """``folder``, ``video`` or ``webcam`` for a ``--source`` value; raises :class:`UsageError`."""
-    if WEBCAM_RE.match(source):
+    if WEBCAM_RE.fullmatch(source):
         return "webcam"
     path = Path(source)
     if path.is_dir():
@@ -102,7 +103,7 @@ class VideoFrames:
 
     def __init__(self, source: str) -> None:
         cv2 = _cv2()
-        match = WEBCAM_RE.match(source)
+        match = WEBCAM_RE.fullmatch(source)
         self.source = source
         self.live = match is not None
         self._cap = cv2.VideoCapture(int(match.group(1))) if match else cv2.VideoCapture(source)

@@ -5,7 +5,10 @@ C++ twin is ``firmware/lib/sortcam_core/include/sortcam/mqtt_contract.h``;
 ``tests/firmware/test_contract_agreement.py`` checks that the two agree.
 
 Every validator takes the raw payload bytes and returns a plain ``dict`` or raises
-:class:`ContractError` with a one-line reason. Booleans are never accepted as numbers.
+:class:`ContractError` with a one-line reason. Booleans are never accepted as numbers,
+an object holding a key twice is refused (:mod:`sortcam.strict_json`), and every pattern
+matches the whole string (``re.fullmatch``: ``$`` would also match before a final
+``\\n``, so ``"b00t0004\\n"`` would pass for a new boot and sort an item twice).
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ import math
 import re
 from typing import Any
 
+from sortcam import strict_json
 from sortcam.errors import ContractError
 
 VERSION = 1
 DEFAULT_ROOT = "sortcam"
 MAX_PAYLOAD = 4096
 """Bytes; anything larger is rejected before parsing."""
-DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-BOOT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-LINE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+ID_PATTERN = r"[A-Za-z0-9_-]{1,32}"
+"""Device, boot and line ids; only ever used with ``fullmatch``."""
+DEVICE_ID_RE = re.compile(ID_PATTERN)
+BOOT_ID_RE = re.compile(ID_PATTERN)
+LINE_ID_RE = re.compile(ID_PATTERN)
+MODEL_ID_RE = re.compile(r"[0-9a-f]{12}")
+"""The ``model`` field: the first 12 hex digits of the .tflite's sha256."""
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 LABEL_MAX = 64
 SEQ_MAX = 4294967295
 LATENCY_MAX_MS = 600000
@@ -35,6 +44,10 @@ STATUS = "status"
 CMD = "cmd"
 DECISION = "decision"
 SAMPLE = "sample"
+LINE_LEVEL = "line"
+"""``<root>/line/<line>/...``: the topics of one sorting line (not of one device)."""
+HOST = "host"
+"""``<root>/line/<line>/host``: the line controller's retained status and Last Will."""
 
 STATES: tuple[str, ...] = ("online", "offline")
 COMMANDS: tuple[str, ...] = ("capture", "set", "reboot")
@@ -47,20 +60,38 @@ CLASSIFICATION_FIELDS: tuple[str, ...] = (
 """In the order the device writes them."""
 STATUS_FIELDS: tuple[str, ...] = ("v", "device", "state", "fw", "model", "uptime_s", "free_heap", "rssi", "fps")
 DECISION_FIELDS: tuple[str, ...] = ("v", "device", "boot", "seq", "label", "bin", "reason", "ts")
+HOST_STATUS_FIELDS: tuple[str, ...] = ("v", "state", "line", "client_id", "ts")
 
 
 # --- topics -------------------------------------------------------------------------
 
 def check_root(root: str) -> str:
-    if not root or any(c in root for c in "+#\0") or root.startswith("/") or root.endswith("/"):
+    """A topic root: no wildcard, no control character (NUL, CR, LF...), no leading or trailing space or ``/``."""
+    if (
+        not isinstance(root, str) or not root or any(c in root for c in "+#") or root[0] in " /" or root[-1] in " /"
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in root)
+    ):
         raise ContractError(f"bad topic root {root!r}")
     return root
 
 
+def check_id(value: object, what: str) -> str:
+    """``value`` when it is a string matching :data:`ID_PATTERN` as a whole, else :class:`ContractError`."""
+    if not isinstance(value, str) or not DEVICE_ID_RE.fullmatch(value):
+        raise ContractError(f"bad {what} {value!r}: must match {ID_PATTERN}")
+    return value
+
+
 def check_device_id(device: str) -> str:
-    if not isinstance(device, str) or not DEVICE_ID_RE.match(device):
-        raise ContractError(f"bad device id {device!r}: must match [A-Za-z0-9_-]{{1,32}}")
-    return device
+    return check_id(device, "device id")
+
+
+def check_boot_id(boot: str) -> str:
+    return check_id(boot, "boot id")
+
+
+def check_line_id(line: str) -> str:
+    return check_id(line, "line id")
 
 
 def device_topic(root: str, device: str, kind: str) -> str:
@@ -84,10 +115,18 @@ def sample_topic(root: str, device: str) -> str:
     return device_topic(root, device, SAMPLE)
 
 
+def line_topic(root: str, line: str, kind: str) -> str:
+    """``<root>/line/<line>/<kind>`` with ``kind`` one of decision, host."""
+    return f"{check_root(root)}/{LINE_LEVEL}/{check_line_id(line)}/{kind}"
+
+
 def decision_topic(root: str, line: str) -> str:
-    if not LINE_ID_RE.match(line):
-        raise ContractError(f"bad line id {line!r}: must match [A-Za-z0-9_-]{{1,32}}")
-    return f"{check_root(root)}/line/{line}/{DECISION}"
+    return line_topic(root, line, DECISION)
+
+
+def host_status_topic(root: str, line: str) -> str:
+    """Retained status of the line's controller (and its Last Will): ``<root>/line/<line>/host``."""
+    return line_topic(root, line, HOST)
 
 
 def subscription(root: str, kind: str) -> str:
@@ -109,13 +148,16 @@ def parse_device_topic(root: str, topic: str) -> tuple[str, str]:
 # --- field checks -------------------------------------------------------------------
 
 def _obj(payload: bytes | str, max_bytes: int = MAX_PAYLOAD, what: str = "payload") -> dict[str, Any]:
+    """The payload's JSON object; an object holding a key twice (at any depth) is refused."""
     raw = payload.encode("utf-8") if isinstance(payload, str) else payload
     if len(raw) > max_bytes:
         raise ContractError(f"{what} of {len(raw)} bytes exceeds {max_bytes}")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = strict_json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ContractError("payload is not UTF-8") from None
+    except strict_json.DuplicateKeyError as exc:
+        raise ContractError(f"payload holds {exc.key!r} twice") from None
     except json.JSONDecodeError as exc:
         raise ContractError(f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:
@@ -168,7 +210,7 @@ def _str(data: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None,
     v = data[key]
     if not isinstance(v, str) or not v or len(v) > max_len:
         raise ContractError(f"{key!r} must be a non-empty string of at most {max_len} characters")
-    if pattern is not None and not pattern.match(v):
+    if pattern is not None and not pattern.fullmatch(v):
         raise ContractError(f"{key!r}={v!r} does not match {pattern.pattern}")
     return v
 
@@ -183,7 +225,7 @@ def _device(d: dict[str, Any], topic_device: str | None) -> None:
 def _item_key(d: dict[str, Any], topic_device: str | None) -> None:
     """Check the fields that name one item: ``device`` (see :func:`_device`), ``boot`` and ``seq``."""
     _device(d, topic_device)
-    _str(d, "boot", BOOT_ID_RE, 32)
+    check_boot_id(_str(d, "boot", max_len=32))
     _int(d, "seq", 0, SEQ_MAX)
 
 
@@ -207,7 +249,7 @@ def validate_classification(payload: bytes | str, topic_device: str | None = Non
         ):
             raise ContractError(f"bad 'top' entry {pair!r}: expected [label, p] with p in 0..1")
     _num(d, "latency_ms", 0, LATENCY_MAX_MS)
-    _str(d, "model", re.compile(r"^[0-9a-f]{1,64}$"), 64)
+    _str(d, "model", re.compile(r"[0-9a-f]{1,64}"), 64)
     return d
 
 
@@ -231,7 +273,11 @@ def validate_status(payload: bytes | str, topic_device: str | None = None) -> di
 
 
 def validate_cmd(payload: bytes | str) -> dict[str, Any]:
-    """Check a ``cmd`` payload. ``v`` may be left out by people typing commands by hand."""
+    """Check a ``cmd`` payload. ``v`` may be left out by people typing commands by hand.
+
+    A key given twice is refused, as everywhere, and as the firmware's parser refuses it
+    (``firmware/lib/sortcam_core/src/command.cc``).
+    """
     d = _obj(payload)
     _version(d, required=False)
     cmd = _str(d, "cmd", max_len=16)
@@ -314,6 +360,28 @@ def offline_status(device: str) -> bytes:
     return encode({"device": device, "state": "offline"})
 
 
+def encode_host_status(*, state: str, line: str, client_id: str, ts: float) -> bytes:
+    """The controller's ``host`` payload (``online`` at connect, ``offline`` as its Will and on stop)."""
+    if state not in STATES:
+        raise ContractError(f"'state' must be one of {', '.join(STATES)}")
+    return encode({"state": state, "line": check_line_id(line), "client_id": client_id, "ts": ts})
+
+
+def validate_host_status(payload: bytes | str, topic_line: str | None = None) -> dict[str, Any]:
+    """Check a ``host`` payload; ``topic_line`` must equal its ``line`` when given."""
+    d = _obj(payload)
+    _version(d)
+    state = _str(d, "state", max_len=16)
+    if state not in STATES:
+        raise ContractError(f"'state' must be one of {', '.join(STATES)}")
+    line = check_line_id(_str(d, "line", max_len=32))
+    if topic_line is not None and line != topic_line:
+        raise ContractError(f"payload line {line!r} differs from topic line {topic_line!r}")
+    _str(d, "client_id", max_len=64)
+    _num(d, "ts", 0, 1e11)
+    return d
+
+
 # --- extension: sample frames and model announcements (console, docs/console.md) -----
 
 MODEL = "model"
@@ -371,12 +439,13 @@ def encode_sample(
     """The ``sample`` payload: the item's identity and its frame as base64 JPEG.
 
     ``width``/``height`` are the frame's pixels (0 = unknown). Raises
-    :class:`ContractError` when the encoded message would exceed ``SAMPLE_MAX_PAYLOAD``
-    or the bytes are not a JPEG (``FF D8`` start).
+    :class:`ContractError` when the encoded message would exceed ``SAMPLE_MAX_PAYLOAD``,
+    the bytes are not a JPEG (``FF D8`` start), or the device or boot id is invalid.
     """
     import base64
 
     check_device_id(device)
+    check_boot_id(boot)
     if not jpeg.startswith(b"\xff\xd8"):
         raise ContractError("sample frame is not a JPEG (no FF D8 start marker)")
     body: dict[str, Any] = {"device": device, "boot": boot, "seq": int(seq)}
@@ -423,7 +492,7 @@ def validate_sample(payload: bytes | str, topic_device: str | None = None) -> di
 
 def encode_model_announcement(*, sha256: str, classes: list[str], card: str, ts: float) -> bytes:
     """Retained ``<root>/model`` payload: twins reload ``card`` when its sha256 differs from theirs."""
-    if not re.match(r"^[0-9a-f]{64}$", sha256):
+    if not isinstance(sha256, str) or not SHA256_RE.fullmatch(sha256):
         raise ContractError("model sha256 must be 64 lowercase hex digits")
     return encode({"model": sha256[:12], "sha256": sha256, "classes": list(classes), "card": card, "ts": round(ts, 3)})
 
@@ -432,8 +501,8 @@ def validate_model_announcement(payload: bytes | str) -> dict[str, Any]:
     """Check a ``<root>/model`` announcement."""
     d = _obj(payload)
     _version(d)
-    _str(d, "model", re.compile(r"^[0-9a-f]{12}$"), 12)
-    sha = _str(d, "sha256", re.compile(r"^[0-9a-f]{64}$"), 64)
+    _str(d, "model", MODEL_ID_RE, 12)
+    sha = _str(d, "sha256", SHA256_RE, 64)
     if not sha.startswith(d["model"]):
         raise ContractError("'model' must be the first 12 hex digits of 'sha256'")
     classes = d.get("classes")

@@ -65,6 +65,8 @@ def decode(line: bytes | str) -> str:
         text = line.decode("ascii") if isinstance(line, bytes) else line
     except UnicodeDecodeError:
         raise ContractError("serial line is not ASCII") from None
+    if not text.isascii():
+        raise ContractError("serial line is not ASCII")
     text = text.rstrip("\r\n")
     star = text.rfind("*")
     if star <= 0 or len(text) - star != 3:
@@ -93,7 +95,8 @@ class Message:
 
 
 def _uint(token: str, lo: int, hi: int, what: str) -> int:
-    if not token.isdigit() or len(token) > 10:
+    # ASCII digits only: str.isdigit() also takes "²" (int() refuses it) and "７" (int() reads 7)
+    if not token.isascii() or not token.isdigit() or len(token) > 10:
         raise ContractError(f"{what} must be a decimal integer, got {token!r}")
     value = int(token)
     if not lo <= value <= hi:

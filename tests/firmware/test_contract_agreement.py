@@ -56,6 +56,9 @@ SERIAL = parse_header("serial_protocol.h")
         ("kCmd", mqtt_contract.CMD),
         ("kDecision", mqtt_contract.DECISION),
         ("kSample", mqtt_contract.SAMPLE),
+        ("kLineLevel", mqtt_contract.LINE_LEVEL),
+        ("kHost", mqtt_contract.HOST),
+        ("kModel", mqtt_contract.MODEL),
         ("kStates", mqtt_contract.STATES),
         ("kCommands", mqtt_contract.COMMANDS),
         ("kTriggers", mqtt_contract.TRIGGERS),
@@ -80,6 +83,34 @@ def test_sample_topic_and_writer_fields() -> None:
                                       confidence=0.25, width=160, height=120)
     assert tuple(json.loads(raw)) == MQTT["kSampleFields"]
     assert mqtt_contract.SAMPLE_MIN_INTERVAL_S * 1000 == MQTT["kSampleMinIntervalMs"]  # whole milliseconds
+
+
+def test_every_topic_is_built_from_the_contract() -> None:
+    """Each topic the line uses comes from sortcam.mqtt_contract, spelled with the header's names."""
+    root, dev, line = "sortcam", "cam1", "L1"
+    assert mqtt_contract.classification_topic(root, dev) == f"{root}/{dev}/{MQTT['kClassification']}"
+    assert mqtt_contract.status_topic(root, dev) == f"{root}/{dev}/{MQTT['kStatus']}"
+    assert mqtt_contract.cmd_topic(root, dev) == f"{root}/{dev}/{MQTT['kCmd']}"
+    assert mqtt_contract.sample_topic(root, dev) == f"{root}/{dev}/{MQTT['kSample']}"
+    assert mqtt_contract.decision_topic(root, line) == f"{root}/{MQTT['kLineLevel']}/{line}/{MQTT['kDecision']}"
+    assert mqtt_contract.host_status_topic(root, line) == f"{root}/{MQTT['kLineLevel']}/{line}/{MQTT['kHost']}"
+    assert mqtt_contract.model_topic(root) == f"{root}/{MQTT['kModel']}"
+
+
+def test_no_topic_is_spelled_outside_the_contract() -> None:
+    """The host, simulator, console and tools build topics through sortcam.mqtt_contract only."""
+    repo = INCLUDE.parents[4]
+    spelled = re.compile(r"""["'/](classification|status|cmd|decision|sample|host|model)["']""")
+    topicish = re.compile(r"""f["'][^"']*(/line/|\{[^}]*root[^}]*\}/)""")  # an f-string that builds a topic
+    offenders = []
+    for folder in ("host", "sim", "console", "tools", "sortcam"):
+        for path in sorted((repo / folder).rglob("*.py")):
+            if path.name == "mqtt_contract.py":
+                continue
+            for n, text in enumerate(path.read_text().splitlines(), 1):
+                if topicish.search(text) and spelled.search(text):
+                    offenders.append(f"{path.relative_to(repo)}:{n}: {text.strip()}")
+    assert not offenders, "topics built outside sortcam/mqtt_contract.py:\n" + "\n".join(offenders)
 
 
 def test_device_id_limit_matches_the_regex() -> None:

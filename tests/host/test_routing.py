@@ -73,6 +73,50 @@ def test_duplicates_never_move_the_sorter_twice(rig_factory) -> None:  # noqa: A
     assert [r["duplicates"] for r in rows] == [4, 0]
 
 
+def test_a_boot_with_a_trailing_newline_is_not_a_new_item(rig_factory) -> None:  # noqa: ANN001
+    """Issue 16: ``^...$`` let "b00t0001\\n" pass for a new boot, so seq 7 was sorted twice."""
+    rig = rig_factory()
+    rig.publish(classification(seq=7, label="glass"))
+    wait_until(lambda: len(rig.mqtt.final()) == 1, what="the first decision")
+    for boot in ("b00t0001\n", "b00t0001\r", " b00t0001", "b00t0001\x00", "b00t000\u0661"):
+        rig.publish(classification(boot=boot, seq=7, label="glass"))
+    rig.publish(classification(seq=8, label="metal"))  # a good one after the near misses
+    wait_until(lambda: len(rig.mqtt.final()) == 2, what="the second good item's decision")
+    invalid = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "invalid"]
+                         if len(rig.controller.events("--system")) >= 5 else None, what="5 invalid events")
+    assert len(invalid) == 5 and all("boot id" in e["detail"] for e in invalid), invalid
+    assert len(rig.sorter.moves) == 2
+    assert sorted((r["boot"], r["seq"]) for r in rig.controller.events()) == [("b00t0001", 7), ("b00t0001", 8)]
+    assert rig.controller.proc.poll() is None
+
+
+DUPLICATE_KEYS = {
+    # each keeps the already-sorted item's values in its last copy: a last-wins parser sorts it again
+    "seq twice": classification(seq=7).replace(b'"seq":7', b'"seq":9,"seq":7'),
+    "label twice": classification(seq=7).replace(b'"label":"plastic"', b'"label":"metal","label":"plastic"'),
+    "device cam2 then cam1": classification(seq=7).replace(b'"device":"cam1"', b'"device":"cam2","device":"cam1"'),
+}
+
+
+def test_payloads_with_a_key_twice_are_refused_and_never_sorted(rig_factory) -> None:  # noqa: ANN001
+    rig = rig_factory()
+    for payload in DUPLICATE_KEYS.values():
+        rig.publish(payload)
+    rig.publish(classification(seq=99, label="metal"))
+    wait_until(lambda: rig.mqtt.final(), what="the good item's decision")
+    assert list(rig.mqtt.final()) == [("cam1", "b00t0001", 99)]
+    assert list(rig.sorter.moves.values()) == [3]
+    invalid = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "invalid"]
+                         if len(rig.controller.events("--system")) >= len(DUPLICATE_KEYS) else None,
+                         what="invalid events")
+    details = sorted(e["detail"] for e in invalid)
+    assert len(details) == len(DUPLICATE_KEYS)
+    assert [d.split(": ", 1)[1] for d in details] == sorted(
+        ["payload holds 'seq' twice", "payload holds 'label' twice", "payload holds 'device' twice"])
+    assert "holds 'device' twice" in rig.controller.log()  # the reason is logged, one line each
+    assert rig.controller.proc.poll() is None
+
+
 BAD_PAYLOADS = {
     "malformed_json": b'{"v":1,"device":"cam1",',
     "not_utf8": b"\xff\xfe\x00",

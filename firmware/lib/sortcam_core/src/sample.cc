@@ -33,7 +33,7 @@ size_t DecimalLength(uint64_t value) {
 }
 
 bool FieldsValid(const SampleFields& f) {
-  if (f.device == nullptr || f.boot == nullptr || !mqtt::IsValidDeviceId(f.device)) return false;
+  if (!mqtt::IsValidDeviceId(f.device) || !mqtt::IsValidBootId(f.boot)) return false;
   if (f.width > kDimensionMax || f.height > kDimensionMax) return false;
   if (f.has_confidence) {
     char text[16];

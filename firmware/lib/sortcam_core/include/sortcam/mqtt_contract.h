@@ -20,12 +20,16 @@ constexpr uint32_t kLatencyMaxMs = 600000;
 constexpr int kTopMax = 5;
 constexpr int kQos = 1;
 
-// Last topic level: <root>/<device>/<kind>.
+// Last topic level: <root>/<device>/<kind> for classification, status, cmd, sample;
+// <root>/line/<line>/<kind> for decision and host; <root>/model alone.
 constexpr const char* kClassification = "classification";
 constexpr const char* kStatus = "status";
 constexpr const char* kCmd = "cmd";
 constexpr const char* kDecision = "decision";
 constexpr const char* kSample = "sample";
+constexpr const char* kLineLevel = "line";  // <root>/line/<line>/...: one sorting line's topics
+constexpr const char* kHost = "host";       // the line controller's retained status and Last Will
+constexpr const char* kModel = "model";     // <root>/model: retained announcement of the line's model
 
 constexpr const char* kStates[] = {"online", "offline"};
 constexpr const char* kCommands[] = {"capture", "set", "reboot"};
@@ -50,8 +54,18 @@ constexpr size_t kSampleMaxPayload = 98304;    // bytes of one sample message (k
 constexpr uint32_t kSampleMinIntervalMs = 2000;  // at most one sample per this many ms ...
 constexpr uint32_t kSampleBurst = 1;             // ... after a burst of this many
 
-// True when device matches [A-Za-z0-9_-]{1,32}.
+// True when the len bytes at text are all of [A-Za-z0-9_-] and 1 <= len <= kDeviceIdMax: the
+// whole text, so a NUL, CR, LF, space or any byte >= 0x80 (UTF-8 look-alikes) anywhere fails
+// (sortcam.mqtt_contract.ID_PATTERN with re.fullmatch).
+bool IsValidId(const char* text, size_t len);
+
+// True when the NUL-terminated device / boot id matches [A-Za-z0-9_-]{1,32}.
 bool IsValidDeviceId(const char* device);
+bool IsValidBootId(const char* boot);
+
+// True when the len bytes at root make a topic root: no '+', '#' or control byte (NUL, CR,
+// LF...), no leading or trailing '/' or space (sortcam.mqtt_contract.check_root).
+bool IsValidRoot(const char* root, size_t len);
 
 // Writes "<root>/<device>/<kind>" NUL-terminated into out; returns its length, 0 when it
 // does not fit or root/device are invalid.

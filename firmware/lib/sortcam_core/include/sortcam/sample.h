@@ -27,7 +27,7 @@ enum class SampleResult : uint8_t {
   kOk = 0,
   kTooLarge,  // the message would exceed mqtt::kSampleMaxPayload
   kNotJpeg,   // the bytes do not start with FF D8
-  kBadField,  // invalid device id, confidence not a number in 0..1, width/height over 65535
+  kBadField,  // invalid device or boot id, confidence not a number in 0..1, width/height over 65535
   kNoRoom,    // the caller's buffer is smaller than the message
 };
 
