@@ -125,10 +125,25 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
     return ini
 
 
+def _lookup_order(ini: configparser.ConfigParser, section: str, depth: int = 0) -> list[str]:
+    """PlatformIO's order: the section, the sections it ``extends`` (in turn), then [env]."""
+    if depth > 8:
+        raise CheckSetupError(f"platformio.ini: 'extends' nests too deeply at [{section}]")
+    order = [section]
+    if ini.has_option(section, "extends"):
+        for parent in (p.strip() for p in ini.get(section, "extends").split(",")):
+            if not ini.has_section(parent):
+                raise CheckSetupError(f"platformio.ini: [{section}] extends unknown [{parent}]")
+            order += [s for s in _lookup_order(ini, parent, depth + 1) if s not in order and s != "env"]
+    if section.startswith("env:"):
+        order.append("env")
+    return order
+
+
 def _option(ini: configparser.ConfigParser, section: str, name: str) -> str | None:
-    """An option of an env, inheriting from [env], with ${section.option} references resolved."""
-    for sec in (section, "env") if section.startswith("env:") else (section,):
-        if ini.has_option(sec, name):
+    """An option of an env as PlatformIO reads it, with ${section.option} references resolved."""
+    for sec in _lookup_order(ini, section):
+        if ini.has_section(sec) and ini.has_option(sec, name):
             return _resolve(ini, section, ini.get(sec, name), depth=0)
     return None
 
@@ -140,9 +155,10 @@ def _resolve(ini: configparser.ConfigParser, section: str, value: str, depth: in
     def sub(match: re.Match[str]) -> str:
         ref_section, _, ref_name = match.group(1).rpartition(".")
         ref_section = section if ref_section == "this" else ref_section
-        if not ini.has_option(ref_section, ref_name):
-            raise CheckSetupError(f"platformio.ini: [{section}] refers to unknown ${{{match.group(1)}}}")
-        return _resolve(ini, ref_section, ini.get(ref_section, ref_name), depth + 1)
+        for sec in _lookup_order(ini, ref_section) if ini.has_section(ref_section) else ():
+            if ini.has_option(sec, ref_name):
+                return _resolve(ini, ref_section, ini.get(sec, ref_name), depth + 1)
+        raise CheckSetupError(f"platformio.ini: [{section}] refers to unknown ${{{match.group(1)}}}")
 
     return _REF.sub(sub, value)
 

@@ -51,10 +51,10 @@ def sdkconfig_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _check(toolchain: idf_check.Toolchain, env: idf_check.CameraEnv, sdkconfig_dir: Path, source: Path,
-           defines: tuple[str, ...] = ()) -> None:
+           defines: tuple[str, ...] | None = None) -> None:
     for standard in idf_check.STANDARDS:
         result = idf_check.parse(toolchain, env.target, sdkconfig_dir, source, standard, INCLUDES,
-                                 env.defines + defines)
+                                 env.defines if defines is None else defines)
         if not result.ok:
             context = "\n".join(result.output.splitlines()[:12])
             pytest.fail(f"{source.relative_to(idf_check.REPO)} [{env.name}, {standard}]: {result.first_error}\n"
@@ -75,7 +75,50 @@ def test_every_app_source_is_checked() -> None:
     assert on_disk <= set(SOURCES), f"not in firmware/src/CMakeLists.txt: {sorted(on_disk - set(SOURCES))}"
     core = idf_check.REPO / "firmware" / "lib" / "sortcam_core" / "src"
     assert {p.resolve() for p in core.glob("*.cc")} <= set(SOURCES)
-    assert [e.name for e in ENVS][:1] == ["esp32cam"]
+    assert [e.name for e in ENVS] == ["esp32cam", "esp32s3cam"]
+
+
+# --- camera pin maps: every board of camera_pins.h, on its own chip and refused on the other
+
+BOARD_FLAG = "-DSORTCAM_CAMERA_BOARD_"
+BOARD_TARGETS = {
+    "ai_thinker": "esp32",
+    "esp32s3_eye": "esp32s3",
+    "xiao_esp32s3_sense": "esp32s3",
+    "freenove_esp32s3_cam": "esp32s3",
+}
+PIN_USERS = [idf_check.REPO / "firmware" / "src" / "board" / name for name in ("camera.cc", "config.cc")]
+
+
+def test_pin_map_table_lists_every_board() -> None:
+    import re
+
+    header = (idf_check.REPO / "firmware" / "src" / "board" / "camera_pins.h").read_text()
+    assert set(re.findall(r"defined\(SORTCAM_CAMERA_BOARD_(\w+)\)", header)) == set(BOARD_TARGETS)
+    assert {env.target for env in ENVS} == set(BOARD_TARGETS.values())
+
+
+@pytest.mark.parametrize("board", list(BOARD_TARGETS))
+@pytest.mark.parametrize("env", ENVS, ids=lambda e: e.name)
+def test_camera_pin_map(toolchain: idf_check.Toolchain, sdkconfig_dirs: dict[str, Path],
+                        env: idf_check.CameraEnv, board: str) -> None:
+    defines = tuple(d for d in env.defines if not d.startswith(BOARD_FLAG)) + (f"{BOARD_FLAG}{board}=1",)
+    if BOARD_TARGETS[board] == env.target:
+        for source in PIN_USERS:
+            _check(toolchain, env, sdkconfig_dirs[env.name], source, defines)
+        return
+    result = idf_check.parse(toolchain, env.target, sdkconfig_dirs[env.name], PIN_USERS[0], "gnu++2b", INCLUDES,
+                             defines)
+    assert not result.ok and "names a board of another chip" in result.output, result.first_error
+
+
+def test_env_without_camera_board_is_refused(toolchain: idf_check.Toolchain,
+                                             sdkconfig_dirs: dict[str, Path]) -> None:
+    env = ENVS[0]
+    defines = tuple(d for d in env.defines if not d.startswith(BOARD_FLAG))
+    result = idf_check.parse(toolchain, env.target, sdkconfig_dirs[env.name], PIN_USERS[0], "gnu++2b", INCLUDES,
+                             defines)
+    assert not result.ok and "set custom_camera_board" in result.first_error
 
 
 # --- planted mistakes: each a small file, right and wrong by one edit --------------------
@@ -151,14 +194,23 @@ def test_first_error_names_file_and_line(toolchain: idf_check.Toolchain, sdkconf
 
 
 def test_generated_sdkconfig_holds_every_firmware_setting(tmp_path: Path) -> None:
+    """Each setting of the env's files, the later file winning (a choice member clears the others)."""
     for env in ENVS:
         values = idf_check.sdkconfig_values(env.target, env.sdkconfig_defaults)
         header = (idf_check.write_sdkconfig_h(env, tmp_path / env.name) / "sdkconfig.h").read_text()
+        _, choices = idf_check._idf_defaults([idf_check.IDF_DEFAULTS / "common.defaults",
+                                              idf_check.IDF_DEFAULTS / f"{env.target}.defaults"])
+        expected: dict[str, str] = {}
         for path in env.sdkconfig_defaults:
             for name, value in idf_check._settings(path):
-                assert values[name] == value, f"{path.name}: {name}"
-                if value != "n":
-                    assert f"#define {name} {'1' if value == 'y' else value}\n" in header
+                for choice in choices:
+                    if value == "y" and name in choice.members:
+                        expected.update({m: "n" for m in choice.members})
+                expected[name] = value
+        for name, value in expected.items():
+            assert values[name] == value, name
+            if value != "n":
+                assert f"#define {name} {'1' if value == 'y' else value}\n" in header
         assert f'#define CONFIG_IDF_TARGET "{env.target}"\n' in header
 
 
@@ -204,8 +256,11 @@ def test_target_specific_defaults_follow_their_file(tmp_path: Path) -> None:
         f"board_build.cmake_extra_args = -DSDKCONFIG_DEFAULTS={tmp_path}/a;{tmp_path}/b\n"
         "build_flags = ${env.build_flags} -DNAME='\"${secrets.name}\"' -DPINS_${this.custom_pins}\n"
         "[env:sorter]\nframework = arduino\nboard = esp32dev\n"
+        "[env:xiao]\nextends = env:s3\ncustom_pins = xiao\n"
     )
-    (env,) = idf_check.camera_envs(ini)
+    env, child = idf_check.camera_envs(ini)
     assert env.target == "esp32s3"
     assert env.sdkconfig_defaults == (tmp_path / "a", tmp_path / "a.esp32s3", tmp_path / "b")
     assert env.defines == ("-DBASE", '-DNAME="cam"', "-DPINS_eye")
+    # extends: the parent's options, with ${this.*} read in the child, as PlatformIO does
+    assert (child.name, child.target, child.defines[-1]) == ("xiao", "esp32s3", "-DPINS_xiao")

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "board/camera_pins.h"
 #include "driver/gpio.h"
 #include "esp_camera.h"
 #include "esp_log.h"
@@ -15,37 +16,27 @@ namespace {
 
 constexpr const char* kTag = "camera";
 
-// AI-Thinker ESP32-CAM pin map.
-constexpr int kPinPwdn = 32;
-constexpr int kPinReset = -1;
-constexpr int kPinXclk = 0;
-constexpr int kPinSda = 26;
-constexpr int kPinScl = 27;
-constexpr int kPinD7 = 35, kPinD6 = 34, kPinD5 = 39, kPinD4 = 36, kPinD3 = 21, kPinD2 = 19, kPinD1 = 18, kPinD0 = 5;
-constexpr int kPinVsync = 25;
-constexpr int kPinHref = 23;
-constexpr int kPinPclk = 22;
-
 camera_fb_t* g_frame = nullptr;
 
 camera_config_t Config() {
   camera_config_t c = {};
-  c.pin_pwdn = kPinPwdn;
-  c.pin_reset = kPinReset;
-  c.pin_xclk = kPinXclk;
-  c.pin_sccb_sda = kPinSda;
-  c.pin_sccb_scl = kPinScl;
-  c.pin_d7 = kPinD7;
-  c.pin_d6 = kPinD6;
-  c.pin_d5 = kPinD5;
-  c.pin_d4 = kPinD4;
-  c.pin_d3 = kPinD3;
-  c.pin_d2 = kPinD2;
-  c.pin_d1 = kPinD1;
-  c.pin_d0 = kPinD0;
-  c.pin_vsync = kPinVsync;
-  c.pin_href = kPinHref;
-  c.pin_pclk = kPinPclk;
+  const CameraPins& p = kCameraPins;
+  c.pin_pwdn = p.pwdn;
+  c.pin_reset = p.reset;
+  c.pin_xclk = p.xclk;
+  c.pin_sccb_sda = p.sccb_sda;
+  c.pin_sccb_scl = p.sccb_scl;
+  c.pin_d0 = p.d[0];
+  c.pin_d1 = p.d[1];
+  c.pin_d2 = p.d[2];
+  c.pin_d3 = p.d[3];
+  c.pin_d4 = p.d[4];
+  c.pin_d5 = p.d[5];
+  c.pin_d6 = p.d[6];
+  c.pin_d7 = p.d[7];
+  c.pin_vsync = p.vsync;
+  c.pin_href = p.href;
+  c.pin_pclk = p.pclk;
   c.xclk_freq_hz = 20000000;
   c.ledc_timer = LEDC_TIMER_0;
   c.ledc_channel = LEDC_CHANNEL_0;
@@ -59,12 +50,16 @@ camera_config_t Config() {
   return c;
 }
 
+// Through PWDN where the board wires it; the S3 boards tie the sensor on, so there a retry
+// only waits.
 void PowerCycle() {
-  gpio_reset_pin(static_cast<gpio_num_t>(kPinPwdn));
-  gpio_set_direction(static_cast<gpio_num_t>(kPinPwdn), GPIO_MODE_OUTPUT);
-  gpio_set_level(static_cast<gpio_num_t>(kPinPwdn), 1);  // power down
+  if (kCameraPins.pwdn < 0) return;
+  const auto pwdn = static_cast<gpio_num_t>(kCameraPins.pwdn);
+  gpio_reset_pin(pwdn);
+  gpio_set_direction(pwdn, GPIO_MODE_OUTPUT);
+  gpio_set_level(pwdn, 1);  // power down
   vTaskDelay(pdMS_TO_TICKS(100));
-  gpio_set_level(static_cast<gpio_num_t>(kPinPwdn), 0);
+  gpio_set_level(pwdn, 0);
   vTaskDelay(pdMS_TO_TICKS(100));
 }
 
@@ -75,7 +70,8 @@ bool InitCamera(int attempts) {
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     const esp_err_t err = esp_camera_init(&config);
     if (err == ESP_OK) {
-      ESP_LOGI(kTag, "OV2640 ready: QQVGA RGB565, 2 frame buffers in PSRAM, grab latest");
+      ESP_LOGI(kTag, "OV2640 on the %s ready: QQVGA RGB565, 2 frame buffers in PSRAM, grab latest",
+               kCameraPins.board);
       return true;
     }
     ESP_LOGE(kTag, "camera init failed (attempt %d of %d): %s (0x%x); check the ribbon cable and the 5 V supply",

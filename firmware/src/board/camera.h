@@ -1,4 +1,4 @@
-// The camera edge: an OV2640 on the AI-Thinker ESP32-CAM, through esp32-camera.
+// The camera edge: an OV2640 through esp32-camera, on the board camera_pins.h selects.
 //
 // Capture format: QQVGA (160x120) RGB565, chosen for the preprocessing cost: the model
 // input (96..160 px) needs no more pixels than this, RGB565 needs no JPEG decode, and

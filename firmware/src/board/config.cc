@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "board/camera_pins.h"
 #include "esp_log.h"
 #include "esp_mac.h"
 #include "nvs.h"
@@ -97,7 +98,7 @@ void LoadConfig(DeviceConfig* config) {
   config->decision.max_frames = static_cast<int>(ReadU32(nvs, "max_frames", 10));
   config->decision.change_threshold = static_cast<int>(ReadU32(nvs, "change", 12));
   config->interval_ms = ReadU32(nvs, "interval_ms", 0);
-  config->trigger_gpio = static_cast<int>(ReadU32(nvs, "trigger_gpio", 13));
+  config->trigger_gpio = static_cast<int>(ReadU32(nvs, "trigger_gpio", static_cast<uint32_t>(kCameraPins.trigger_gpio)));
   if (nvs != 0) nvs_close(nvs);
 
   if (!IsValidConfig(config->decision)) {

@@ -19,7 +19,7 @@ struct DeviceConfig {
   char topic_root[65] = "";
   DecisionConfig decision;
   uint32_t interval_ms = 0;  // minimum time between frames; 0 = as fast as inference allows
-  int trigger_gpio = 13;     // beam-break input (active low); GPIO13 is free without the SD card
+  int trigger_gpio = -1;     // beam-break input (active low): NVS, else the board's (camera_pins.h); -1: none
 };
 
 // Initialises NVS (erasing it when its layout is from another IDF version) and reads the

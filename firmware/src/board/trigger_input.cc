@@ -17,6 +17,7 @@ void IRAM_ATTR OnEdge(void*) { g_edge.store(true); }
 }  // namespace
 
 bool InitTriggerInput(int gpio) {
+  if (!GPIO_IS_VALID_GPIO(gpio)) return false;  // -1: the board has no beam-break pin
   gpio_config_t io = {};
   io.pin_bit_mask = 1ULL << gpio;
   io.mode = GPIO_MODE_INPUT;

@@ -5,7 +5,8 @@
 namespace sortcam {
 namespace board {
 
-// Configures the pin as input with pull-up and a falling-edge interrupt.
+// Configures the pin as input with pull-up and a falling-edge interrupt; false for a pin the
+// chip does not have (-1: none configured).
 bool InitTriggerInput(int gpio);
 // True once per edge since the last call.
 bool TakeTriggerEdge();
