@@ -33,7 +33,7 @@ def run_bench(card_path: str | None = None, frames: int = 50, warmup: int = 3) -
     if frames < 1:
         raise UsageError("--frames must be at least 1")
     card = load_card(card_path)
-    clf = Int8Classifier(card.model_path)
+    clf = Int8Classifier(card.read_model(), name=str(card.model_path))
     h, w = clf.input_shape[1], clf.input_shape[2]
     lut = int8_lut(clf.input_quant.scale, clf.input_quant.zero_point, card.preprocess.range)
     images = [read_item(i) for i in list_folder(SAMPLES_DIR, card.classes)]

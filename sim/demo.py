@@ -371,6 +371,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
         if opts.card is not None:
             raise
         raise ModelError(f"{exc} (the shipped model is missing: give --model CARD)") from None
+    card.read_model()  # before anything starts: the card must describe its file, and model ids are the file's hash
     items = list_folder(opts.source, card.classes)
     from sortcam.host.config import build_config  # the controller's own code, not a copy
     from sortcam.host.controller import Controller

@@ -199,7 +199,8 @@ class DeviceTwin:
     # --- model ------------------------------------------------------------------------
 
     def _load_model(self, card: ModelCard) -> None:
-        clf = Int8Classifier(card.model_path)
+        """Run ``card``'s model; ``model`` in payloads is the hash of its bytes, never the card's claim."""
+        clf = Int8Classifier(card.read_model(), name=str(card.model_path))
         if clf.num_classes != len(card.classes):
             raise ModelError(
                 f"model {card.model_path} has {clf.num_classes} outputs, card lists {len(card.classes)} classes"
@@ -217,7 +218,7 @@ class DeviceTwin:
             self.arena_used = card.arena_bytes
         self.card = card
         self.classifier = clf
-        self.model_id = card.model_id or "0" * 12
+        self.model_id = card.model_id
         self.lut = int8_lut(clf.input_quant.scale, clf.input_quant.zero_point, card.preprocess.range)
         self.height, self.width = h, w
         self.detector = self._new_detector()
@@ -587,8 +588,9 @@ class DeviceTwin:
         if ann["sha256"] == self.card.sha256:
             return
         card = load_card(ann["card"])
+        card.read_model()  # the file's own hash, and a card that disagrees with it is refused
         if card.sha256 != ann["sha256"]:
-            raise ContractError(f"announced model {ann['sha256'][:12]} but card {ann['card']} has {card.sha256[:12]}")
+            raise ContractError(f"announced model {ann['sha256'][:12]} but {card.model_path} is {card.sha256[:12]}")
         self._load_model(card)
         self.stats.model_reloads += 1
         log.info("twin %s: reloaded model %s from %s", self.device, self.model_id, ann["card"])

@@ -9,16 +9,32 @@ the firmware export all read it; only ``sortcam quantize`` writes it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sortcam import strict_json
 from sortcam.errors import ModelError
 from sortcam.preprocess import DEFAULT_RANGE, FITS, RESIZE_METHOD
 
-MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
-"""Where the shipped model and its card live (the repository's ``model/`` folder)."""
+
+def _package_dir(name: str) -> Path:
+    """The folder of package ``name`` without importing it (``sortcam.model``'s code needs TensorFlow)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"package {name} is not installed")  # pragma: no cover - a broken install
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+MODEL_DIR = _package_dir("sortcam.model")
+"""Where the shipped model and its card live: the ``sortcam.model`` package, which is the
+repository's ``model/`` folder in a checkout and ``site-packages/sortcam/model/`` in an
+installed wheel (never a path computed from this file's location)."""
+
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 DEFAULT_MODEL_NAME = "sortcam_trashnet"
 
@@ -86,8 +102,35 @@ class ModelCard:
 
     @property
     def model_id(self) -> str:
-        """First 12 hex digits of the model's sha256: the ``model`` field of MQTT payloads."""
+        """First 12 hex digits of the model's sha256: the ``model`` field of MQTT payloads.
+
+        Only a card that went through :meth:`read_model` is known to hold the file's hash.
+        """
         return self.sha256[:12]
+
+    def read_model(self) -> bytes:
+        """The ``.tflite``'s bytes, after checking the card's sha256 claim against them.
+
+        The hash is computed from the bytes, never taken from the card: a card whose
+        ``sha256`` differs from its file's raises :class:`ModelError` (it describes
+        another model, or was edited by hand); a card without one gets the computed hash.
+        After this call ``sha256`` and :attr:`model_id` are the file's.
+        """
+        path = self.model_path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"model not found: {path} (named by the card {self.path})") from None
+        except OSError as exc:
+            raise ModelError(f"cannot read model {path}: {exc.strerror or exc}") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if self.sha256 and self.sha256 != actual:
+            raise ModelError(
+                f"model card {self.path} claims sha256 {self.sha256[:12]} but {path.name} hashes to "
+                f"{actual[:12]}: the card describes another model (re-run sortcam quantize)"
+            )
+        self.sha256 = actual
+        return data
 
     def bin_for(self, label: str) -> str:
         return self.bins.get(label, REJECT_BIN)
@@ -149,7 +192,7 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> ModelCard:
             flash_bytes=int(data.get("flash_bytes", 0)),
             arena_bytes=int(data.get("arena_bytes", 0)),
             macs=int(data.get("macs", 0)),
-            sha256=str(data.get("sha256", "")),
+            sha256=_sha256_claim(data.get("sha256", ""), where),
             extra={k: v for k, v in data.items() if k not in _KNOWN},
             path=path,
         )
@@ -158,6 +201,14 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> ModelCard:
     except (TypeError, ValueError, IndexError) as exc:
         raise ModelError(f"model card{where}: {exc}") from None
     return card
+
+
+def _sha256_claim(value: Any, where: str) -> str:
+    if value in ("", None):
+        return ""
+    if not isinstance(value, str) or not SHA256_RE.fullmatch(value):
+        raise ModelError(f"model card{where}: 'sha256' must be 64 lowercase hex digits")
+    return value
 
 
 def load_card(path: str | Path | None = None) -> ModelCard:
@@ -169,10 +220,10 @@ def load_card(path: str | Path | None = None) -> ModelCard:
     if p.suffix == ".tflite":
         p = p.with_suffix(".json")
     try:
-        data = json.loads(p.read_text())
+        data = strict_json.loads(p.read_text())
     except FileNotFoundError:
         raise ModelError(f"model card not found: {p}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"cannot read model card {p}: {exc}") from None
     if not isinstance(data, dict):
         raise ModelError(f"model card {p} is not a JSON object")

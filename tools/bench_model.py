@@ -23,7 +23,7 @@ import numpy as np
 
 from sortcam.benchinfo import machine
 from sortcam.card import load_card
-from sortcam.errors import DataError
+from sortcam.checkout import repo_root
 from sortcam.runtime import Int8Classifier, capture_native_output, measure_arena
 from sortcam.tools.tflite_info import read_info
 
@@ -32,7 +32,7 @@ ESP32_MACS_PER_S = 7.39e6 / 0.380
 TARGET_LATENCY_MS = 500.0
 FLASH_LIMIT = 1_000_000
 ARENA_LIMIT = 300 * 1024
-REPO = Path(__file__).resolve().parent.parent
+REPO = repo_root()
 
 
 def bench_model(
@@ -40,9 +40,7 @@ def bench_model(
 ) -> dict[str, Any]:
     """Measure the model; ``data_dir`` (optional) re-scores int8 accuracy on its val split in TFLM."""
     card = load_card(card_path)
-    data = card.model_path.read_bytes() if card.model_path.is_file() else None
-    if data is None:
-        raise DataError(f"model file {card.model_path} (named by {card.path}) is missing")
+    data = card.read_model()  # the reported sha256 is the file's, checked against the card
     info = read_info(data, str(card.model_path))
     with capture_native_output():
         clf = Int8Classifier(data, name=str(card.model_path))
@@ -97,7 +95,7 @@ def write_bench(
     result: dict[str, Any], out_dir: Path | None = None, argv: list[str] | None = None
 ) -> tuple[Path, Path]:
     """Write ``model.json`` and ``model.md`` with machine, date and the command."""
-    out = out_dir or REPO / "benchmarks"
+    out = out_dir or (REPO if REPO is not None else Path.cwd()) / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
     command = "sortcam " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     host = machine()

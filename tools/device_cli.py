@@ -19,9 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sortcam.checkout import repo_root
 from sortcam.errors import DependencyError, ModelError, SortcamError, UsageError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = repo_root()
 ENVS: tuple[str, ...] = ("esp32cam", "sorter")
 MODEL_SOURCES: tuple[str, ...] = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h")
 """What ``sortcam export`` writes into ``firmware/src``; the camera build needs all four."""
@@ -45,7 +46,7 @@ def find_pio() -> list[str]:
 
 def project_dir(path: str | Path | None = None) -> Path:
     """The folder holding ``platformio.ini`` (the repository root unless given)."""
-    root = Path(path) if path is not None else REPO
+    root = Path(path) if path is not None else (REPO or Path.cwd())
     if not (root / "platformio.ini").is_file():
         raise UsageError(
             f"no platformio.ini in {root}: run from a checkout of the sortcam repository or pass --project-dir"

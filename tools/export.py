@@ -25,15 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sortcam.card import ModelCard, load_card
-from sortcam.errors import ModelError
+from sortcam.checkout import repo_root
+from sortcam.errors import ModelError, UsageError
 from sortcam.runtime import Int8Classifier, capture_native_output, read_model
 from sortcam.tools.esp_ops import ESP_TFLITE_MICRO_VERSION, SUPPORTED_OPS
 from sortcam.tools.tflite_info import TfliteInfo, read_info
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "firmware" / "src"
+REPO = repo_root()
+"""The checkout (``None`` in an installed wheel: there is no ``firmware/src`` to default to)."""
 GENERATED_FILES: tuple[str, ...] = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h")
 
 
@@ -58,8 +59,10 @@ def resolver_calls(info: TfliteInfo) -> list[str]:
     return [SUPPORTED_OPS[name] for name in info.op_names]
 
 
-def pinned_tflm_version(repo: Path = REPO) -> str | None:
+def pinned_tflm_version(repo: Path | None = REPO) -> str | None:
     """The esp-tflite-micro version ``firmware/src/idf_component.yml`` pins, if it pins one."""
+    if repo is None:
+        return None
     path = repo / "firmware" / "src" / "idf_component.yml"
     try:
         text = path.read_text()
@@ -213,7 +216,7 @@ def export_model(
             "firmware pins esp-tflite-micro %s; the op table was read from %s", pinned, ESP_TFLITE_MICRO_VERSION
         )
     try:
-        source = str(path.resolve().relative_to(REPO))
+        source = str(path.resolve().relative_to(REPO)) if REPO is not None else path.name
     except ValueError:
         source = path.name
     h, cc = render_model_data(data, source)
@@ -223,7 +226,12 @@ def export_model(
         "model_settings.h": render_settings(model_card, quant, sha, source),
         "model_ops.h": render_ops(info, sha, source),
     }
-    out = Path(out_dir) if out_dir is not None else DEFAULT_OUT
+    if out_dir is not None:
+        out = Path(out_dir)
+    elif REPO is not None:
+        out = REPO / "firmware" / "src"
+    else:
+        raise UsageError("not running from a checkout, so there is no firmware/src to write into: give --out DIR")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in texts.items():

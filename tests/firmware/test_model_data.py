@@ -6,6 +6,7 @@ this test parses the C array back and compares it, so a stale export cannot be f
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -52,3 +53,16 @@ def test_model_settings_declare_what_the_firmware_uses() -> None:
     for name in ("kInputHeight", "kInputWidth", "kInputChannels", "kNumClasses", "kClassLabels", "kArenaBytes",
                  "kModelId", "kFitCrop", "kRangeLo", "kRangeHi"):
         assert name in text, f"model_settings.h lacks {name}"
+
+
+def test_the_firmwares_model_id_is_the_arrays_hash() -> None:
+    """What the board publishes as ``model`` is computed from the bytes it runs, at export, never copied from a card."""
+    if not (MODEL_DATA.exists() and SETTINGS.exists()):
+        pytest.fail("firmware/src/model_data.cc or model_settings.h is missing: run 'sortcam export'")
+    sha = hashlib.sha256(parse_c_array(MODEL_DATA.read_text())).hexdigest()
+    text = SETTINGS.read_text()
+    declared = re.search(r'kModelSha256\s*=\s*"([0-9a-f]{64})"', text)
+    model_id = re.search(r'kModelId\s*=\s*"([0-9a-f]{12})"', text)
+    assert declared and model_id, "model_settings.h lacks kModelSha256 or kModelId"
+    assert declared.group(1) == sha, "model_settings.h names another model than model_data.cc: re-run sortcam export"
+    assert model_id.group(1) == sha[:12]
