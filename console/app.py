@@ -18,9 +18,11 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -38,18 +40,20 @@ from flask import (
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sortcam import mqtt_contract as mc
+from sortcam import strict_json
 from sortcam.card import MODEL_DIR, load_card
+from sortcam.checkout import repo_root
 from sortcam.console import modelops
 from sortcam.console.classify import ClassifierService
 from sortcam.console.labels import LabelStore
 from sortcam.console.retrain import MODES, JobManager, RetrainSettings, plan_dataset, promote, recover
 from sortcam.console.store import Store
-from sortcam.errors import ConfigError, DataError, ModelError, SortcamError, UsageError
+from sortcam.errors import BusyError, ConfigError, DataError, ModelError, SortcamError, UsageError
 
 log = logging.getLogger(__name__)
 
-REPO_FIRMWARE_SRC = Path(__file__).resolve().parent.parent / "firmware" / "src"
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SEQ_RE = re.compile(r"[0-9]{1,10}")
+"""A ``seq`` in a form or URL: ASCII digits only (``str.isdigit`` also takes "٣" and "²")."""
 MAX_FILES = 16
 
 
@@ -82,7 +86,7 @@ class ConsoleConfig:
 def load_bins(path: Path) -> dict[str, str]:
     """A JSON bin map: ``{"label": "bin", ...}`` or a host config with a ``bins`` object."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = strict_json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read bin map {path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("bins"), dict):
@@ -109,8 +113,9 @@ class Console:
             log.warning("finished an interrupted promotion in %s", self.card_path.parent)
         self.firmware_dir = config.firmware_dir
         shipped = (MODEL_DIR / "sortcam_trashnet.json").resolve()
-        if self.firmware_dir is None and self.card_path == shipped and not config.no_firmware:
-            self.firmware_dir = REPO_FIRMWARE_SRC
+        repo = repo_root()
+        if self.firmware_dir is None and self.card_path == shipped and not config.no_firmware and repo is not None:
+            self.firmware_dir = repo / "firmware" / "src"
         self.store = Store(self.data_dir / "console.db", config.threshold)
         self.classifier = ClassifierService(self.card_path, config.threshold)
         self.labels = LabelStore(self.data_dir / "labelled")
@@ -164,7 +169,7 @@ class Console:
         busy = self.jobs.running()
         if busy is not None:
             st = busy.state()
-            raise UsageError(f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); "
+            raise BusyError(f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); "
                              "wait for it to finish")
         classes = self.classes()
         plan_dataset(mode, classes, self.labels.root, self.config.retrain)  # fail fast, with the counts
@@ -260,7 +265,8 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
 
     @app.errorhandler(SortcamError)
     def on_sortcam(exc: SortcamError) -> Response:
-        return fail(str(exc), 409 if "already running" in str(exc) else 400)
+        log.info("refused %s %s: %s", request.method, request.path, exc)
+        return fail(str(exc), exc.http_status)
 
     @app.errorhandler(HTTPException)
     def on_http(exc: HTTPException) -> Response:
@@ -298,7 +304,7 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
 
     @app.get("/samples/<device>/<boot>/<int:seq>.jpg")
     def sample(device: str, boot: str, seq: int) -> Response:
-        if not ID_RE.match(device) or not ID_RE.match(boot):
+        if not _is_id(device) or not _is_id(boot):
             abort(404)
         path = con.data_dir / "samples" / device / boot / f"{seq}.jpg"
         if not path.is_file():
@@ -308,7 +314,7 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     @app.get("/labelled/<label>/<name>")
     def labelled_image(label: str, name: str) -> Response:
         path = con.labels.root / label / name
-        if not ID_RE.match(label) or "/" in name or name.startswith(".") or not path.is_file():
+        if not _is_id(label) or "/" in name or name.startswith(".") or not path.is_file():
             abort(404)
         return send_file(path)
 
@@ -316,7 +322,7 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     @app.post("/items/flag")
     def flag() -> Any:
         require_auth()
-        device, boot, seq = _item_key(request.form or request.get_json(silent=True) or {})
+        device, boot, seq = _item_key(_fields())
         if not con.store.flag(device, boot, seq):
             raise DataError(f"no item {device}/{boot}/{seq}")
         if wants_json():
@@ -367,7 +373,7 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     @app.post("/queue/label")
     def label() -> Any:
         require_auth()
-        form = request.form if request.form else (request.get_json(silent=True) or {})
+        form = _fields()
         device, boot, seq = _item_key(form)
         lab = str(form.get("label", ""))
         dest = con.label_item(device, boot, seq, lab)
@@ -396,7 +402,7 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     @app.post("/retrain")
     def retrain_start() -> Any:
         require_auth()
-        form = request.form if request.form else (request.get_json(silent=True) or {})
+        form = _fields()
         job = con.start_retrain(str(form.get("mode", "")))
         if wants_json():
             return jsonify(job.state()), 202
@@ -427,7 +433,7 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
             if given and hmac.compare_digest(given.encode(), con.token.encode()):
                 session["auth"] = token_digest
                 flash("signed in")
-                return redirect(request.args.get("next") or url_for("line"))
+                return redirect(local_path(request.args.get("next")) or url_for("line"))
             return fail("wrong token", 401)
         return render_template("login.html")
 
@@ -439,9 +445,56 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     return app
 
 
-def _item_key(form: Any) -> tuple[str, str, int]:
+def _is_id(text: str) -> bool:
+    return mc.DEVICE_ID_RE.fullmatch(text) is not None
+
+
+def _fields() -> Mapping[str, Any]:
+    """An action's fields: the form, or a JSON object body; a field given twice is refused.
+
+    A repeated key (``{"label":"paper","label":"glass"}``, ``label=a&label=b``) would
+    let the first copy be checked and another one be used, so neither is read at all.
+    """
+    if request.form:
+        twice = sorted(k for k in request.form if len(request.form.getlist(k)) > 1)
+        if twice:
+            raise DataError(f"field {twice[0]!r} given twice")
+        return request.form
+    body = request.get_data(cache=True)
+    if not body.strip():
+        return {}
+    try:
+        data = strict_json.loads(body)
+    except strict_json.DuplicateKeyError as exc:
+        raise DataError(f"request body holds {exc.key!r} twice") from None
+    except ValueError:
+        raise DataError("request body is neither a form nor JSON") from None
+    if not isinstance(data, dict):
+        raise DataError("request body is not a JSON object")
+    return data
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site (``/queue?x=1``), else ``None``.
+
+    Sign-in's ``?next=`` must not send the browser elsewhere: a scheme or host
+    (``https://evil.example/``), a protocol-relative ``//evil.example``, a backslash
+    (browsers read ``/\\evil.example`` as ``//evil.example``) and control characters
+    (browsers drop tabs and newlines, so ``/\\t/evil.example`` becomes ``//``) are refused.
+    """
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def _item_key(form: Mapping[str, Any]) -> tuple[str, str, int]:
     device, boot, seq = str(form.get("device", "")), str(form.get("boot", "")), str(form.get("seq", ""))
-    if not ID_RE.match(device) or not ID_RE.match(boot) or not seq.isdigit():
+    if not _is_id(device) or not _is_id(boot) or not SEQ_RE.fullmatch(seq) or int(seq) > mc.SEQ_MAX:
         raise DataError("an item is named by device, boot and seq")
     return device, boot, int(seq)
 

@@ -19,16 +19,14 @@ import numpy as np
 
 from sortcam.card import REJECT_BIN, ModelCard, load_card
 from sortcam.errors import DataError, ModelError
-from sortcam.preprocess import U8Image, decode_image, fit_resize, to_int8
+from sortcam.preprocess import U8Image, decode_image, fit_resize, header_size, pixel_limit_error, to_int8
 from sortcam.runtime import Int8Classifier
 
-MAX_PIXELS = 40_000_000
-"""Largest upload in pixels (a 40 MP photo); bigger is refused before decoding."""
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "MPO", "GIF")
 
 
 def decode_upload(data: bytes, name: str = "upload") -> U8Image:
-    """Decode an uploaded file to RGB, refusing non-images and decompression bombs."""
+    """Decode an uploaded file to RGB, refusing non-images and images over :data:`sortcam.preprocess.MAX_PIXELS`."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -36,17 +34,17 @@ def decode_upload(data: bytes, name: str = "upload") -> U8Image:
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or "?"
-            w, h = img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            size = img.size
+    except Image.DecompressionBombError:  # past Pillow's own limit: its size comes from the header alone
+        raise DataError(f"{name}: {pixel_limit_error(header_size(data))}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise DataError(f"{name}: not an image (expected JPEG, PNG, BMP or WebP)") from None
     if fmt not in IMAGE_FORMATS:
         raise DataError(f"{name}: {fmt} images are not supported (expected JPEG, PNG, BMP or WebP)")
-    if w * h > MAX_PIXELS:
-        raise DataError(f"{name}: {w}x{h} pixels is more than the {MAX_PIXELS // 1_000_000} MP limit")
+    if (too_big := pixel_limit_error(size)) is not None:
+        raise DataError(f"{name}: {too_big}")
     try:
         return decode_image(data)
-    except Image.DecompressionBombError:
-        raise DataError(f"{name}: image too large to decode") from None
     except DataError as exc:
         raise DataError(f"{name}: {exc}") from None
 
@@ -106,7 +104,7 @@ class ClassifierService:
             try:
                 card = load_card(self.card_path)
                 arena = (card.arena_bytes + 16384) if card.arena_bytes else None
-                clf = Int8Classifier(card.model_path, arena_size=arena)
+                clf = Int8Classifier(card.read_model(), name=str(card.model_path), arena_size=arena)
                 if clf.num_classes != len(card.classes):
                     raise ModelError(f"{card.model_path} has {clf.num_classes} outputs but its card lists "
                                      f"{len(card.classes)} classes")

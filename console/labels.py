@@ -14,7 +14,8 @@ from pathlib import Path
 from sortcam.errors import DataError
 from sortcam.preprocess import IMAGE_SUFFIXES
 
-SAFE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+SAFE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+"""File stems, matched whole (``fullmatch``: ``$`` would let a final newline through)."""
 
 
 class LabelStore:
@@ -26,7 +27,7 @@ class LabelStore:
         """Copy the image ``src`` into ``<root>/<label>/<stem><suffix>``, removing it from other classes."""
         if label not in classes:
             raise DataError(f"unknown label {label!r}: expected one of {', '.join(classes)}")
-        if not SAFE_RE.match(stem):
+        if not SAFE_RE.fullmatch(stem) or stem.startswith("."):
             raise DataError(f"bad file name {stem!r}")
         if not src.is_file():
             raise DataError(f"the item's image is gone: {src}")

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from sortcam.card import ModelCard, load_card
-from sortcam.errors import DataError, ModelError, UsageError
+from sortcam.errors import BusyError, DataError, ModelError, UsageError
 from sortcam.preprocess import IMAGE_SUFFIXES, fit_resize, load_image, to_int8
 from sortcam.runtime import Int8Classifier
 
@@ -281,7 +281,7 @@ class JobManager:
             busy = self.running()
             if busy is not None:
                 st = busy.state()
-                raise UsageError(f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); "
+                raise BusyError(f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); "
                                  "wait for it to finish")
             job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
             job_dir = self.jobs_dir / job_id

@@ -1,22 +1,33 @@
 """One error hierarchy for sortcam.
 
 Library code raises a subclass of :class:`SortcamError`; only the CLI (``sortcam.cli``)
-turns it into a one-line message and a non-zero exit code.
+turns it into a one-line message and a non-zero exit code, and the console into an HTTP
+answer whose status is the error's own ``http_status`` (never read from its text).
 """
 
 from __future__ import annotations
 
 
 class SortcamError(Exception):
-    """Base of every error sortcam reports to a user. ``exit_code`` is what the CLI returns."""
+    """Base of every error sortcam reports to a user. ``exit_code`` is what the CLI returns.
+
+    ``http_status`` is what the console answers an HTTP request that raised it.
+    """
 
     exit_code: int = 1
+    http_status: int = 400
 
 
 class UsageError(SortcamError):
     """Bad command-line arguments or option values."""
 
     exit_code = 2
+
+
+class BusyError(SortcamError):
+    """The action cannot run now because another one holds the resource (a retrain is running)."""
+
+    http_status = 409
 
 
 class DataError(SortcamError):

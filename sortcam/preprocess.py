@@ -20,6 +20,8 @@ Steps, all on 8-bit RGB:
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 from typing import Literal
 
@@ -42,39 +44,91 @@ _FRAC_BITS = 8
 _ONE = 1 << _FRAC_BITS
 
 
+MAX_PIXELS = 40_000_000
+"""Largest image sortcam decodes (a 40 MP photo); a bigger one is refused from its header, before decoding."""
+
+_HEADER_ERRORS = (SyntaxError, OSError, ValueError, IndexError, TypeError, struct.error)
+"""What a Pillow format opener raises for bytes it cannot read (as ``Image.open`` catches them)."""
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an image's header, even past Pillow's decompression-bomb limit.
+
+    ``Image.open`` refuses an image over ``2 * Image.MAX_IMAGE_PIXELS`` (about 179 MP)
+    without saying how big it is; this calls the format openers ``Image.open`` itself
+    calls (they read the header only), skipping that one check, so that a 30000x30000
+    PNG is refused with its size and :data:`MAX_PIXELS` rather than as "not an image".
+    ``None`` when no opener reads the header.
+    """
+    from PIL import Image
+
+    Image.init()
+    prefix = data[:16]
+    for factory, accept in list(Image.OPEN.values()):
+        if accept is not None and not accept(prefix):
+            continue
+        try:
+            with factory(io.BytesIO(data), "") as image:
+                return image.size
+        except _HEADER_ERRORS:
+            continue
+    return None
+
+
+def pixel_limit_error(size: tuple[int, int] | None) -> str | None:
+    """The one-line reason an image of ``size`` is refused (``None`` size: too big to read), or ``None``."""
+    limit = f"the {MAX_PIXELS // 1_000_000} MP limit"
+    if size is None:
+        return f"more pixels than {limit}"
+    w, h = size
+    return f"{w}x{h} pixels is more than {limit}" if w * h > MAX_PIXELS else None
+
+
+def _decode(source: Path | bytes) -> U8Image:
+    """Open, check the pixel count from the header, then decode (EXIF rotation applied) to RGB."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+            if (too_big := pixel_limit_error(opened.size)) is not None:
+                raise DataError(too_big)
+            rgb = ImageOps.exif_transpose(opened).convert("RGB")
+            rgb.load()
+    except Image.DecompressionBombError:
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        raise DataError(pixel_limit_error(header_size(data)) or "image too large to decode") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
 def load_image(path: str | Path) -> U8Image:
     """Read an image file as an ``(H, W, 3)`` uint8 RGB array (EXIF rotation applied).
 
     Raises :class:`DataError` with a one-line reason when the file is missing, not an
-    image, or truncated.
+    image, truncated, or over :data:`MAX_PIXELS`.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     p = Path(path)
     try:
-        with Image.open(p) as opened:
-            rgb = ImageOps.exif_transpose(opened).convert("RGB")
-            rgb.load()
+        return _decode(p)
     except FileNotFoundError:
         raise DataError(f"image not found: {p}") from None
+    except DataError as exc:
+        raise DataError(f"cannot read image {p}: {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read image {p}: {exc}") from None
-    return np.asarray(rgb, dtype=np.uint8)
 
 
 def decode_image(data: bytes) -> U8Image:
-    """Decode encoded image bytes (JPEG, PNG, ...) to ``(H, W, 3)`` uint8 RGB."""
-    import io
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Decode encoded image bytes (JPEG, PNG, ...) to ``(H, W, 3)`` uint8 RGB; at most :data:`MAX_PIXELS`."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            rgb = ImageOps.exif_transpose(opened).convert("RGB")
-            rgb.load()
+        return _decode(data)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot decode image: {exc}") from None
-    return np.asarray(rgb, dtype=np.uint8)
 
 
 def crop_box(in_h: int, in_w: int, out_h: int, out_w: int, fit: str) -> tuple[int, int, int, int]:

@@ -91,3 +91,29 @@ def test_unreadable_images_are_data_errors(tmp_path: Path, content: bytes) -> No
 def test_missing_image_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_image(tmp_path / "nope.png")
+
+
+def _header_only_png(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` (no pixel data: nothing may get that far)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("width", "height"), [(30000, 30000), (8000, 5001)])
+def test_images_over_the_pixel_limit_are_refused_from_their_header(tmp_path: Path, width: int, height: int) -> None:
+    """Past Pillow's own limit (about 179 MP) it raised DecompressionBombError, a traceback for a folder source."""
+    from sortcam.preprocess import decode_image
+
+    p = tmp_path / "huge.png"
+    p.write_bytes(_header_only_png(width, height))
+    message = f"{width}x{height} pixels is more than the 40 MP limit"
+    with pytest.raises(DataError, match=f"cannot read image {p}: {message}"):
+        load_image(p)
+    with pytest.raises(DataError, match=message):
+        decode_image(p.read_bytes())
