@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``sortcam bench model``."""
-    b = subparsers.add_parser("model", help="flash, arena, MACs, TFLM latency, accuracy, ESP32 latency estimate")
+    b = subparsers.add_parser(
+        "model", help="flash, arena, MACs, TFLM latency, accuracy, ESP32 and ESP32-S3 latency estimates"
+    )
     b.add_argument("--card", help="model card (default: the shipped model/sortcam_trashnet.json)")
     b.add_argument("--data", help="dataset folder: re-score int8 accuracy on its val split in TFLM")
     b.add_argument("--runs", type=int, default=20, help="timed TFLM invokes (default 20)")
@@ -52,7 +54,8 @@ def _bench(args: argparse.Namespace) -> int:
     jp, mp = write_bench(result, Path(args.out) if args.out else None, argv=argv)
     print(mp.read_text())
     print(
-        json.dumps({k: result[k] for k in ("flash_bytes", "arena_measured_bytes", "macs", "esp32_latency_ms_estimate")})
+        json.dumps({k: result[k] for k in ("flash_bytes", "arena_measured_bytes", "macs", "esp32_latency_ms_estimate",
+                                           "esp32s3_latency_ms_estimate")})
     )
     print(f"wrote {jp} and {mp}")
     return 0

@@ -5,9 +5,9 @@ The firmware builds with PlatformIO from ``platformio.ini`` at the repository ro
 ``pip install 'sortcam[firmware]'``), check what a build needs before the long
 toolchain run starts, and pass the exit code through.
 
-- ``sortcam flash [--env esp32cam|sorter] [--port PORT] [--no-upload]``
+- ``sortcam flash [-e esp32cam|esp32s3cam|sorter] [--port PORT] [--no-upload]``
   runs ``pio run -e ENV -t upload [--upload-port PORT]`` (``--no-upload``: build only).
-- ``sortcam monitor [--env ENV] [--port PORT] [--baud 115200]``
+- ``sortcam monitor [-e ENV] [--port PORT] [--baud 115200]``
   runs ``pio device monitor -e ENV [-p PORT] [-b BAUD]``.
 """
 
@@ -23,7 +23,9 @@ from sortcam.checkout import repo_root
 from sortcam.errors import DependencyError, ModelError, SortcamError, UsageError
 
 REPO = repo_root()
-ENVS: tuple[str, ...] = ("esp32cam", "sorter")
+CAMERA_ENVS: tuple[str, ...] = ("esp32cam", "esp32s3cam")
+"""The camera firmware's envs in platformio.ini: AI-Thinker ESP32-CAM, ESP32-S3 camera boards."""
+ENVS: tuple[str, ...] = (*CAMERA_ENVS, "sorter")
 MODEL_SOURCES: tuple[str, ...] = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h")
 """What ``sortcam export`` writes into ``firmware/src``; the camera build needs all four."""
 DEFAULT_BAUD = 115200
@@ -101,7 +103,7 @@ def run_pio(args: list[str], root: Path) -> int:
 def flash(env: str = "esp32cam", port: str | None = None, upload: bool = True, root: str | Path | None = None) -> int:
     """Build (and by default upload) one firmware env."""
     proj = project_dir(root)
-    if env == "esp32cam":
+    if env in CAMERA_ENVS:
         check_camera_sources(proj)
         if not (proj / "secrets.ini").is_file():
             print("sortcam: note: no secrets.ini: the camera boots without Wi-Fi settings "
@@ -127,13 +129,13 @@ def _monitor(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``flash`` and ``monitor`` to the ``sortcam`` command."""
     p = subparsers.add_parser("flash", help="build and upload firmware with PlatformIO (docs/firmware.md)")
-    p.add_argument("--env", choices=ENVS, default="esp32cam", help="firmware to build (default: esp32cam)")
+    p.add_argument("-e", "--env", choices=ENVS, default="esp32cam", help="firmware to build (default: esp32cam)")
     p.add_argument("--port", help="serial port of the board (default: PlatformIO auto-detects)")
     p.add_argument("--no-upload", action="store_true", help="build only")
     p.add_argument("--project-dir", help="folder with platformio.ini (default: this checkout)")
     p.set_defaults(func=_flash)
     m = subparsers.add_parser("monitor", help="serial monitor of a board (PlatformIO)")
-    m.add_argument("--env", choices=ENVS, default="esp32cam", help="env whose monitor settings to use")
+    m.add_argument("-e", "--env", choices=ENVS, default="esp32cam", help="env whose monitor settings to use")
     m.add_argument("--port", help="serial port (default: auto-detect)")
     m.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"baud rate (default: {DEFAULT_BAUD})")
     m.add_argument("--project-dir", help="folder with platformio.ini (default: this checkout)")

@@ -59,6 +59,19 @@ def test_monitor_and_sorter_build(project: Path, pio_on_path: Path) -> None:
     assert lines == ["device monitor -e esp32cam -b 9600", "run -e sorter"]
 
 
+def test_esp32s3_camera_env_with_short_flag(project: Path, pio_on_path: Path) -> None:
+    assert cli.main(["flash", "-e", "esp32s3cam", "--no-upload", "--project-dir", str(project)]) == 0
+    assert cli.main(["monitor", "-e", "esp32s3cam", "--project-dir", str(project)]) == 0
+    lines = [line.split("|")[1] for line in pio_on_path.read_text().splitlines()]
+    assert lines == ["run -e esp32s3cam", "device monitor -e esp32s3cam -b 115200"]
+
+
+def test_s3_build_needs_the_model_sources_too(project: Path, pio_on_path: Path) -> None:
+    (project / "firmware" / "src" / "model_data.cc").unlink()
+    assert cli.main(["flash", "-e", "esp32s3cam", "--project-dir", str(project)]) == 1
+    assert not pio_on_path.exists()
+
+
 def test_missing_model_sources_are_named(project: Path, pio_on_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "firmware" / "src" / "model_ops.h").unlink()
     assert cli.main(["flash", "--project-dir", str(project)]) == 1
@@ -92,6 +105,15 @@ def test_without_platformio_says_how_to_install(project: Path, tmp_path: Path, m
 def test_no_platformio_ini_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["monitor", "--project-dir", str(tmp_path)]) == 2
     assert "no platformio.ini" in capsys.readouterr().err
+
+
+def test_envs_are_platformio_ini_envs() -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "platformio.ini").read_text()
+    assert set(re.findall(r"^\[env:(\w+)\]", text, re.M)) == set(device_cli.ENVS)
+    for env in device_cli.CAMERA_ENVS:
+        assert f"[env:{env}]" in text
 
 
 def test_repository_platformio_ini_has_both_envs() -> None:
