@@ -102,6 +102,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.set_defaults(func=_train, _parser=p)
 
+    b = subparsers.add_parser(
+        "build",
+        help="photos to firmware in one command: check, train, quantize, evaluate, export (and --flash)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Runs again on the same --out continue where it stopped.\n\nexamples:\n"
+            "  sortcam build photos/ --out builds/mine --recipe quick             # ImageNet weights (internet)\n"
+            "  sortcam build ../shared/datasets/trashnet --out builds/trashnet --recipe shipped \\\n"
+            "      --teacher-backbone ../shared/weights/efficientnet_lite0_imagenet_backbone.keras --flash"
+        ),
+    )
+    b.add_argument("data_dir", metavar="DATA_DIR", help="folder-per-class photos, or train/ val/ [test/] folders")
+    b.add_argument("--out", required=True, help="build folder (model, report, state to continue from)")
+    b.add_argument("--target", default="esp32cam", choices=("esp32cam", "esp32s3cam"), help="board (default esp32cam)")
+    b.add_argument(
+        "--recipe",
+        default="shipped",
+        choices=("quick", "shipped"),
+        help="shipped: fine-tuned teacher + consistent distillation (default); quick: transfer learning",
+    )
+    b.add_argument("--flash", action="store_true", help="upload to the board with PlatformIO at the end")
+    b.add_argument("--port", help="serial port for --flash (default: PlatformIO finds it)")
+    b.add_argument("--firmware-dir", help="where the model sources go (default firmware/src of this checkout)")
+    b.add_argument("--weights", default="imagenet", help="quick recipe: imagenet, a MobileNetV2 weights file, or none")
+    b.add_argument(
+        "--teacher-backbone",
+        default="EfficientNetB0",
+        help="shipped recipe: keras.applications name or backbone .keras file (default EfficientNetB0)",
+    )
+    b.add_argument("--alpha", type=_float_range(0.35, 1.0, "--alpha"), default=0.35, help="MobileNetV2 width")
+    b.add_argument("--size", type=int, default=0, help="input size (default: 84 shipped, 96 quick)")
+    b.add_argument("--epochs", type=int, default=0, help="student epochs (default: 40 shipped, 10 quick)")
+    b.add_argument("--teacher-epochs", type=int, default=8, help="teacher fine-tuning epochs (default 8)")
+    b.add_argument("--min-per-class", type=int, default=10, help="fewest train photos a class may have (default 10)")
+    b.add_argument("--seed", type=int, default=1337)
+    b.set_defaults(func=_build)
+
     t = subparsers.add_parser(
         "teacher",
         help="fine-tune a pretrained backbone into a reusable teacher file for distillation",
@@ -267,6 +304,31 @@ def _resumed_config(args: argparse.Namespace) -> Any:
     if args.teacher_cache:
         config.teacher_cache = args.teacher_cache
     return config
+
+
+def _build(args: argparse.Namespace) -> int:
+    from sortcam.model.build import BuildConfig, build
+
+    build(
+        BuildConfig(
+            data_dir=args.data_dir,
+            out_dir=args.out,
+            target=args.target,
+            recipe=args.recipe,
+            flash=args.flash,
+            port=args.port,
+            firmware_dir=args.firmware_dir,
+            weights=args.weights,
+            teacher_backbone=args.teacher_backbone,
+            alpha=args.alpha,
+            size=args.size,
+            epochs=args.epochs,
+            teacher_epochs=args.teacher_epochs,
+            min_per_class=args.min_per_class,
+            seed=args.seed,
+        )
+    )
+    return 0
 
 
 def _teacher(args: argparse.Namespace) -> int:

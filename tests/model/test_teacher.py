@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_errors import one_line_error
-from tinydata import TINY_CLASSES, make_dataset
+from tinydata import TINY_CLASSES, make_dataset, tiny_backbone
 
 from sortcam.cli import main
 from sortcam.stats import stratified_folds, wilson_interval
@@ -21,22 +21,10 @@ from sortcam.stats import stratified_folds, wilson_interval
 SIZE = 32
 
 
-def _backbone(path: Path) -> Path:
-    """A small conv backbone file with BatchNorm (input [-1, 1], any size, returns a feature map)."""
-    import keras
-
-    inp = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.Conv2D(16, 3, activation="relu")(x)
-    keras.Model(inp, x).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> Path:
     root = tmp_path_factory.mktemp("teacher")
-    bb = _backbone(root / "bb.keras")
+    bb = tiny_backbone(root / "bb.keras")
     args = ["teacher", str(tiny_dataset), "--out", str(root / "t"), "--backbone", str(bb), "--via", str(SIZE)]
     args += ["--size", "48", "--epochs", "2", "--train-layers", "3", "--folds", "3", "--batch-size", "8"]
     assert main(args) == 0
@@ -233,7 +221,7 @@ def test_a_bank_written_by_another_teacher_is_refused(
     tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--teacher-cache that holds another teacher's bank: one line, and the bank stays as it was."""
-    a, b = _backbone(tmp_path / "a.keras"), _backbone(tmp_path / "b.keras")
+    a, b = tiny_backbone(tmp_path / "a.keras"), tiny_backbone(tmp_path / "b.keras")
     cache = tmp_path / "bank"
     args = ["train", str(tiny_dataset), "--weights", "none", "--size", str(SIZE), "--epochs", "1",
             "--fine-tune-epochs", "0", "--distill", "--teacher-size", "40", "--views", "2", "--batch-size", "16",

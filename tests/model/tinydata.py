@@ -137,3 +137,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> 
     assert rc == 0
     _BUILT["model"] = TinyModel(tiny_dataset, run, run / "model.keras", out, out.with_suffix(".json"))
     return _BUILT["model"]  # type: ignore[return-value]
+
+
+def tiny_backbone(path: Path) -> Path:
+    """A small conv backbone file with BatchNorm (input [-1, 1], any size, returns a feature map): a teacher."""
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(16, 3, activation="relu")(x)
+    keras.Model(inp, x).save(path)
+    return path
