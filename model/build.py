@@ -284,6 +284,7 @@ def build(config: BuildConfig) -> dict[str, Any]:
         return {"tflite": str(tflite), "flash_bytes": card.flash_bytes, "arena_bytes": card.arena_bytes}
 
     stage(4, "quantize", "full int8, TFLM check", do_quantize)
+
     def do_budget() -> dict[str, Any]:
         card = load_card(tflite)
         over = _fits(card, target)
