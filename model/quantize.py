@@ -105,6 +105,41 @@ def _train_meta(model_path: Path) -> dict[str, Any]:
         return {}
 
 
+def _recipe_facts(model_path: Path) -> dict[str, Any]:
+    """The teacher and the cost of the run that made ``model_path``, from its ``summary.json``."""
+    import os
+
+    try:
+        summary = json.loads(model_path.with_name("summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, Any] = {}
+    if summary.get("teacher"):
+        teacher = {k: summary.get(f"teacher_{k}") for k in ("val_accuracy", "cv_accuracy", "crossfit_train_accuracy")}
+        teacher = {k: v for k, v in teacher.items() if v is not None}
+        teacher["kind"] = summary.get("teacher_kind", "linear probe on a frozen backbone")
+        teacher["file"] = Path(str(summary["teacher"])).name
+        out["teacher"] = teacher
+    wall = float(summary.get("train_time_total_s") or summary.get("train_time_s") or 0.0)
+    teacher_s = 0.0
+    if summary.get("teacher_kind") and Path(str(summary["teacher"])).with_name("teacher.json").is_file():
+        tmeta = Path(str(summary["teacher"])).with_name("teacher.json")
+        try:
+            teacher_s = float(json.loads(tmeta.read_text()).get("train_time_s", 0.0))
+        except (OSError, ValueError):
+            teacher_s = 0.0
+    if wall:
+        cores = os.cpu_count() or 1
+        out["training_cost"] = {
+            "student_wall_s": round(wall, 1),
+            "teacher_wall_s": round(teacher_s, 1),
+            "cores": cores,
+            "cpu_hours": round((wall + teacher_s) * cores / 3600.0, 2),
+            "epochs": summary.get("epochs_done"),
+        }
+    return out
+
+
 def make_card(
     tflite_path: Path,
     data: bytes,
@@ -222,7 +257,8 @@ def quantize(
                 metrics["float_int8_agreement"] = round(agree, 4)
         metrics["data"] = int8_m["data"]
     if meta:
-        extra["training"] = {k: v for k, v in meta.items() if k not in ("out_dir", "teacher_cache")}
+        extra["training"] = {k: v for k, v in meta.items() if k not in ("out_dir", "teacher_cache", "resume")}
+    extra.update(_recipe_facts(mp))
     if note:
         extra["notes"] = note
     card = make_card(out_path, data, classes, height, width, fit, metrics, arena, extra)

@@ -85,6 +85,14 @@ def bench_model(
     }
     if "float_int8_agreement" in card.metrics:
         result["float_int8_agreement"] = card.metrics["float_int8_agreement"]
+    teacher = card.extra.get("teacher")
+    if teacher:
+        result["teacher"] = teacher
+        student = card.metrics.get("int8", {}).get("accuracy")
+        if student is not None and teacher.get("val_accuracy") is not None:
+            result["student_teacher_gap_points"] = round(100 * (float(teacher["val_accuracy"]) - student), 1)
+    if card.extra.get("training_cost"):
+        result["training_cost"] = card.extra["training_cost"]
     if data_dir is not None:
         from sortcam.model.evaluate import evaluate_model
 
@@ -143,6 +151,21 @@ def write_bench(
         lines.append(f"| float accuracy ({m.get('data', '?')}) | {fl.get('accuracy', 0):.4f} | |")
     if "float_int8_agreement" in result:
         lines.append(f"| float/int8 top-1 agreement | {result['float_int8_agreement']:.4f} | |")
+    if "teacher" in result:
+        t = result["teacher"]
+        lines.append(f"| teacher ({t.get('kind', '?')}) val accuracy | {t.get('val_accuracy', float('nan')):.4f} | |")
+        if "cv_accuracy" in t:
+            lines.append(f"| teacher cross-validated accuracy on train | {t['cv_accuracy']:.4f} | |")
+        if "student_teacher_gap_points" in result:
+            lines.append(
+                f"| student (int8) to teacher gap on val | {result['student_teacher_gap_points']:.1f} points | |"
+            )
+    if "training_cost" in result:
+        c = result["training_cost"]
+        lines.append(
+            f"| training cost of the recipe | {c['cpu_hours']:.2f} CPU-hours ({c['cores']} cores; student "
+            f"{c['student_wall_s'] / 60:.0f} min, teacher {c['teacher_wall_s'] / 60:.0f} min wall) | |"
+        )
     if "int8_tflm_rescored" in result:
         r = result["int8_tflm_rescored"]
         lines.append(f"| int8 accuracy re-scored here ({r['data']}) | {r['accuracy']:.4f} | |")
