@@ -62,6 +62,9 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ign
 
 
 def run(args: argparse.Namespace) -> int:
+    from sortcam.extras import require
+
+    require("flask", "console", "sortcam console")
     from sortcam.console.app import load_bins, start_console
     from sortcam.console.retrain import RetrainSettings
 

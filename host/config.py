@@ -1,6 +1,7 @@
 """Controller configuration: command-line options merged with an optional JSON or TOML file.
 
-The file (``--config FILE``, ``.toml`` read with :mod:`tomllib`, anything else as JSON) may
+The file (``--config FILE``, ``.toml`` read with :mod:`tomllib`, or its backport ``tomli`` on
+Python 3.10, anything else as JSON) may
 hold these keys, all optional (docs/host.md has the full table)::
 
     threshold = 0.6                 # confidence below this goes to the reject bin
@@ -24,12 +25,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser as its backport (a dependency only there, see pyproject.toml)
+    import tomli as tomllib
 
 from sortcam import mqtt_contract, strict_json
 from sortcam.card import REJECT_BIN, load_card

@@ -1,8 +1,9 @@
 """A broker started and stopped by the demo on a free loopback port.
 
 :class:`EmbeddedBroker` is amqtt, pure Python, in-process in its own thread with its own
-asyncio loop: it needs nothing but the runtime install. Its plugins are cut to
-anonymous authentication (no ``$SYS`` topics, no packet logging). amqtt 0.12 speaks MQTT
+asyncio loop: it needs no system package. Its plugins are cut to
+anonymous authentication (no ``$SYS`` topics, no packet logging); it comes with the ``demo``
+extra (``pip install 'sortcam[demo]'``). amqtt 0.12 speaks MQTT
 3.1.1 only; the device twin does too, but a client that insists on MQTT 5 (the host
 controller's persistent session uses a v5 session expiry) gets no CONNACK from it.
 
@@ -18,7 +19,8 @@ import logging
 import threading
 from typing import Any, Protocol
 
-from sortcam.errors import BrokerError, DependencyError
+from sortcam.errors import BrokerError
+from sortcam.extras import require
 from sortcam.mosquitto import START_TIMEOUT_S, Mosquitto, find_mosquitto
 from sortcam.net import free_port
 
@@ -54,10 +56,7 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         """Start the broker and block until it accepts connections (raises :class:`BrokerError`)."""
-        try:
-            from amqtt.broker import Broker  # noqa: F401
-        except ImportError as exc:
-            raise DependencyError(f"the embedded broker needs amqtt (pip install amqtt==0.12.1): {exc}") from None
+        require("amqtt.broker", "demo", "the embedded broker (--broker-kind amqtt; mosquitto needs none)")
         # amqtt logs every connection, and warns about every client that drops without a
         # DISCONNECT (which is what a Last Will test does on purpose); the demo has its own view.
         for name in ("amqtt", "transitions"):

@@ -43,6 +43,7 @@ from typing import Any, TextIO
 from sortcam import mqtt_contract as mc
 from sortcam.card import REJECT_BIN, ModelCard, load_card
 from sortcam.errors import BrokerError, ContractError, DataError, ModelError, UsageError
+from sortcam.extras import require
 from sortcam.sim.broker import EmbeddedBroker, LocalBroker, start_local_broker
 from sortcam.sim.sorter import DEFAULT_GATES, Drop, FaultPlan, VirtualSorter
 from sortcam.sim.sources import SAMPLES_DIR, list_folder
@@ -365,6 +366,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
         raise UsageError("--items must be at least 1")
     if opts.rate < 0:
         raise UsageError("--rate must be >= 0 (0 = as fast as the twin can)")
+    if opts.console:
+        require("flask", "demo", "sortcam demo --console")
     try:
         card = load_card(opts.card)
     except ModelError as exc:
