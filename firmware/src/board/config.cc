@@ -1,42 +1,15 @@
 #include "board/config.h"
 
-#include <cstdio>
-#include <cstring>
-
 #include "board/camera_pins.h"
 #include "esp_log.h"
 #include "esp_mac.h"
 #include "nvs.h"
 #include "nvs_flash.h"
-#include "sortcam/mqtt_contract.h"
 
-// Compiled defaults; platformio.ini fills them from secrets.ini ([secrets] section).
-#ifndef SORTCAM_WIFI_SSID
-#define SORTCAM_WIFI_SSID ""
-#endif
-#ifndef SORTCAM_WIFI_PASSWORD
-#define SORTCAM_WIFI_PASSWORD ""
-#endif
-#ifndef SORTCAM_MQTT_URI
-#define SORTCAM_MQTT_URI "mqtt://192.168.1.10:1883"
-#endif
-#ifndef SORTCAM_MQTT_USERNAME
-#define SORTCAM_MQTT_USERNAME ""
-#endif
-#ifndef SORTCAM_MQTT_PASSWORD
-#define SORTCAM_MQTT_PASSWORD ""
-#endif
-#ifndef SORTCAM_DEVICE_ID
-#define SORTCAM_DEVICE_ID ""
-#endif
-#ifndef SORTCAM_TOPIC_ROOT
-#define SORTCAM_TOPIC_ROOT "sortcam"
-#endif
-#ifndef SORTCAM_TRIGGER
-#define SORTCAM_TRIGGER "continuous"
-#endif
-#ifndef SORTCAM_THRESHOLD
-#define SORTCAM_THRESHOLD 0.6f
+// The first-boot defaults come from secrets.ini through platformio.ini's build flags; its
+// [secrets] section holds the fallbacks, so they live in one place.
+#if !defined(SORTCAM_WIFI_SSID) || !defined(SORTCAM_MQTT_URI) || !defined(SORTCAM_TRIGGER)
+#error "build with PlatformIO (platformio.ini passes the SORTCAM_* settings from secrets.ini)"
 #endif
 
 namespace sortcam {
@@ -46,20 +19,24 @@ namespace {
 constexpr const char* kTag = "config";
 constexpr const char* kNamespace = "sortcam";
 
-void ReadString(nvs_handle_t nvs, const char* key, const char* fallback, char* out, size_t size) {
-  size_t len = size;
-  if (nvs != 0 && nvs_get_str(nvs, key, out, &len) == ESP_OK) {
-    ESP_LOGI(kTag, "%s from NVS", key);
-    return;
+// SettingsStore over one open NVS handle; 0: nothing stored yet (first boot).
+class NvsStore : public SettingsStore {
+ public:
+  explicit NvsStore(nvs_handle_t nvs) : nvs_(nvs) {}
+  bool GetString(const char* key, char* out, size_t size) override {
+    size_t len = size;
+    const bool found = nvs_ != 0 && nvs_get_str(nvs_, key, out, &len) == ESP_OK;
+    if (found) ESP_LOGI(kTag, "%s from NVS", key);
+    return found;
   }
-  std::snprintf(out, size, "%s", fallback);
-}
+  bool GetU32(const char* key, uint32_t* value) override { return nvs_ != 0 && nvs_get_u32(nvs_, key, value) == ESP_OK; }
+  bool SetString(const char* key, const char* value) override { return nvs_set_str(nvs_, key, value) == ESP_OK; }
+  bool SetU32(const char* key, uint32_t value) override { return nvs_set_u32(nvs_, key, value) == ESP_OK; }
+  bool Commit() override { return nvs_commit(nvs_) == ESP_OK; }
 
-uint32_t ReadU32(nvs_handle_t nvs, const char* key, uint32_t fallback) {
-  uint32_t value = fallback;
-  if (nvs != 0 && nvs_get_u32(nvs, key, &value) == ESP_OK) return value;
-  return fallback;
-}
+ private:
+  nvs_handle_t nvs_;
+};
 
 }  // namespace
 
@@ -73,43 +50,24 @@ void LoadConfig(DeviceConfig* config) {
   ESP_ERROR_CHECK(err);
   nvs_handle_t nvs = 0;
   if (nvs_open(kNamespace, NVS_READONLY, &nvs) != ESP_OK) nvs = 0;  // first boot: nothing stored yet
-
-  ReadString(nvs, "wifi_ssid", SORTCAM_WIFI_SSID, config->wifi_ssid, sizeof config->wifi_ssid);
-  ReadString(nvs, "wifi_pass", SORTCAM_WIFI_PASSWORD, config->wifi_password, sizeof config->wifi_password);
-  ReadString(nvs, "mqtt_uri", SORTCAM_MQTT_URI, config->mqtt_uri, sizeof config->mqtt_uri);
-  ReadString(nvs, "mqtt_user", SORTCAM_MQTT_USERNAME, config->mqtt_username, sizeof config->mqtt_username);
-  ReadString(nvs, "mqtt_pass", SORTCAM_MQTT_PASSWORD, config->mqtt_password, sizeof config->mqtt_password);
-  ReadString(nvs, "device_id", SORTCAM_DEVICE_ID, config->device_id, sizeof config->device_id);
-  ReadString(nvs, "topic_root", SORTCAM_TOPIC_ROOT, config->topic_root, sizeof config->topic_root);
-
-  char trigger[16];
-  ReadString(nvs, "trigger", SORTCAM_TRIGGER, trigger, sizeof trigger);
-  if (!TriggerFromName(trigger, std::strlen(trigger), &config->decision.trigger)) {
-    ESP_LOGW(kTag, "unknown trigger '%s': using continuous", trigger);
-    config->decision.trigger = Trigger::kContinuous;
-  }
-  float threshold = SORTCAM_THRESHOLD;
-  uint32_t bits = 0;
-  std::memcpy(&bits, &threshold, sizeof bits);
-  bits = ReadU32(nvs, "threshold", bits);
-  std::memcpy(&threshold, &bits, sizeof bits);
-  config->decision.threshold = threshold;
-  config->decision.stable_frames = static_cast<int>(ReadU32(nvs, "stable", 3));
-  config->decision.max_frames = static_cast<int>(ReadU32(nvs, "max_frames", 10));
-  config->decision.change_threshold = static_cast<int>(ReadU32(nvs, "change", 12));
-  config->interval_ms = ReadU32(nvs, "interval_ms", 0);
-  config->trigger_gpio = static_cast<int>(ReadU32(nvs, "trigger_gpio", static_cast<uint32_t>(kCameraPins.trigger_gpio)));
+  CompiledDefaults defaults;
+  defaults.wifi_ssid = SORTCAM_WIFI_SSID;
+  defaults.wifi_password = SORTCAM_WIFI_PASSWORD;
+  defaults.mqtt_uri = SORTCAM_MQTT_URI;
+  defaults.mqtt_username = SORTCAM_MQTT_USERNAME;
+  defaults.mqtt_password = SORTCAM_MQTT_PASSWORD;
+  defaults.device_id = SORTCAM_DEVICE_ID;
+  defaults.topic_root = SORTCAM_TOPIC_ROOT;
+  defaults.trigger = SORTCAM_TRIGGER;
+  defaults.trigger_gpio = kCameraPins.trigger_gpio;
+  uint8_t mac[6] = {};
+  esp_read_mac(mac, ESP_MAC_WIFI_STA);
+  NvsStore store(nvs);
+  const ConfigRepairs repairs = LoadDeviceConfig(&store, defaults, mac, config);
   if (nvs != 0) nvs_close(nvs);
-
-  if (!IsValidConfig(config->decision)) {
-    ESP_LOGW(kTag, "stored decision settings out of range: using defaults");
-    config->decision = DecisionConfig{};
-  }
-  if (config->device_id[0] == '\0' || !mqtt::IsValidDeviceId(config->device_id)) {
-    uint8_t mac[6] = {};
-    esp_read_mac(mac, ESP_MAC_WIFI_STA);
-    std::snprintf(config->device_id, sizeof config->device_id, "cam-%02x%02x%02x", mac[3], mac[4], mac[5]);
-  }
+  if (repairs.trigger) ESP_LOGW(kTag, "unknown trigger '%s': using continuous", repairs.trigger_name);
+  if (repairs.decision) ESP_LOGW(kTag, "stored decision settings out of range: using defaults");
+  if (repairs.interval) ESP_LOGW(kTag, "stored interval_ms out of range: using 0");
   ESP_LOGI(kTag, "device %s, broker %s, root %s, trigger %s, threshold %.2f", config->device_id, config->mqtt_uri,
            config->topic_root, TriggerName(config->decision.trigger), static_cast<double>(config->decision.threshold));
   if (config->wifi_ssid[0] == '\0') ESP_LOGE(kTag, "no Wi-Fi SSID: set wifi_ssid in secrets.ini and rebuild");
@@ -118,12 +76,8 @@ void LoadConfig(DeviceConfig* config) {
 bool SaveDecisionSettings(const DeviceConfig& config) {
   nvs_handle_t nvs = 0;
   if (nvs_open(kNamespace, NVS_READWRITE, &nvs) != ESP_OK) return false;
-  uint32_t bits = 0;
-  std::memcpy(&bits, &config.decision.threshold, sizeof bits);
-  bool ok = nvs_set_u32(nvs, "threshold", bits) == ESP_OK;
-  ok = ok && nvs_set_str(nvs, "trigger", TriggerName(config.decision.trigger)) == ESP_OK;
-  ok = ok && nvs_set_u32(nvs, "interval_ms", config.interval_ms) == ESP_OK;
-  ok = ok && nvs_commit(nvs) == ESP_OK;
+  NvsStore store(nvs);
+  const bool ok = sortcam::SaveDecisionSettings(config, &store);
   nvs_close(nvs);
   if (!ok) ESP_LOGE(kTag, "could not persist settings to NVS");
   return ok;

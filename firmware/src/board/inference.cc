@@ -74,6 +74,11 @@ bool SetupInference(ModelInfo* info) {
     ESP_LOGE(kTag, "model tensors do not match model_settings.h: re-run sortcam export");
     return false;
   }
+  info->model_id = model::kModelId;
+  info->labels = model::kClassLabels;
+  info->fit = model::kFitCrop ? Fit::kCrop : Fit::kStretch;
+  info->range_lo = model::kRangeLo;
+  info->range_hi = model::kRangeHi;
   info->input_height = model::kInputHeight;
   info->input_width = model::kInputWidth;
   info->input_scale = g_input->params.scale;

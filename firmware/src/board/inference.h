@@ -5,23 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "sortcam/camera_app.h"  // ModelInfo
+
 namespace sortcam {
 namespace board {
 
-struct ModelInfo {
-  int input_height = 0;
-  int input_width = 0;
-  float input_scale = 0.0f;  // read from the input tensor at run time
-  int input_zero_point = 0;
-  float output_scale = 0.0f;  // read from the output tensor at run time
-  int output_zero_point = 0;
-  int num_classes = 0;
-  size_t arena_bytes = 0;       // allocated (model card's arena_bytes plus margin)
-  size_t arena_used_bytes = 0;  // what AllocateTensors actually took
-  bool arena_in_psram = false;
-};
-
-// Loads the model, checks its shapes against model_settings.h, allocates tensors.
+// Loads the model, checks its shapes against model_settings.h, allocates tensors and fills
+// *info (tensor quantisation, arena, and model_settings.h's labels, id and preprocessing).
 // False (with a log line saying why) when anything does not fit.
 bool SetupInference(ModelInfo* info);
 

@@ -1,6 +1,7 @@
 // The MQTT edge (ESP-IDF's esp-mqtt client), per the contract in DESIGN.md:
 // classifications QoS 1 from the outbox, retained status with the Last Will registered at
-// connect, the cmd topic subscribed at every connect, reconnect with backoff.
+// connect, the cmd topic subscribed at every connect, reconnect with backoff. What to send
+// when is sortcam::MqttSession's (host-tested); this edge makes the esp-mqtt calls.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +35,7 @@ bool PublishStatus(const char* payload, size_t len);
 // A sample frame (sortcam::EncodeSample) on <root>/<device>/sample, QoS 1, not retained,
 // handed to the client's own outbox (which copies it; a message larger than the client
 // buffer goes out in fragments). False, and nothing queued, when not connected or when
-// the client's outbox already holds kSampleOutboxBudget bytes: samples never crowd out
+// the client's outbox already holds MqttSession::kSampleOutboxBudget bytes: samples never crowd out
 // classifications.
 bool PublishSample(const char* payload, size_t len);
 // True once after each (re)connect: time to publish a fresh status.

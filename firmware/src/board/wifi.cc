@@ -1,6 +1,5 @@
 #include "board/wifi.h"
 
-#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -9,17 +8,16 @@
 #include "esp_netif.h"
 #include "esp_timer.h"
 #include "esp_wifi.h"
+#include "sortcam/backoff.h"
 
 namespace sortcam {
 namespace board {
 namespace {
 
 constexpr const char* kTag = "wifi";
-constexpr uint64_t kBackoffMinUs = 1000 * 1000;
-constexpr uint64_t kBackoffMaxUs = 60 * 1000 * 1000;
 
 std::atomic<bool> g_connected{false};
-uint64_t g_backoff_us = kBackoffMinUs;
+Backoff g_backoff;  // the event loop task alone uses it
 esp_timer_handle_t g_retry_timer = nullptr;
 
 void Retry(void*) { esp_wifi_connect(); }
@@ -30,16 +28,15 @@ void OnWifiEvent(void*, esp_event_base_t base, int32_t id, void* data) {
   } else if (base == WIFI_EVENT && id == WIFI_EVENT_STA_DISCONNECTED) {
     g_connected = false;
     const auto* event = static_cast<const wifi_event_sta_disconnected_t*>(data);
-    ESP_LOGW(kTag, "disconnected (reason %d); retrying in %llu ms", event->reason,
-             static_cast<unsigned long long>(g_backoff_us / 1000));
+    const uint32_t delay_ms = g_backoff.Next();
+    ESP_LOGW(kTag, "disconnected (reason %d); retrying in %lu ms", event->reason, static_cast<unsigned long>(delay_ms));
     esp_timer_stop(g_retry_timer);
-    esp_timer_start_once(g_retry_timer, g_backoff_us);
-    g_backoff_us = std::min(g_backoff_us * 2, kBackoffMaxUs);
+    esp_timer_start_once(g_retry_timer, static_cast<uint64_t>(delay_ms) * 1000);
   } else if (base == IP_EVENT && id == IP_EVENT_STA_GOT_IP) {
     const auto* event = static_cast<const ip_event_got_ip_t*>(data);
     ESP_LOGI(kTag, "connected, address " IPSTR, IP2STR(&event->ip_info.ip));
     g_connected = true;
-    g_backoff_us = kBackoffMinUs;
+    g_backoff.Reset();
   }
 }
 
