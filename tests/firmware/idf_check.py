@@ -79,6 +79,14 @@ IDF_FLAGS = (
 # Components the app uses that the pack's include-dirs lists (written before it did) leave out.
 EXTRA_PACK_DIRS = ("esp-idf/components/json/cJSON",)
 
+# The camera boards of firmware/src/board/camera_pins.h (custom_camera_board) and their chips.
+BOARD_TARGETS = {
+    "ai_thinker": "esp32",
+    "esp32s3_eye": "esp32s3",
+    "xiao_esp32s3_sense": "esp32s3",
+    "freenove_esp32s3_cam": "esp32s3",
+}
+
 # PlatformIO boards whose MCU is known without the platform's board files; other envs
 # name theirs with board_build.mcu.
 BOARD_MCU = {"esp32cam": "esp32", "esp32dev": "esp32"}
@@ -86,6 +94,12 @@ BOARD_MCU = {"esp32cam": "esp32", "esp32dev": "esp32"}
 
 class CheckSetupError(Exception):
     """The check's own inputs are inconsistent (platformio.ini, CMakeLists.txt, defaults)."""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    pack: Path  # the header pack folder
+    cxx: str  # the compiler
 
 
 # --- where the pack and the compiler are --------------------------------------------------
@@ -100,6 +114,19 @@ def find_pack(environ: Mapping[str, str] = os.environ) -> Path | None:
 def find_cxx(environ: Mapping[str, str] = os.environ) -> str | None:
     """Path of the 32-bit newlib C++ compiler, or None."""
     return shutil.which(environ.get(CXX_ENV) or DEFAULT_CXX)
+
+
+def find_toolchain(environ: Mapping[str, str] = os.environ) -> tuple[Toolchain | None, str]:
+    """The pack and the compiler, or None and a one-line reason naming what is missing where."""
+    pack = find_pack(environ)
+    if pack is None:
+        where = environ.get(PACK_ENV) or str(DEFAULT_PACK)
+        return None, f"no ESP-IDF header pack at {where} (set {PACK_ENV})"
+    cxx = find_cxx(environ)
+    if cxx is None:
+        name = environ.get(CXX_ENV) or DEFAULT_CXX
+        return None, f"no {name} on PATH (scripts/setup.sh --dev installs gcc-arm-none-eabi; or set {CXX_ENV})"
+    return Toolchain(pack, cxx), ""
 
 
 # --- platformio.ini ---------------------------------------------------------------------
@@ -340,12 +367,6 @@ def write_sdkconfig_h(env: CameraEnv, out_dir: Path) -> Path:
 
 
 # --- parsing ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Toolchain:
-    pack: Path
-    cxx: str
 
 
 @dataclass(frozen=True)
