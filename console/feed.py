@@ -12,43 +12,17 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from sortcam import mqtt_contract as mc
 from sortcam.console.store import Store
-from sortcam.errors import BrokerError, ContractError, UsageError
+from sortcam.errors import BrokerError, ContractError
+from sortcam.mqtt_link import BrokerURL, make_client, parse_broker_url
+
+__all__ = ["BrokerURL", "MqttFeed", "parse_broker_url"]
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class BrokerURL:
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-
-def parse_broker_url(url: str) -> BrokerURL:
-    """``mqtt://[user:pass@]host[:port]`` or ``mqtts://...`` (default ports 1883 / 8883)."""
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise UsageError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-    tls = parts.scheme in ("mqtts", "ssl")
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise UsageError(f"broker URL {url!r}: bad port") from None
-    if not parts.hostname:
-        raise UsageError(f"broker URL {url!r}: no host")
-    return BrokerURL(
-        parts.hostname, port, tls,
-        unquote(parts.username) if parts.username else None,
-        unquote(parts.password) if parts.password else None,
-    )
 
 
 class MqttFeed:
@@ -59,8 +33,6 @@ class MqttFeed:
 
     def __init__(self, store: Store, broker_url: str, root: str, line: str, data_dir: Path,
                  ca_file: str | None = None) -> None:
-        import paho.mqtt.client as mqtt
-
         self.store = store
         self.root = mc.check_root(root)
         self.decision_topic = mc.decision_topic(root, line)
@@ -71,23 +43,15 @@ class MqttFeed:
         self.last_error: str | None = None
         self.model_announcement: dict[str, Any] | None = None
         self.messages = 0
-        self._client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"sortcam-console-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv311,
-        )
-        if self.broker.username:
-            self._client.username_pw_set(self.broker.username, self.broker.password)
-        if self.broker.tls:
-            self._client.tls_set(ca_certs=ca_file)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._stopping = False
+        self._client = make_client(self.broker, f"sortcam-console-{uuid.uuid4().hex[:8]}", ca_file)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
 
     @property
     def url(self) -> str:
-        return f"{'mqtts' if self.broker.tls else 'mqtt'}://{self.broker.host}:{self.broker.port}"
+        return self.broker.url
 
     def start(self) -> None:
         """Connect in the background; the console runs (and says so) while the broker is away."""
@@ -98,6 +62,7 @@ class MqttFeed:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True  # our own disconnect is no reason to warn about reconnecting
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -134,6 +99,8 @@ class MqttFeed:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.connected.clear()
+        if self._stopping:
+            return
         self.last_error = f"disconnected from {self.url} ({reason_code}); reconnecting"
         log.warning("%s", self.last_error)
 

@@ -2,7 +2,8 @@
 
 Items are keyed by their identity ``(device, boot, seq)`` and merged from up to four
 messages that may arrive in any order: the device's classification, the host's decision
-(sent, then acked or missed), and the device's sample frame. They live in SQLite
+(sent, then acked or missed), and the device's sample frame. ``sortcam collect`` writes
+the same store for its frames (:meth:`Store.add_frame`), so its folder opens in the console. They live in SQLite
 (``<data>/console.db``) so that the labelling queue survives a console restart; device
 status is kept in memory (it is retained on the broker and comes back on subscribe).
 """
@@ -137,6 +138,19 @@ class Store:
                 " WHERE device=? AND boot=? AND seq=?",
                 (rel_path, label, confidence, device, boot, seq),
             )
+
+    def add_frame(self, device: str, boot: str, seq: int, rel_path: str, now: float | None = None) -> bool:
+        """A collected frame (``sortcam collect``): an item with only its image, flagged for labelling.
+
+        Returns False when ``(device, boot, seq)`` is already known (a redelivered frame); it is left as it was.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO items (device, boot, seq, ts, sample, flagged) VALUES (?, ?, ?, ?, ?, 1)",
+                (device, boot, seq, now, rel_path),
+            )
+            return cur.rowcount == 1
 
     def set_status(self, device: str, status: dict[str, Any], now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -15,7 +15,8 @@ On MQTT it is a device like any other (DESIGN.md, "MQTT contract"):
   ``reboot`` (new boot id, ``seq`` back to 0); anything else is rejected, logged and
   counted in ``status.rejected_cmds``;
 - ``<root>/<device>/sample`` (console extension): the frame of a low-confidence item as
-  JPEG, rate-limited;
+  JPEG, rate-limited; and, while a collector asks for them (``set`` with ``collect_for_s``,
+  ``sortcam collect``), the full camera frame every ``collect_every_ms`` without a label;
 - ``<root>/model`` (console extension): a retained announcement of a promoted model;
   the twin reloads when its sha256 differs from the one it runs.
 
@@ -55,6 +56,7 @@ from sortcam.errors import (
     ModelError,
     SortcamError,
 )
+from sortcam.frames import encode_jpeg
 from sortcam.preprocess import U8Image, fit_resize, int8_lut
 from sortcam.runtime import Int8Classifier
 from sortcam.sim.sources import SourceItem, VideoFrames, list_folder, read_item, source_kind
@@ -105,6 +107,8 @@ class TwinStats:
     """Folder items the detector never reported (would be lost on a real line; logged)."""
     rejected_cmds: int = 0
     samples: int = 0
+    collected: int = 0
+    """Full frames published for a collector (``sample`` messages without a label)."""
     reboots: int = 0
     model_reloads: int = 0
     undetected_sources: list[str] = field(default_factory=list)
@@ -195,6 +199,10 @@ class DeviceTwin:
         self._pending_pubs: list[Any] = []
         self._arm_capture_t = 0.0
         self._capture_requests = 0
+        self._collect_until = 0.0
+        """``time.monotonic()`` until which full frames go to a collector (0: not collecting)."""
+        self._collect_every_s = mc.COLLECT_EVERY_DEFAULT_MS / 1000.0
+        self._collect_next = 0.0
 
     # --- model ------------------------------------------------------------------------
 
@@ -281,6 +289,8 @@ class DeviceTwin:
     ) -> TwinItem | None:
         self.stats.frames += 1
         self._tick_fps(captured)
+        if frame is not None:
+            self._collect_frame(frame, captured)
         was_armed = self.detector.state == dc.ARMED
         item = self.detector.on_frame(small, scores)
         if not was_armed and (self.detector.state == dc.ARMED or item is not None):
@@ -351,6 +361,21 @@ class DeviceTwin:
             return
         self._publish(mc.sample_topic(self.root, self.device), payload, retain=False)
         self.stats.samples += 1
+
+    def _collect_frame(self, frame: U8Image, captured: float) -> None:
+        """Publish ``frame`` for a collector when one asked for frames and the next one is due."""
+        if captured >= self._collect_until or captured < self._collect_next:
+            return
+        self._collect_next = captured + self._collect_every_s
+        try:
+            jpeg, width, height = encode_jpeg(frame, mc.COLLECT_MAX_SIDE, mc.SAMPLE_JPEG_MAX)
+            payload = mc.encode_sample(device=self.device, boot=self.sequencer.boot, seq=self.sequencer.next(),
+                                       jpeg=jpeg, width=width, height=height)
+        except SortcamError as exc:
+            log.warning("twin %s: collected frame not sent: %s", self.device, exc)
+            return
+        self._publish(mc.sample_topic(self.root, self.device), payload, retain=False)
+        self.stats.collected += 1
 
     # --- one folder item ----------------------------------------------------------------
 
@@ -557,11 +582,25 @@ class DeviceTwin:
                 self.detector.set_background(self.background_small)
             if "interval_ms" in cmd:
                 self.interval_ms = int(cmd["interval_ms"])
+            if "collect_for_s" in cmd:
+                self._set_collect(int(cmd.get("collect_every_ms", mc.COLLECT_EVERY_DEFAULT_MS)),
+                                  int(cmd["collect_for_s"]))
             self.publish_status()
         elif name == "reboot":
             self.reboot()
         log.info("twin %s: cmd %s applied", self.device, name)
         return name
+
+    def _set_collect(self, every_ms: int, for_s: int) -> None:
+        """Send full frames every ``every_ms`` for ``for_s`` seconds from now (0 stops); a renewal keeps the pace."""
+        now = time.monotonic()
+        every_s = every_ms / 1000.0
+        if now >= self._collect_until or every_s != self._collect_every_s:
+            self._collect_next = now  # a new collection sends its first frame at once
+        self._collect_every_s = every_s
+        self._collect_until = now + for_s if for_s > 0 else 0.0
+        log.info("twin %s: %s", self.device,
+                 f"collecting a frame every {every_ms} ms for {for_s} s" if for_s > 0 else "collection stopped")
 
     def reboot(self) -> None:
         """What a reset does: connection drops (Will: offline), new boot id, seq from 0, online again."""
@@ -573,6 +612,7 @@ class DeviceTwin:
             info.wait_for_publish(5.0)
         self.sequencer = dc.Sequencer()
         self._started = time.monotonic()
+        self._collect_until = 0.0  # a reset forgets a collection; the collector's next renewal restarts it
         self.detector = self._new_detector()
         self.detector.set_background(self.background_small)
         if client is not None:

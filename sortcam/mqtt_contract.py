@@ -51,6 +51,9 @@ HOST = "host"
 
 STATES: tuple[str, ...] = ("online", "offline")
 COMMANDS: tuple[str, ...] = ("capture", "set", "reboot")
+SET_KEYS: tuple[str, ...] = ("threshold", "trigger", "interval_ms", "collect_every_ms", "collect_for_s")
+"""What ``set`` takes. The ``collect_*`` pair is the dataset-capture extension (see
+:func:`encode_collect_cmd`); the firmware's ``kSetKeys`` lists the first three until it implements them."""
 TRIGGERS: tuple[str, ...] = ("continuous", "gpio", "command")
 REASONS: tuple[str, ...] = ("label", "low_confidence", "unknown_label")
 
@@ -286,8 +289,8 @@ def validate_cmd(payload: bytes | str) -> dict[str, Any]:
     if cmd == "set":
         keys = set(d) - {"v", "cmd"}
         if not keys:
-            raise ContractError("'set' needs at least one of threshold, trigger, interval_ms")
-        unknown = keys - {"threshold", "trigger", "interval_ms"}
+            raise ContractError(f"'set' needs at least one of {', '.join(SET_KEYS)}")
+        unknown = keys - set(SET_KEYS)
         if unknown:
             raise ContractError(f"'set' got unknown keys: {', '.join(sorted(unknown))}")
         if "threshold" in d:
@@ -296,6 +299,12 @@ def validate_cmd(payload: bytes | str) -> dict[str, Any]:
             raise ContractError(f"'trigger' must be one of {', '.join(TRIGGERS)}")
         if "interval_ms" in d:
             _int(d, "interval_ms", 0, 60000)
+        if "collect_every_ms" in d:
+            if "collect_for_s" not in d:
+                raise ContractError("'collect_every_ms' needs 'collect_for_s' (how long to send frames)")
+            _int(d, "collect_every_ms", COLLECT_EVERY_MIN_MS, COLLECT_EVERY_MAX_MS)
+        if "collect_for_s" in d:
+            _int(d, "collect_for_s", 0, COLLECT_FOR_MAX_S)
     elif set(d) - {"v", "cmd"}:
         raise ContractError(f"{cmd!r} takes no arguments")
     return d
@@ -488,6 +497,44 @@ def validate_sample(payload: bytes | str, topic_device: str | None = None) -> di
         raise ContractError("'jpeg' is not a JPEG (no FF D8 start marker)")
     d["jpeg"] = jpeg
     return d
+
+
+# --- extension: dataset capture (``sortcam collect``, docs/DESIGN.md) ------------------
+#
+# ``{"cmd":"set","collect_every_ms":N,"collect_for_s":S}`` asks a device to publish its full
+# camera frame every N ms for the next S seconds, as ``sample`` messages without ``label`` and
+# ``confidence`` (that absence is what tells a collected frame from a low-confidence item's
+# sample). Each frame takes the next ``seq`` of the boot, so ``(device, boot, seq)`` names one
+# item or one frame, never both. ``collect_for_s`` 0 stops; a new command restarts the clock,
+# so a collector renews a short lease and a collector that dies leaves no camera streaming.
+
+COLLECT_EVERY_MIN_MS = round(SAMPLE_MIN_INTERVAL_S * 1000)
+"""Fastest frame rate a collector may ask for: one frame per 2,000 ms, the sample topic's pace."""
+COLLECT_EVERY_MAX_MS = 600000
+COLLECT_EVERY_DEFAULT_MS = COLLECT_EVERY_MIN_MS
+"""When ``collect_every_ms`` is left out of a ``collect_for_s`` command."""
+COLLECT_FOR_MAX_S = 3600
+"""Longest lease one command grants (a collector renews it)."""
+COLLECT_MAX_SIDE = 1600
+"""Largest width or height of a collected frame in pixels (the OV2640's UXGA, 1600x1200);
+with ``SAMPLE_MAX_PAYLOAD`` it bounds what a collector stores per frame."""
+SAMPLE_JPEG_MAX = (SAMPLE_MAX_PAYLOAD - 512) * 3 // 4
+"""Bytes of JPEG that fit in one ``sample`` message beside its other fields (base64 takes 4/3)."""
+
+
+def encode_collect_cmd(every_ms: int, for_s: int) -> bytes:
+    """The ``set`` command that starts (``for_s`` > 0), renews or stops (``for_s`` 0) frame collection."""
+    body: dict[str, Any] = {"cmd": "set", "collect_for_s": int(for_s)}
+    if for_s > 0:
+        body = {"cmd": "set", "collect_every_ms": int(every_ms), "collect_for_s": int(for_s)}
+    out = encode(body)
+    validate_cmd(out)
+    return out
+
+
+def is_collected_frame(sample: dict[str, Any]) -> bool:
+    """A validated ``sample`` that is a collected frame, not the frame of a low-confidence item."""
+    return "label" not in sample and "confidence" not in sample
 
 
 def encode_model_announcement(*, sha256: str, classes: list[str], card: str, ts: float) -> bytes:
