@@ -49,6 +49,7 @@ from sortcam.console.labels import LabelStore
 from sortcam.console.retrain import MODES, JobManager, RetrainSettings, plan_dataset, promote, recover
 from sortcam.console.store import Store
 from sortcam.errors import BusyError, ConfigError, DataError, ModelError, SortcamError, UsageError
+from sortcam.state import console_data
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class ConsoleConfig:
     """``None`` runs without MQTT (classify, label and retrain only)."""
     root: str = mc.DEFAULT_ROOT
     line: str = "line1"
-    data_dir: Path = Path("console-data")
+    data_dir: Path = field(default_factory=console_data)
+    """Samples, labels, retrain jobs; default: ``console`` in the state folder (:mod:`sortcam.state`)."""
     token: str | None = None
     """``None``: a random token is generated and logged at start."""
     card: Path | None = None
@@ -519,7 +521,7 @@ class ConsoleHandle:
 
 
 def start_console(broker_url: str | None, port: int = 8080, *, root: str = mc.DEFAULT_ROOT, line: str = "line1",
-                  data_dir: str | Path = "console-data", token: str | None = None, card: str | Path | None = None,
+                  data_dir: str | Path | None = None, token: str | None = None, card: str | Path | None = None,
                   host: str = "127.0.0.1", **options: Any) -> ConsoleHandle:
     """Serve the console in a daemon thread (for ``sortcam demo --console``); ``port=0`` picks a free port.
 
@@ -528,7 +530,8 @@ def start_console(broker_url: str | None, port: int = 8080, *, root: str = mc.DE
     """
     from werkzeug.serving import make_server
 
-    config = ConsoleConfig(broker_url=broker_url, root=root, line=line, data_dir=Path(data_dir), token=token,
+    data = Path(data_dir) if data_dir is not None else console_data()
+    config = ConsoleConfig(broker_url=broker_url, root=root, line=line, data_dir=data, token=token,
                            card=Path(card) if card else None, host=host, port=port, **options)
     con = Console(config)
     app = create_app(config, con)

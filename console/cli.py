@@ -10,7 +10,9 @@ import threading
 from pathlib import Path
 
 from sortcam import mqtt_contract as mc
+from sortcam.cli_help import add_alias
 from sortcam.errors import UsageError
+from sortcam.state import console_data
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
     p.add_argument("--root", default=mc.DEFAULT_ROOT, help="MQTT topic root (default sortcam)")
     p.add_argument("--line", default="line1", help="line id whose decisions to show (default line1)")
-    p.add_argument("--data", default="console-data", help="folder for samples, labels and retrain jobs")
+    p.add_argument("--data", metavar="DIR", help="folder for samples, labels and retrain jobs, or the folder of "
+                   "'sortcam collect --out' (default: console in the state folder, $SORTCAM_STATE_DIR or "
+                   "$XDG_STATE_HOME/sortcam; printed at start)")
     p.add_argument("--token", default=None, help="token for labels, retrain and promote")
-    p.add_argument("--model", default=None, help="the line's model card (default: the shipped model)")
+    card = p.add_argument("--card", metavar="CARD", help="the line's model card (default: the shipped model)")
+    add_alias(p, card, "--model")
     p.add_argument("--firmware-dir", default=None, help="where promotion writes the C sources "
                    "(default firmware/src for the shipped model; 'none' for a line of twins only)")
     p.add_argument("--bins", default=None, help="JSON bin map (label -> bin) or host config with 'bins'; "
@@ -48,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="console_command", metavar="SUBCOMMAND")
     r = sub.add_parser("prune", help="delete old items and their sample frames from the console's data folder")
-    r.add_argument("--data", default="console-data", help="the console's data folder (default console-data)")
+    r.add_argument("--data", metavar="DIR", help="the console's data folder (default: console in the state folder)")
     r.add_argument("--older-than-days", type=float, required=True, metavar="N",
                    help="delete items first seen more than N days ago (N >= 1); the labelling queue is kept")
     r.add_argument("--threshold", type=float, default=0.6,
@@ -82,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
         min_per_class=args.min_per_class, weights=args.retrain_weights, alpha=args.retrain_alpha,
         epochs=args.retrain_epochs, fine_tune_epochs=args.retrain_fine_tune_epochs, batch_size=args.retrain_batch)
     broker = None if args.broker.lower() == "none" else args.broker
+    data = Path(args.data) if args.data else console_data()
     handle = start_console(
-        broker, args.port, root=args.root, line=args.line, data_dir=args.data,
-        token=args.token or os.environ.get("SORTCAM_CONSOLE_TOKEN") or None, card=args.model, host=args.host,
+        broker, args.port, root=args.root, line=args.line, data_dir=data,
+        token=args.token or os.environ.get("SORTCAM_CONSOLE_TOKEN") or None, card=args.card, host=args.host,
         firmware_dir=_firmware_dir(args.firmware_dir), no_firmware=(args.firmware_dir or "").lower() == "none",
         bins=load_bins(Path(args.bins)) if args.bins else None, threshold=args.threshold,
         max_upload_mb=args.max_upload_mb, retrain=settings)
-    print(f"sortcam console: {handle.url}", flush=True)
+    print(f"sortcam console: {handle.url} (data in {handle.console.data_dir})", flush=True)
     if handle.console.generated_token:
         print(f"sortcam console: token {handle.token}", flush=True)
     if handle.console.classifier.error:
@@ -108,9 +114,10 @@ def _prune(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold {args.threshold}: expected 0..1")
-    items, files = prune(Path(args.data), args.older_than_days, args.threshold, dry_run=args.dry_run)
+    data = Path(args.data) if args.data else console_data()
+    items, files = prune(data, args.older_than_days, args.threshold, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
-    print(f"{args.data}: {verb} {items} items and {files} sample frames older than {args.older_than_days:g} days")
+    print(f"{data}: {verb} {items} items and {files} sample frames older than {args.older_than_days:g} days")
     return 0
 
 

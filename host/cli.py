@@ -9,17 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from sortcam.errors import UsageError
+from sortcam.errors import ContractError, UsageError
 
 log = logging.getLogger("sortcam.host")
 
-DEFAULT_DB = "sortcam-host.db"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="JSON or .toml config: gates, label map, threshold, delays, timeouts")
     p.add_argument("--card", metavar="FILE", help="model card for classes and default bins (default: the shipped one)")
     p.add_argument("--root", default=None, help="MQTT topic root (default sortcam)")
-    p.add_argument("--state-db", metavar="FILE", help=f"SQLite state and event log (default ./{DEFAULT_DB})")
+    p.add_argument("--state-db", metavar="FILE", help="SQLite state and event log (default: host-LINE.db in the "
+                   "state folder, $SORTCAM_STATE_DIR or $XDG_STATE_HOME/sortcam; printed at start)")
     p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on http://127.0.0.1:P/metrics")
     p.add_argument("--metrics-host", metavar="ADDR", help="address for the metrics server (default 127.0.0.1)")
     p.add_argument("--client-id", metavar="ID", help="fixed MQTT client id (default sortcam-host-<line>)")
@@ -57,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=_run)
     sub = p.add_subparsers(dest="host_command", metavar="SUBCOMMAND")
     e = sub.add_parser("events", help="query the controller's event log (items, or --system events)")
-    e.add_argument("--db", default=DEFAULT_DB, help=f"state db of the controller (default ./{DEFAULT_DB})")
+    e.add_argument("--db", metavar="FILE", help="the controller's --state-db (default: that of --line in the state "
+                   "folder, or the only one there)")
+    e.add_argument("--line", metavar="LINE", help="the controller's line, to find its default state db")
     e.add_argument("--device", help="only this device")
     e.add_argument("--status", choices=("sent", "acked", "missed", "rejected"), help="only items in this state")
     e.add_argument("--last", type=int, default=50, help="newest N rows (default 50; 0 = all)")
@@ -65,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     e.add_argument("--json", action="store_true", help="one JSON object per line")
     e.set_defaults(func=_events)
     r = sub.add_parser("prune", help="delete finished items and events older than N days from the event log")
-    r.add_argument("--db", default=DEFAULT_DB, help=f"state db of the controller (default ./{DEFAULT_DB})")
+    r.add_argument("--db", metavar="FILE", help="the controller's --state-db (default: that of --line in the state "
+                   "folder, or the only one there)")
+    r.add_argument("--line", metavar="LINE", help="the controller's line, to find its default state db")
     r.add_argument("--older-than-days", type=float, required=True, metavar="N",
                    help="delete rows finished more than N days ago (N >= 1; keep well beyond the broker's "
                    "session expiry)")
@@ -110,8 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     }
     cfg = build_config(broker=args.broker, serial_url=args.serial, line=args.line, config_file=args.config,
                        card_path=args.card, overrides=overrides)
-    if args.state_db is None and not Path(cfg.state_db).is_absolute():
-        cfg.state_db = Path(os.getcwd()) / cfg.state_db
+    assert cfg.state_db is not None
+    cfg.state_db = cfg.state_db.absolute()  # the controller may chdir nowhere, but messages should say where
+    print(f"sortcam host: state and event log in {cfg.state_db}", flush=True)
     ctl = Controller(cfg, drain_s=args.drain_s)
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -134,7 +138,7 @@ def _events(args: argparse.Namespace) -> int:
 
     if args.last < 0:
         raise UsageError("--last must be >= 0")
-    db = open_readonly(args.db)
+    db = open_readonly(_event_db(args))
     try:
         last = args.last or None
         columns: tuple[str, ...]
@@ -157,10 +161,32 @@ def _events(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from .store import prune
 
-    items, events = prune(args.db, args.older_than_days, dry_run=args.dry_run)
+    path = _event_db(args)
+    items, events = prune(path, args.older_than_days, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
-    print(f"{args.db}: {verb} {items} finished items and {events} events older than {args.older_than_days:g} days")
+    print(f"{path}: {verb} {items} finished items and {events} events older than {args.older_than_days:g} days")
     return 0
+
+
+def _event_db(args: argparse.Namespace) -> Path:
+    """``--db``, else the state folder's db of ``--line``, else its only host db."""
+    from sortcam.mqtt_contract import check_line_id
+    from sortcam.state import host_db, host_dbs, state_dir
+
+    if args.db:
+        return Path(args.db)
+    if args.line:
+        try:
+            return host_db(check_line_id(args.line))
+        except ContractError as exc:
+            raise UsageError(f"--line: {exc}") from None
+    found = host_dbs()
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(f"no controller state db in {state_dir()}: give --db FILE (the controller's --state-db)")
+    names = ", ".join(p.name for p in found)
+    raise UsageError(f"{len(found)} controller state dbs in {state_dir()} ({names}): give --line LINE or --db FILE")
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ from sortcam import mqtt_contract, strict_json
 from sortcam.card import REJECT_BIN, load_card
 from sortcam.errors import ConfigError, ModelError
 from sortcam.serial_contract import DELAY_MAX_MS, GATE_MAX
+from sortcam.state import host_db
 
 DEFAULT_GATES: dict[str, int | None] = {
     "reject": 0,
@@ -99,7 +100,8 @@ class HostConfig:
     serial_url: str
     line: str
     root: str = mqtt_contract.DEFAULT_ROOT
-    state_db: Path = Path("sortcam-host.db")
+    state_db: Path | None = None
+    """SQLite state and event log; None: ``host-<line>.db`` in the state folder (:mod:`sortcam.state`)."""
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     client_id: str = ""
@@ -131,6 +133,8 @@ class HostConfig:
     def __post_init__(self) -> None:
         if not self.client_id:
             self.client_id = f"sortcam-host-{self.line}"
+        if self.state_db is None:
+            self.state_db = host_db(self.line)
 
     def gate_for(self, bin_name: str) -> int | None:
         return self.gates.get(bin_name)
@@ -273,7 +277,9 @@ def build_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             setattr(cfg, key, value)
-    if not isinstance(cfg.state_db, Path):
+    if cfg.state_db is None:
+        cfg.state_db = host_db(cfg.line)
+    elif not isinstance(cfg.state_db, Path):
         cfg.state_db = Path(str(cfg.state_db))
     if cfg.username is None:
         cfg.username = cfg.broker.username or os.environ.get("SORTCAM_MQTT_USERNAME")

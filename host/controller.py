@@ -125,6 +125,7 @@ class Controller:
         """Open the db, the serial port and the metrics port, recover, connect. Raises
         :class:`SortcamError` subclasses on anything a user must fix."""
         cfg = self.cfg
+        assert cfg.state_db is not None  # HostConfig resolves the default
         self.store = StateStore(cfg.state_db, cfg.db_sync)
         try:
             self.link = SorterLink(

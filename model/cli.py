@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sortcam.cli_help import add_alias
 from sortcam.errors import UsageError
 
 
@@ -176,8 +177,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     e = subparsers.add_parser("evaluate", help="accuracy, F1, per-class precision/recall, confusion matrix, gallery")
     e.add_argument("model", metavar="MODEL", help="a float .keras model or a full-int8 .tflite (run in TFLM)")
-    e.add_argument("data_dir", metavar="DATA_DIR", help="dataset folder (its val split is used unless --split-name)")
-    e.add_argument("--split-name", default="val", choices=("train", "val", "test", "all"), help="which split to score")
+    e.add_argument("data_dir", metavar="DATA_DIR", help="dataset folder (its val split is used unless --split)")
+    split = e.add_argument(
+        "--split",
+        dest="split_name",
+        default="val",
+        choices=("train", "val", "test", "all"),
+        help="which split to score",
+    )
+    add_alias(e, split, "--split-name")  # the name before issue 14, hidden for one release
     e.add_argument("--card", help="model card for the .tflite (default: the .json beside it)")
     e.add_argument("--out", help="folder for metrics.json, confusion.png, misclassified.png (default beside the model)")
     e.add_argument(

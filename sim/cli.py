@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sortcam.cli_help import add_alias
 from sortcam.errors import UsageError
 
 log = logging.getLogger("sortcam.sim")
@@ -38,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="folder of images (class sub-folders give the true class), a video file, or webcam:N")
     cam.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
     cam.add_argument("--device", required=True, metavar="ID", help="device id, [A-Za-z0-9_-]{1,32}")
-    cam.add_argument("--model", metavar="CARD", help="model card .json (default: the shipped model)")
+    card = cam.add_argument("--card", metavar="CARD", help="model card .json (default: the shipped model)")
+    add_alias(cam, card, "--model")
     cam.add_argument("--rate", type=float, default=1.0, metavar="ITEMS_PER_S",
                      help="items per second for a folder source (default 1; 0 = as fast as possible)")
     cam.add_argument("--loop", action="store_true", help="start over at the end of the source")
@@ -72,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Start a local MQTT broker (unless --broker), the virtual sorter, the host controller and "
         "the device twin on the bundled sample images; show the items as they are sorted; end with a report.",
     )
-    demo.add_argument("--items", type=int, default=24, metavar="N", help="items to run (default 24)")
+    demo.add_argument("--items", type=int, metavar="N", help="items to run (default 24; with --console: until "
+                      "Ctrl-C, or N items and then the console alone until Ctrl-C)")
     demo.add_argument("--source", metavar="DIR",
                       help="folder of images in class sub-folders (default: the bundled samples)")
     demo.add_argument("--broker", metavar="URL", help="use this broker instead of starting one")
@@ -81,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                       "auto (mosquitto when installed, else amqtt)")
     demo.add_argument("--report", metavar="FILE.json", help="also write the report as JSON")
     demo.add_argument("--rate", type=float, default=2.0, metavar="R", help="items per second (default 2)")
-    demo.add_argument("--model", metavar="CARD", help="model card .json (default: the shipped model)")
+    card = demo.add_argument("--card", metavar="CARD", help="model card .json (default: the shipped model)")
+    add_alias(demo, card, "--model")
     demo.add_argument("--belt-delay-ms", type=int, default=800, metavar="MS",
                       help="camera-to-gate travel time (default 800)")
     demo.add_argument("--fault", action="append", default=[], metavar="SPEC",
@@ -89,18 +93,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.add_argument("--quiet", action="store_true", help="no live view, only the report")
     demo.add_argument("--forever", action="store_true", help="loop the samples until Ctrl-C, then report")
     demo.add_argument("--console", action="store_true",
-                      help="also serve the operator console on the demo line (runs until Ctrl-C)")
-    demo.add_argument("--console-port", type=int, default=8080, metavar="P", help="console HTTP port (default 8080)")
-    demo.add_argument("--console-data", default="console-data", metavar="DIR",
-                      help="console folder for samples, labels and retrain jobs (default console-data)")
-    demo.add_argument("--console-token", metavar="TOKEN", help="console token (default: generated and printed)")
+                      help="also serve the operator console on the demo line (until Ctrl-C; see --items)")
+    g = demo.add_argument_group("with --console (the names of 'sortcam console')")
+    port = g.add_argument("--port", type=int, default=8080, metavar="P", help="console HTTP port (0 picks a free one)")
+    add_alias(demo, port, "--console-port")
+    data = g.add_argument("--data", metavar="DIR", help="console folder for samples, labels and retrain jobs "
+                          "(default: demo-console in the state folder, $SORTCAM_STATE_DIR or $XDG_STATE_HOME/sortcam)")
+    add_alias(demo, data, "--console-data")
+    token = g.add_argument("--token", metavar="TOKEN", help="console token (default: generated and printed)")
+    add_alias(demo, token, "--console-token")
     demo.set_defaults(func=cmd_demo)
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``sortcam bench sim``."""
     b = subparsers.add_parser("sim", help="device twin frames per second (preprocess + TFLM invoke)")
-    b.add_argument("--model", metavar="CARD", help="model card .json (default: the shipped model)")
+    card = b.add_argument("--card", metavar="CARD", help="model card .json (default: the shipped model)")
+    add_alias(b, card, "--model")
     b.add_argument("--frames", type=int, default=50, help="frames to time (default 50)")
     b.add_argument("--out", default="benchmarks", help="folder for sim.json and sim.md (default benchmarks/)")
     b.add_argument("--no-record", action="store_true", help="print only, do not write benchmarks/sim.*")
@@ -143,7 +152,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
         raise UsageError("--count must be at least 1")
     if args.rate < 0:
         raise UsageError("--rate must be >= 0")
-    card = load_card(args.model)
+    card = load_card(args.card)
     try:
         config = dc.DecisionConfig(trigger=args.trigger)
         if args.threshold is not None:
@@ -219,33 +228,41 @@ def cmd_sorter(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sortcam.sim.demo import DemoOptions, run_demo
+    from sortcam.sim.demo import DEFAULT_ITEMS, DemoOptions, run_demo
     from sortcam.sim.sorter import parse_faults
     from sortcam.sim.sources import SAMPLES_DIR
+    from sortcam.state import demo_console_data
 
     _quiet_libraries(bool(getattr(args, "verbose", False)))
+    if not args.console:
+        unused = [flag for flag, value in (("--port", args.port != 8080), ("--data", args.data),
+                                           ("--token", args.token)) if value]
+        if unused:
+            print(f"sortcam: warning: {', '.join(unused)} only matter with --console; ignored", file=sys.stderr)
     opts = DemoOptions(
-        items=args.items,
+        items=args.items if args.items is not None else DEFAULT_ITEMS,
         source=Path(args.source) if args.source else SAMPLES_DIR,
         broker=args.broker,
         broker_kind=args.broker_kind,
         report=Path(args.report) if args.report else None,
         rate=args.rate,
-        card=Path(args.model) if args.model else None,
+        card=Path(args.card) if args.card else None,
         belt_delay_ms=args.belt_delay_ms,
         faults=parse_faults(args.fault),
         live=not args.quiet,
         console=args.console,
-        console_port=args.console_port,
-        console_data=Path(args.console_data),
-        console_token=args.console_token,
-        forever=args.forever or args.console,
+        console_port=args.port,
+        console_data=Path(args.data) if args.data else demo_console_data(),
+        console_token=args.token,
+        # --console alone runs until Ctrl-C; --console --items N plays N items, then the console stays up
+        forever=args.forever or (args.console and args.items is None),
+        hold_console=args.console and args.items is not None and not args.forever,
         stop_event=threading.Event(),
     )
     if not 0 <= opts.belt_delay_ms <= 600000:
         raise UsageError("--belt-delay-ms must be 0..600000")
     if not 0 <= opts.console_port <= 65535:
-        raise UsageError("--console-port must be 0..65535")
+        raise UsageError("--port must be 0..65535")
     stop_event = opts.stop_event
     assert stop_event is not None
     _install_stop(stop_event.set)  # Ctrl-C ends the belt; the demo still settles and reports
@@ -257,7 +274,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from sortcam.sim.bench import command_line, run_bench, write_results
 
     t0 = time.monotonic()
-    result = run_bench(args.model, frames=args.frames)
+    result = run_bench(args.card, frames=args.frames)
     if args.note:
         result["note"] = args.note
     print(f"twin: {result['frames_per_s']} frames/s over {result['frames']} frames "
@@ -265,8 +282,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"{time.monotonic() - t0:.1f} s)", flush=True)
     if not args.no_record:
         parts = ["bench", "sim", "--frames", str(args.frames)]
-        if args.model:
-            parts += ["--model", args.model]
+        if args.card:
+            parts += ["--card", args.card]
         if args.out != "benchmarks":
             parts += ["--out", args.out]
         if args.note:

@@ -15,8 +15,11 @@ the demo waits for every item to reach an end (in a bin, or reported missed/reje
 the controller), stops everything, and reports:
 
 - ``items``: items played; ``published``: classifications published;
-- ``sorted``: items that landed in a bin; ``lost``: items that vanished without trace
-  (neither in a bin nor reported ``missed``/``rejected``) -- must be 0;
+- ``sorted``: items that landed in a bin (the reject bin included: low confidence lands
+  there); ``lost``: items that vanished without trace (neither in a bin nor reported
+  ``missed``/``rejected``) -- must be 0;
+- ``missed``: items the controller could not sort in time; ``no_gate``: items whose bin has
+  no gate on the sorter (decision status ``rejected``: never sent, so in no bin);
 - ``duplicates``: extra drops of an item already in a bin -- must be 0;
 - ``routing_accuracy``: share of items with a known true class (their folder) that
   landed in that class's bin (card bin map); ``label_accuracy``: share labelled right;
@@ -48,6 +51,7 @@ from sortcam.sim.broker import EmbeddedBroker, LocalBroker, start_local_broker
 from sortcam.sim.sorter import DEFAULT_GATES, Drop, FaultPlan, VirtualSorter
 from sortcam.sim.sources import SAMPLES_DIR, list_folder
 from sortcam.sim.twin import DeviceTwin, TwinItem, parse_broker_url
+from sortcam.state import demo_console_data
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +88,12 @@ class DemoOptions:
     console: bool = False
     """Also serve the operator console (``sortcam.console``) on the demo's broker."""
     console_port: int = 8080
-    console_data: Path = Path("console-data")
+    console_data: Path = field(default_factory=demo_console_data)
     console_token: str | None = None
     forever: bool = False
     """Loop the samples until ``stop_event`` is set (or Ctrl-C) instead of ``items`` items."""
+    hold_console: bool = False
+    """With ``console``: after the report, keep the console (and the broker it reads) up until ``stop_event``."""
     stop_event: threading.Event | None = None
     """Set it to end the run early (the demo then settles and reports as usual)."""
     on_ready: Callable[[dict[str, str]], None] | None = None
@@ -260,7 +266,7 @@ def build_report(
         if d.gate is not None and d.bin:
             gate_bins[d.gate] = d.bin
     sorted_n = correct_route = with_truth = correct_label = duplicates = 0
-    missed = rejected = lost_n = 0
+    missed = no_gate = lost_n = 0
     lost_items: list[str] = []
     bins: dict[str, dict[str, Any]] = {}
     device_lat: list[float] = []
@@ -295,7 +301,7 @@ def build_report(
         elif dec is not None and "missed" in dec.statuses:
             missed += 1
         elif dec is not None and "rejected" in dec.statuses:
-            rejected += 1
+            no_gate += 1
         else:
             lost_n += 1
             lost_items.append(f"{rec.source} (boot {boot} seq {seq})")
@@ -309,7 +315,7 @@ def build_report(
         "lost": lost_n,
         "duplicates": duplicates,
         "missed": missed,
-        "rejected": rejected,
+        "no_gate": no_gate,
         "stray_drops": stray,
         "routing_accuracy": round(correct_route / with_truth, 4) if with_truth else None,
         "label_accuracy": round(correct_label / with_truth, 4) if with_truth else None,
@@ -339,7 +345,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(
         f"items {report['items']}  published {report['published']}  sorted {report['sorted']}  "
         f"lost {report['lost']}  duplicates {report['duplicates']}  missed {report['missed']}  "
-        f"rejected {report['rejected']}"
+        f"no gate {report['no_gate']}"
     )
     lines.append(
         f"routing accuracy {ra:.1%}  label accuracy {la:.1%}" if ra is not None and la is not None
@@ -373,7 +379,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     except ModelError as exc:
         if opts.card is not None:
             raise
-        raise ModelError(f"{exc} (the shipped model is missing: give --model CARD)") from None
+        raise ModelError(f"{exc} (the shipped model is missing: give --card CARD)") from None
     card.read_model()  # before anything starts: the card must describe its file, and model ids are the file's hash
     items = list_folder(opts.source, card.classes)
     from sortcam.host.config import build_config  # the controller's own code, not a copy
@@ -389,6 +395,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     records_by_sort: dict[int, TwinItem] = {}
     drops_seen: list[Drop] = []
     started = time.monotonic()
+    printed = False
     with tempfile.TemporaryDirectory(prefix="sortcam-demo-") as tmp:
         try:
             if opts.broker:
@@ -465,7 +472,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                 f"({opts.gates} gates, belt {opts.belt_delay_ms} ms)"
             )
             if console is not None:
-                view.header(f"console: {console.url}  (token for labels, retrain, promote: {console.token})")
+                view.header(f"console: {console.url}  (token for labels, retrain, promote: {console.token}; "
+                            f"data in {opts.console_data})")
             if opts.on_ready is not None:
                 opts.on_ready(ready)
             if opts.forever:
@@ -499,6 +507,11 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                     "duration_s": round(time.monotonic() - started, 2),
                 },
             )
+            if console is not None and opts.hold_console and opts.stop_event is not None:
+                print(format_report(report), file=out, flush=True)
+                printed = True
+                print(f"\nconsole still serving on {console.url}; Ctrl-C stops", file=out, flush=True)
+                opts.stop_event.wait()
         finally:
             for part, stop in (
                 ("console", lambda: console.stop() if console else None),
@@ -512,7 +525,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                     stop()
                 except Exception as exc:  # stopping: report, go on stopping the rest
                     log.warning("demo: stopping the %s: %s", part, exc)
-    print(format_report(report), file=out, flush=True)
+    if not printed:
+        print(format_report(report), file=out, flush=True)
     if opts.report is not None:
         write_report(report, opts.report)
         print(f"report written to {opts.report}", file=out, flush=True)

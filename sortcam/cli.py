@@ -4,6 +4,7 @@ Each package (``model``, ``host``, ``sim``, ``tools``) adds its verbs through
 ``register(subparsers)`` and its benchmark targets through ``register_bench``. Module
 imports here must stay cheap: TensorFlow is imported only inside the training verbs.
 A :class:`SortcamError` is printed as one line on stderr with its exit code.
+:mod:`sortcam.cli_help` gives every ``--help`` its defaults and examples.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from sortcam import __version__
+from sortcam.cli_help import finish
 from sortcam.errors import SortcamError
 
 PACKAGES = (
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(name)
         module.register(sub)
         module.register_bench(bench_sub)
+    finish(parser)  # every --help: defaults shown, examples at the end
     return parser
 
 

@@ -6,6 +6,7 @@ Area-specific fixtures live in tests/<area>/conftest.py.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,10 +21,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own state folder (:mod:`sortcam.state`): a command run without --state-db or
+    --data writes there, never into the user's ~/.local/state; child processes inherit it."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("SORTCAM_STATE_DIR", str(state))
+    return state
+
+
 # --- shared fixtures: a real mosquitto broker and pty pairs (added by the host engineer) ---
 
 from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from sortcam.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 

@@ -101,13 +101,13 @@ def line(tmp_path: Path, broker: str, model_dir: Path) -> Iterator[dict[str, Any
                     "--card", str(model_dir / "line.json"), "--state-db", str(tmp_path / "host.db"),
                     "--threshold", "0.1")
         procs.start("console", "console", "--broker", broker, "--port", str(port), "--line", "line1",
-                    "--data", str(data), "--token", TOKEN, "--model", str(model_dir / "line.json"),
+                    "--data", str(data), "--token", TOKEN, "--card", str(model_dir / "line.json"),
                     "--firmware-dir", str(fw) if fw else "none", "--min-per-class", "2",
                     "--retrain-weights", "none", "--retrain-epochs", "1", "--retrain-fine-tune-epochs", "0",
                     "--retrain-batch", "8")
         assert wait_port("127.0.0.1", port, 30), procs.log("console")
         procs.start("twin", "sim", "camera", "--source", str(SAMPLES), "--broker", broker, "--device", "cam1",
-                    "--model", str(model_dir / "line.json"), "--rate", "4", "--loop")
+                    "--card", str(model_dir / "line.json"), "--rate", "4", "--loop")
         yield {"url": f"http://127.0.0.1:{port}", "procs": procs, "model_dir": model_dir, "fw": fw, "data": data,
                "broker": broker}
     finally:

@@ -28,7 +28,7 @@ def test_demo_end_to_end_without_tensorflow(demo_card: ModelCard, tmp_path: Path
     report_path = tmp_path / "report.json"
     items = 8
     proc = subprocess.run(
-        [sys.executable, "-c", NO_TF, "demo", "--items", str(items), "--rate", "4", "--model", str(demo_card.path),
+        [sys.executable, "-c", NO_TF, "demo", "--items", str(items), "--rate", "4", "--card", str(demo_card.path),
          "--report", str(report_path)],
         capture_output=True, text=True, timeout=240,
     )
@@ -94,13 +94,13 @@ def test_demo_bad_options_are_one_line(
 ) -> None:
     from sortcam.cli import main
 
-    model = ["--model", str(tiny_card.path)]
+    model = ["--card", str(tiny_card.path)]
     for argv, needle in (
         (["demo", "--items", "0", *model], "--items"),
         (["demo", "--source", str(tmp_path / "none"), *model], "source folder not found"),
         (["demo", "--fault", "melt", *model], "unknown fault"),
         (["demo", "--belt-delay-ms", "-5", *model], "--belt-delay-ms"),
-        (["demo", "--model", str(tmp_path / "none.json")], "model card not found"),
+        (["demo", "--card", str(tmp_path / "none.json")], "model card not found"),
     ):
         assert main(argv) != 0, argv
         one_line_error(capsys, needle)
@@ -127,3 +127,63 @@ def test_demo_forever_with_console_until_stopped(tiny_card: ModelCard, tmp_path:
     assert seen["http"] == "200" and seen["console"].startswith("http://127.0.0.1:") and seen["token"]
     assert report["items"] >= 3 and report["lost"] == 0 and report["duplicates"] == 0
     assert report["sorted"] == report["items"]
+
+
+def test_the_report_names_no_gate_apart_from_the_reject_bin(tiny_card: ModelCard) -> None:
+    """Issue 14: the report said ``rejected 0`` beside a reject bin holding 3 items."""
+    from sortcam.sim.demo import format_report
+
+    records = {("b", 0): _rec(0, "glass", "glass"), ("b", 1): _rec(1, "paper", "paper")}
+    decided = {
+        ("cam", "b", 0): Decided("cam", "b", 0, "reject", 0, 11, "low_confidence", ["sent", "acked"], 100.1),
+        ("cam", "b", 1): Decided("cam", "b", 1, "paper", None, 12, "label", ["rejected"], 101.1),  # no gate for it
+    }
+    r = build_report(tiny_card, 2, [], records, decided, [Drop(11, 0, 10.5, 11.0)], "cam")
+    assert r["no_gate"] == 1 and "rejected" not in r and r["bins"]["reject"]["count"] == 1
+    text = format_report(r)
+    assert "no gate 1" in text and "rejected" not in text
+
+
+def test_demo_console_honours_items_then_serves_until_ctrl_c(tiny_card: ModelCard, tmp_path: Path,
+                                                            _state_dir: Path) -> None:
+    """--items with --console plays that many, reports, keeps the console up; Ctrl-C ends it without a warning,
+    and nothing is left in the working folder (the console's data goes to the state folder)."""
+    import signal
+
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sortcam.cli", "demo", "--console", "--items", "3", "--port", "0", "--rate", "5",
+         "--card", str(tiny_card.path)],
+        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "console still serving" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, out[-3000:] + err[-3000:]
+    assert "items 3  published 3  sorted 3  lost 0  duplicates 0" in out and "no gate 0" in out
+    assert out.count("== sortcam demo report ==") == 1
+    assert f"data in {_state_dir / 'demo-console'}" in out
+    assert "WARNING" not in out + err and "reconnect" not in out + err, out[-2000:] + err[-2000:]
+    assert list(work.iterdir()) == []
+    assert (_state_dir / "demo-console" / "console.db").is_file()
+
+
+def test_console_options_without_console_are_named(tiny_card: ModelCard, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from sortcam.cli import main
+
+    assert main(["demo", "--items", "1", "--rate", "0", "--quiet", "--data", str(tmp_path / "d"), "--port", "9",
+                 "--card", str(tiny_card.path)]) == 0
+    err = capsys.readouterr().err
+    assert "sortcam: warning: --port, --data only matter with --console; ignored" in err
+    assert not (tmp_path / "d").exists()

@@ -15,7 +15,7 @@ from sortcam.cli import main
 def test_bench_sim_records_json_and_md(
     tiny_card: ModelCard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = main(["bench", "sim", "--model", str(tiny_card.path), "--frames", "4", "--out", str(tmp_path)])
+    rc = main(["bench", "sim", "--card", str(tiny_card.path), "--frames", "4", "--out", str(tmp_path)])
     assert rc == 0
     result = json.loads((tmp_path / "sim.json").read_text())
     assert result["frames"] == 4 and result["frames_per_s"] > 0
@@ -27,5 +27,5 @@ def test_bench_sim_records_json_and_md(
 
 
 def test_bench_sim_bad_frames_is_one_line(tiny_card: ModelCard, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "sim", "--model", str(tiny_card.path), "--frames", "0", "--no-record"]) == 2
+    assert main(["bench", "sim", "--card", str(tiny_card.path), "--frames", "0", "--no-record"]) == 2
     one_line_error(capsys, "--frames")

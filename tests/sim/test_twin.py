@@ -141,7 +141,7 @@ def test_last_will_fires_when_the_twin_process_dies(
     rec = recorder_factory(mqtt_broker.url, ["sortcam/cam-kill/#"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "sortcam.cli", "sim", "camera", "--source", str(SAMPLES_DIR),
-         "--broker", mqtt_broker.url, "--device", "cam-kill", "--model", str(tiny_card.path), "--rate", "5", "--loop"],
+         "--broker", mqtt_broker.url, "--device", "cam-kill", "--card", str(tiny_card.path), "--rate", "5", "--loop"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
@@ -183,12 +183,12 @@ def test_twin_runs_on_the_embedded_amqtt_broker(recorder_factory: Any, tiny_card
         (["--source", str(SAMPLES_DIR), "--threshold", "3"], "threshold"),
         (["--source", str(SAMPLES_DIR), "--device", "bad id!"], "device id"),
         (["--source", str(SAMPLES_DIR), "--broker", "mqtt://127.0.0.1:1"], "broker"),
-        (["--source", str(SAMPLES_DIR), "--model", "/nonexistent/card.json"], "model card not found"),
+        (["--source", str(SAMPLES_DIR), "--card", "/nonexistent/card.json"], "model card not found"),
     ],
 )
 def test_camera_bad_input_is_one_line(argv: list[str], needle: str, tiny_card: ModelCard,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    base = {"--broker": "mqtt://127.0.0.1:1", "--device": "cam-x", "--model": str(tiny_card.path)}
+    base = {"--broker": "mqtt://127.0.0.1:1", "--device": "cam-x", "--card": str(tiny_card.path)}
     for i in range(0, len(argv), 2):
         base[argv[i]] = argv[i + 1]
     args = ["sim", "camera"] + [t for kv in base.items() for t in kv]
@@ -202,7 +202,7 @@ def test_video_without_opencv_is_one_line(tmp_path: Path, tiny_card: ModelCard, 
     video.write_bytes(b"\x00" * 64)
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError, as without the extra
     rc = main(["sim", "camera", "--source", str(video), "--broker", "mqtt://127.0.0.1:1", "--device", "c",
-               "--model", str(tiny_card.path)])
+               "--card", str(tiny_card.path)])
     assert rc != 0
     one_line_error(capsys, "sortcam[video]")
 
@@ -210,7 +210,7 @@ def test_video_without_opencv_is_one_line(tmp_path: Path, tiny_card: ModelCard, 
 def test_missing_webcam_is_one_line(tiny_card: ModelCard, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("cv2")
     rc = main(["sim", "camera", "--source", "webcam:97", "--broker", "mqtt://127.0.0.1:1", "--device", "c",
-               "--model", str(tiny_card.path)])
+               "--card", str(tiny_card.path)])
     assert rc != 0
     one_line_error(capsys, "camera webcam:97")
 
