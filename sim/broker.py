@@ -56,7 +56,7 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         """Start the broker and block until it accepts connections (raises :class:`BrokerError`)."""
-        require("amqtt.broker", "demo", "the embedded broker (--broker-kind amqtt; mosquitto needs none)")
+        require("amqtt.broker", "demo", "the embedded broker", instead="use --broker-kind mosquitto")
         # amqtt logs every connection, and warns about every client that drops without a
         # DISCONNECT (which is what a Last Will test does on purpose); the demo has its own view.
         for name in ("amqtt", "transitions"):

@@ -13,11 +13,17 @@ import importlib
 from sortcam.errors import DependencyError
 
 
-def require(module: str, extra: str, what: str) -> None:
-    """Import ``module`` or raise :class:`DependencyError` saying that ``what`` needs ``sortcam[extra]``."""
+def require(module: str, extra: str, what: str, instead: str = "") -> None:
+    """Import ``module`` or raise :class:`DependencyError` saying that ``what`` needs ``sortcam[extra]``.
+
+    ``instead`` names a way that needs no extra ("use --broker-kind mosquitto"), added to the message.
+    """
     try:
         importlib.import_module(module)
     except ImportError as exc:
+        top = module.split(".")[0]
+        why = "" if exc.name in (top, module) else f" ({exc})"  # a broken dependency of it: say which
+        alternative = f", or {instead}" if instead else ""
         raise DependencyError(
-            f"{what} needs {module.split('.')[0]}, which is not installed: pip install 'sortcam[{extra}]' ({exc})"
+            f"{what} needs {top}, which is not installed{why}: pip install 'sortcam[{extra}]'{alternative}"
         ) from None
