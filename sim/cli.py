@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cam.add_argument("--rate", type=float, default=1.0, metavar="ITEMS_PER_S",
                      help="items per second for a folder source (default 1; 0 = as fast as possible)")
     cam.add_argument("--loop", action="store_true", help="start over at the end of the source")
-    cam.add_argument("--count", type=int, metavar="N", help="stop after N items")
+    items = cam.add_argument("--items", type=int, metavar="N", help="stop after N items (default: the source's end)")
+    add_alias(cam, items, "--count")
     cam.add_argument("--root", default="sortcam", help="MQTT topic root (default sortcam)")
     cam.add_argument("--trigger", choices=("continuous", "gpio", "command"), default="continuous",
                      help="continuous: presence test; gpio: a beam-break per item; command: wait for 'capture'")
@@ -148,8 +149,8 @@ def cmd_camera(args: argparse.Namespace) -> int:
     from sortcam.errors import ConfigError
     from sortcam.sim.twin import DeviceTwin, open_source
 
-    if args.count is not None and args.count < 1:
-        raise UsageError("--count must be at least 1")
+    if args.items is not None and args.items < 1:
+        raise UsageError("--items must be at least 1")
     if args.rate < 0:
         raise UsageError("--rate must be >= 0")
     card = load_card(args.card)
@@ -174,13 +175,13 @@ def cmd_camera(args: argparse.Namespace) -> int:
     try:
         if kind == "folder":
             assert isinstance(src, list)
-            n = twin.run_folder(src, rate=args.rate, loop=args.loop, count=args.count)
+            n = twin.run_folder(src, rate=args.rate, loop=args.loop, count=args.items)
         else:
             from sortcam.sim.sources import VideoFrames
 
             assert isinstance(src, VideoFrames)
             try:
-                n = twin.run_video(src, loop=args.loop, count=args.count)
+                n = twin.run_video(src, loop=args.loop, count=args.items)
             finally:
                 src.close()
         twin.flush(10.0)

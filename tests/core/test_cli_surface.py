@@ -54,6 +54,7 @@ def test_the_examples_name_only_options_that_exist() -> None:
 
 @pytest.mark.parametrize(("argv", "old", "new", "dest", "value"), [
     (["sim", "camera", "--source", "x", "--broker", "b", "--device", "d"], "--model", "--card", "card", "c.json"),
+    (["sim", "camera", "--source", "x", "--broker", "b", "--device", "d"], "--count", "--items", "items", 5),
     (["demo"], "--model", "--card", "card", "c.json"),
     (["demo"], "--console-port", "--port", "port", 9090),
     (["demo"], "--console-data", "--data", "data", "d"),

@@ -179,7 +179,7 @@ def test_twin_runs_on_the_embedded_amqtt_broker(recorder_factory: Any, tiny_card
     [
         (["--source", "/nonexistent/dir"], "source not found"),
         (["--source", "webcam:x"], "bad webcam source"),
-        (["--source", str(SAMPLES_DIR), "--count", "0"], "--count"),
+        (["--source", str(SAMPLES_DIR), "--items", "0"], "--items"),
         (["--source", str(SAMPLES_DIR), "--threshold", "3"], "threshold"),
         (["--source", str(SAMPLES_DIR), "--device", "bad id!"], "device id"),
         (["--source", str(SAMPLES_DIR), "--broker", "mqtt://127.0.0.1:1"], "broker"),
