@@ -245,9 +245,12 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
     meta["history"] = history
     meta["train_images"] = int(len(tr.labels))
     meta["train_time_s"] = round(time.time() - t0, 1)
-    tmp = out / "teacher.keras.part"
-    model.save(str(tmp) + ".keras")
-    Path(str(tmp) + ".keras").replace(out / "teacher.keras")
+    tmp = out / "teacher.part.keras"
+    # An uncompiled view of the same graph: the file holds the weights, not the optimizer's moments
+    # (14 MB instead of 36 MB for EfficientNet-Lite0).
+    keras = _keras()
+    keras.Model(model.inputs, model.outputs, name=model.name).save(tmp)
+    tmp.replace(out / "teacher.keras")
     (out / "teacher.json").write_text(json.dumps(meta, indent=2))
     print(f"teacher: wrote {out / 'teacher.keras'} ({meta['train_time_s']:.0f}s)", flush=True)
     return meta
