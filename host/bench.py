@@ -37,6 +37,7 @@ from sortcam import mqtt_contract as mc
 from sortcam import serial_contract as sc
 from sortcam.errors import SortcamError
 from sortcam.mosquitto import Mosquitto
+from sortcam.mqtt_link import BrokerURL, make_client
 
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
 
@@ -136,13 +137,13 @@ def _payloads(items: int, devices: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _publisher(port: int, client_id: str) -> Any:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+def _client(port: int, client_id: str) -> Any:
+    return make_client(BrokerURL("127.0.0.1", port), client_id)
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+
+def _publisher(port: int, client_id: str) -> Any:
+    client = _client(port, client_id)
     client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
     return client
@@ -150,9 +151,6 @@ def _publisher(port: int, client_id: str) -> Any:
 
 def broker_ceiling(port: int, items: int, devices: int) -> dict[str, float]:
     """Publisher to a plain QoS 1 subscriber, no controller: the broker + paho ceiling here."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     got = 0
     first = last = 0.0
     done = threading.Event()
@@ -167,7 +165,7 @@ def broker_ceiling(port: int, items: int, devices: int) -> dict[str, float]:
         if got >= items:
             done.set()
 
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ceiling-sub", protocol=mqtt.MQTTv311)
+    sub = _client(port, "bench-ceiling-sub")
     sub.on_message = on_message
     sub.on_subscribe = lambda *a: subscribed.set()
     sub.connect("127.0.0.1", port)

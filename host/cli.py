@@ -50,7 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--ack-timeout-ms", type=int, help="wait this long for ACK before writing SORT again")
     p.add_argument("--retries", type=int, help="extra writes of a SORT without ACK before it is missed")
     p.add_argument("--username", help="MQTT user (or SORTCAM_MQTT_USERNAME)")
-    p.add_argument("--password", help="MQTT password (or SORTCAM_MQTT_PASSWORD)")
+    p.add_argument("--password", help="MQTT password; better SORTCAM_MQTT_PASSWORD or --password-file, which other "
+                   "users of the machine cannot read in the process list")
+    p.add_argument("--password-file", metavar="FILE",
+                   help="file whose first line is the MQTT password (or SORTCAM_MQTT_PASSWORD_FILE)")
     p.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts://")
     p.add_argument("--drain-s", type=float, default=3.0, help="on stop, wait this long for in-flight ACKs (s)")
     p.set_defaults(func=_run)
@@ -109,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         "retries": args.retries,
         "username": args.username,
         "password": args.password,
+        "password_file": args.password_file,
         "ca_file": args.ca_file,
     }
     cfg = build_config(broker=args.broker, serial_url=args.serial, line=args.line, config_file=args.config,

@@ -23,13 +23,11 @@ Command-line options win over the file; the file wins over the model card.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,6 +37,7 @@ else:  # Python 3.10: the same parser as its backport (a dependency only there, 
 from sortcam import mqtt_contract, strict_json
 from sortcam.card import REJECT_BIN, load_card
 from sortcam.errors import ConfigError, ModelError
+from sortcam.mqtt_link import BrokerURL, parse_broker_url, resolve_credentials
 from sortcam.serial_contract import DELAY_MAX_MS, GATE_MAX
 from sortcam.state import host_db
 
@@ -61,42 +60,11 @@ ITEM_KEYS = {"deadline_ms", "compensate_latency"}
 MQTT_KEYS = {"client_id", "shared_group", "session_expiry_s", "keepalive_s", "stale_after_s", "root", "mqtt_version"}
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where the MQTT broker is: ``mqtt://host:port`` (default 1883) or ``mqtts://host:port`` (8883)."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        text = url if "://" in url else f"mqtt://{url}"
-        parsed = urlparse(text)
-        if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ConfigError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-        tls = parsed.scheme in ("mqtts", "ssl")
-        if not parsed.hostname:
-            raise ConfigError(f"broker URL {url!r} has no host")
-        try:
-            port = parsed.port or (8883 if tls else 1883)
-        except ValueError:
-            raise ConfigError(f"broker URL {url!r} has a bad port") from None
-        user = unquote(parsed.username) if parsed.username else None
-        password = unquote(parsed.password) if parsed.password else None
-        return cls(parsed.hostname, port, tls, user, password)
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-
 @dataclass
 class HostConfig:
     """Everything the controller needs. Times in the unit their name says (ms or s)."""
 
-    broker: BrokerAddress
+    broker: BrokerURL
     serial_url: str
     line: str
     root: str = mqtt_contract.DEFAULT_ROOT
@@ -108,6 +76,8 @@ class HostConfig:
     shared_group: str | None = None
     username: str | None = None
     password: str | None = None
+    password_file: str | None = None
+    """A file whose first line is the MQTT password (or ``$SORTCAM_MQTT_PASSWORD_FILE``)."""
     ca_file: str | None = None
     session_expiry_s: int = 7 * 24 * 3600
     mqtt_version: str = "auto"
@@ -239,7 +209,7 @@ def build_config(
     """Merge model card < config file < ``overrides`` (non-None CLI values) into a checked config."""
     file_data = read_config_file(config_file) if config_file else {}
     where = f"config {config_file}" if config_file else "defaults"
-    cfg = HostConfig(broker=BrokerAddress.parse(broker), serial_url=serial_url, line=line)
+    cfg = HostConfig(broker=parse_broker_url(broker), serial_url=serial_url, line=line)
 
     card_bins: dict[str, str] = {}
     card_bio: dict[str, bool] = {}
@@ -281,10 +251,7 @@ def build_config(
         cfg.state_db = host_db(cfg.line)
     elif not isinstance(cfg.state_db, Path):
         cfg.state_db = Path(str(cfg.state_db))
-    if cfg.username is None:
-        cfg.username = cfg.broker.username or os.environ.get("SORTCAM_MQTT_USERNAME")
-    if cfg.password is None:
-        cfg.password = cfg.broker.password or os.environ.get("SORTCAM_MQTT_PASSWORD")
+    cfg.username, cfg.password = resolve_credentials(cfg.broker, cfg.username, cfg.password, cfg.password_file)
     if type(cfg.threshold) is int:
         cfg.threshold = float(cfg.threshold)
     return cfg.validate()

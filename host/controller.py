@@ -30,18 +30,15 @@ from __future__ import annotations
 import logging
 import queue
 import sqlite3
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from sortcam import mqtt_contract as mc
+from sortcam import mqtt_link
 from sortcam.errors import BrokerError, ContractError
 
 from .config import HostConfig
@@ -50,6 +47,9 @@ from .serial_link import SorterLink, SortJob
 from .store import NewItem, StateStore
 
 log = logging.getLogger("sortcam.host")
+
+RECONNECT = mqtt_link.ReconnectPolicy(min_delay_s=1, max_delay_s=4)
+"""A lost broker is retried after 1 s, backing off to 4 s (docs/host.md, "Fault behaviour")."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Controller:
         self.cfg = config
         self.drain_s = drain_s
         self.metrics = Metrics()
-        self._describe_metrics()
+        self.metrics.devices(self._device_states)
         self.decider = Decider(config)
         self.store: StateStore | None = None
         self.link: SorterLink | None = None
@@ -106,7 +106,6 @@ class Controller:
         self._stopped = threading.Event()
         self._ready = threading.Event()
         self._fatal: str | None = None
-        self._connack: Any = None
         self.mqtt_version = ""
         self._connected = False
         self._pub_lock = threading.Lock()
@@ -233,70 +232,22 @@ class Controller:
     # --- MQTT ----------------------------------------------------------------------
 
     def _connect_first(self) -> mqtt.Client:
-        """Connect once, synchronously, so a wrong address, certificate or password is a
-        clear error at start. ``mqtt_version`` ``auto`` tries MQTT 5 and falls back to 3.1.1
-        for brokers that refuse it (e.g. amqtt); both keep a persistent session."""
+        """Connect once, synchronously (:func:`sortcam.mqtt_link.connect_first`): a wrong
+        address, certificate or password is a clear error at start. Both MQTT 5 and the
+        3.1.1 fallback keep a persistent session."""
         cfg = self.cfg
-        versions = {"auto": [True, False], "5": [True], "3.1.1": [False]}[cfg.mqtt_version]
-        for n, v5 in enumerate(versions):
-            client = self._make_client(v5)
-            self._connack = None
-            try:
-                if v5:
-                    client.connect(cfg.broker.host, cfg.broker.port, keepalive=cfg.keepalive_s, clean_start=False,
-                                   properties=self._connect_properties())
-                else:
-                    client.connect(cfg.broker.host, cfg.broker.port, keepalive=cfg.keepalive_s)
-            except (OSError, ssl.SSLError) as exc:
-                raise BrokerError(f"cannot reach MQTT broker {cfg.broker}: {exc}") from None
-            # A 3.1.1-only broker may answer an MQTT 5 CONNECT with a refusal, a closed
-            # socket, or nothing at all (amqtt): all three mean "try 3.1.1" in auto mode.
-            can_fall_back = n + 1 < len(versions)
-            end = time.monotonic() + (3.0 if can_fall_back else 10.0)
-            rc = mqtt.MQTT_ERR_SUCCESS
-            while self._connack is None and time.monotonic() < end:
-                rc = client.loop(0.1)
-                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
-                    break
-            if self._connack is None:
-                if can_fall_back:
-                    log.info("no MQTT 5 answer from %s; trying MQTT 3.1.1", cfg.broker)
-                    client.on_disconnect = None
-                    client.disconnect()
-                    continue
-                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
-                    raise BrokerError(f"MQTT broker {cfg.broker} closed the connection ({mqtt.error_string(rc)})")
-                raise BrokerError(f"MQTT broker {cfg.broker} did not answer CONNECT within 10 s")
-            if not self._connack.is_failure:
-                self.mqtt_version = "5" if v5 else "3.1.1"
-                return client
-            if self._connack.value == 0x84 and can_fall_back:  # unsupported protocol version
-                log.info("broker %s does not speak MQTT 5; using MQTT 3.1.1", cfg.broker)
-                client.on_disconnect = None
-                client.disconnect()
-                continue
-            raise BrokerError(f"broker {cfg.broker} refused the connection: {self._connack}")
-        raise BrokerError(f"cannot connect to MQTT broker {cfg.broker}")
+        client, self.mqtt_version = mqtt_link.connect_first(
+            self._make_client, cfg.broker, version=cfg.mqtt_version, keepalive_s=cfg.keepalive_s,
+            session_expiry_s=cfg.session_expiry_s)
+        return client
 
-    def _make_client(self, v5: bool = True) -> mqtt.Client:
+    def _make_client(self, version: str) -> mqtt.Client:
         cfg = self.cfg
-        if v5:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5,
-                                 manual_ack=True)
-        else:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311,
-                                 clean_session=False, manual_ack=True)
-        client.enable_logger(logging.getLogger("sortcam.host.mqtt"))
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.password)
-        if cfg.broker.tls:
-            try:
-                client.tls_set(ca_certs=cfg.ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise BrokerError(f"cannot set up TLS with CA file {cfg.ca_file}: {exc}") from None
-        client.will_set(self.status_topic, self._host_status("offline"), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=4)
-        client.max_queued_messages_set(0)
+        client = mqtt_link.make_client(
+            cfg.broker, cfg.client_id, cfg.ca_file, username=cfg.username, password=cfg.password,
+            password_file=cfg.password_file, will=mqtt_link.Will(self.status_topic, self._host_status("offline")),
+            version=version, persistent=True, manual_ack=True, reconnect=RECONNECT,
+            logger=logging.getLogger("sortcam.host.mqtt"))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -304,21 +255,15 @@ class Controller:
         client.on_subscribe = self._on_subscribe
         return client
 
-    def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.cfg.session_expiry_s
-        return props
-
     def _host_status(self, state: str) -> bytes:
         return mc.encode_host_status(state=state, line=self.cfg.line, client_id=self.cfg.client_id, ts=time.time())
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        self._connack = reason
         if reason.is_failure:
             self.metrics.inc("mqtt_connect_failures_total")
             text = f"broker {self.cfg.broker} refused the connection: {reason}"
             log.error("%s", text)
-            if reason.value in (0x86, 0x87, 0x85, 0x8C):  # bad credentials / not authorized / bad client id
+            if mqtt_link.refused_for_good(reason):
                 self._fatal = text
             return
         self._connected = True
@@ -635,52 +580,12 @@ class Controller:
                         self.store.log_event("device", f"{name} stale", name)
                 dev.stale = stale
 
-    def _device_gauge(self) -> dict[tuple[tuple[str, str], ...], float]:
-        out: dict[tuple[tuple[str, str], ...], float] = {}
+    def _device_states(self) -> list[tuple[str, str]]:
         with self._devices_lock:
-            for name, dev in self.devices.items():
-                state = "stale" if dev.stale else dev.state
-                out[(("device", name), ("state", state))] = 1.0
-        return out
+            return [(name, "stale" if dev.stale else dev.state) for name, dev in self.devices.items()]
 
     def _health(self) -> tuple[bool, str]:
         mqtt_ok = self._connected
         serial_ok = self.link is not None and self.link.up
         text = f"mqtt {'up' if mqtt_ok else 'down'}, serial {'up' if serial_ok else 'down'}"
         return mqtt_ok and serial_ok, text
-
-    def _describe_metrics(self) -> None:
-        m = self.metrics
-        for name, kind, text in (
-            ("messages_total", "counter", "classification messages received"),
-            ("invalid_messages_total", "counter", "messages that failed the contract, by kind"),
-            ("duplicates_total", "counter", "items seen again (QoS 1 redelivery, resends)"),
-            ("decisions_total", "counter", "items decided, by bin and reason"),
-            ("decisions_published_total", "counter", "decision messages published, by status"),
-            ("acked_total", "counter", "items acknowledged by the sorter"),
-            ("missed_total", "counter", "items not sorted, by reason"),
-            ("serial_writes_total", "counter", "SORT lines written (first attempts and retries)"),
-            ("serial_retries_total", "counter", "SORT lines written again after an ACK timeout or NAK"),
-            ("serial_naks_total", "counter", "NAKs from the sorter, by reason"),
-            ("serial_rx_errors_total", "counter", "unreadable sorter lines, by kind"),
-            ("serial_reconnects_total", "counter", "times the serial port was reopened"),
-            ("serial_duplicate_acks_total", "counter", "ACKs for items already acknowledged"),
-            ("serial_unexpected_acks_total", "counter", "ACKs for unknown or missed items"),
-            ("sorter_events_total", "counter", "EVT lines from the sorter, by event"),
-            ("late_items_total", "counter", "items written after their belt delay had passed (sent with delay 0)"),
-            ("recovered_items_total", "counter", "un-acknowledged items re-sent after a restart"),
-            ("handler_errors_total", "counter", "internal errors while handling a message"),
-            ("db_errors_total", "counter", "failed commits of the state db (retried; nothing acknowledged meanwhile)"),
-            ("mqtt_connects_total", "counter", "successful MQTT connections"),
-            ("mqtt_connect_failures_total", "counter", "refused MQTT connections"),
-            ("mqtt_connected", "gauge", "1 while connected to the broker"),
-            ("serial_up", "gauge", "1 while the serial port is open"),
-            ("sorter_responding", "gauge", "1 while the sorter answers PING"),
-            ("sorter_jammed", "gauge", "1 after EVT JAM until READY/CLEARED"),
-            ("serial_backlog", "gauge", "items waiting for or awaiting an ACK"),
-            ("devices", "gauge", "known devices by state (online, offline, stale)"),
-            ("receipt_to_write_seconds", "histogram", "MQTT receipt to first SORT write"),
-            ("receipt_to_ack_seconds", "histogram", "MQTT receipt to the sorter's ACK"),
-        ):
-            m.describe(name, kind, text)
-        m.gauge_fn("devices", self._device_gauge)

@@ -37,7 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     cam.add_argument("--source", required=True, metavar="DIR|VIDEO|webcam:N",
                      help="folder of images (class sub-folders give the true class), a video file, or webcam:N")
-    cam.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
+    cam.add_argument("--broker", required=True, metavar="URL",
+                     help="mqtt://HOST:PORT or mqtts://HOST:PORT (credentials: SORTCAM_MQTT_USERNAME, "
+                     "SORTCAM_MQTT_PASSWORD or SORTCAM_MQTT_PASSWORD_FILE)")
+    cam.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts:// (default: the system's CAs)")
     cam.add_argument("--device", required=True, metavar="ID", help="device id, [A-Za-z0-9_-]{1,32}")
     card = cam.add_argument("--card", metavar="CARD", help="model card .json (default: the shipped model)")
     add_alias(cam, card, "--model")
@@ -168,7 +171,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
             f"seq {r.seq:5d}  {r.source:30.30s} {r.label:10s} {r.confidence:.2f}  {r.latency_ms} ms", flush=True
         ),
     )
-    twin.connect(args.broker)
+    twin.connect(args.broker, ca_file=args.ca_file)
     _install_stop(twin.stop)
     print(f"twin {args.device} online at {args.broker} (boot {twin.sequencer.boot}, model {twin.model_id}); "
           "Ctrl-C stops", flush=True)

@@ -47,10 +47,11 @@ from sortcam import mqtt_contract as mc
 from sortcam.card import REJECT_BIN, ModelCard, load_card
 from sortcam.errors import BrokerError, ContractError, DataError, ModelError, UsageError
 from sortcam.extras import require
+from sortcam.mqtt_link import make_client, parse_broker_url
 from sortcam.sim.broker import EmbeddedBroker, LocalBroker, start_local_broker
 from sortcam.sim.sorter import DEFAULT_GATES, Drop, FaultPlan, VirtualSorter
 from sortcam.sim.sources import SAMPLES_DIR, list_folder
-from sortcam.sim.twin import DeviceTwin, TwinItem, parse_broker_url
+from sortcam.sim.twin import DeviceTwin, TwinItem
 from sortcam.state import demo_console_data
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,7 @@ class Watcher:
     """An MQTT client that records decisions (and counts classifications) for the report."""
 
     def __init__(self, url: str, root: str, line: str) -> None:
-        import paho.mqtt.client as mqtt
-
-        host, port, tls = parse_broker_url(url)
+        broker = parse_broker_url(url)
         self.root = root
         self.decision_topic = mc.decision_topic(root, line)
         self.decided: dict[tuple[str, str, int], Decided] = {}
@@ -131,15 +130,13 @@ class Watcher:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.on_decision: Any = None
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sortcam-demo-watch-{time.time_ns()}")
+        self.client = make_client(broker, f"sortcam-demo-watch-{time.time_ns()}")
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._ready.set()
-        if tls:
-            self.client.tls_set()
         try:
-            self.client.connect(host, port)
+            self.client.connect(broker.host, broker.port)
         except OSError as exc:
-            raise BrokerError(f"cannot reach MQTT broker {host}:{port}: {exc}") from None
+            raise BrokerError(f"cannot reach MQTT broker {broker}: {exc}") from None
         self.client.loop_start()
         self.client.subscribe([
             (self.decision_topic, 1),
@@ -147,7 +144,7 @@ class Watcher:
             (mc.subscription(root, mc.STATUS), 1),
         ])
         if not self._ready.wait(10):
-            raise BrokerError(f"MQTT broker {host}:{port} did not confirm the demo's subscription")
+            raise BrokerError(f"MQTT broker {broker} did not confirm the demo's subscription")
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:

@@ -49,7 +49,6 @@ from sortcam import mqtt_contract as mc
 from sortcam.card import ModelCard, load_card
 from sortcam.errors import (
     BrokerError,
-    ConfigError,
     ContractError,
     DataError,
     DependencyError,
@@ -57,6 +56,7 @@ from sortcam.errors import (
     SortcamError,
 )
 from sortcam.frames import encode_jpeg
+from sortcam.mqtt_link import Will, make_client, parse_broker_url
 from sortcam.preprocess import U8Image, fit_resize, int8_lut
 from sortcam.runtime import Int8Classifier
 from sortcam.sim.sources import SourceItem, VideoFrames, list_folder, read_item, source_kind
@@ -112,24 +112,6 @@ class TwinStats:
     reboots: int = 0
     model_reloads: int = 0
     undetected_sources: list[str] = field(default_factory=list)
-
-
-def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    """``mqtt://host[:port]`` or ``mqtts://host[:port]`` to ``(host, port, tls)``."""
-    from urllib.parse import urlparse
-
-    text = url if "://" in url else f"mqtt://{url}"
-    parsed = urlparse(text)
-    if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ConfigError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-    if not parsed.hostname:
-        raise ConfigError(f"broker URL {url!r} has no host")
-    tls = parsed.scheme in ("mqtts", "ssl")
-    try:
-        port = parsed.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ConfigError(f"broker URL {url!r} has a bad port") from None
-    return parsed.hostname, port, tls
 
 
 def belt_frame(height: int, width: int) -> U8Image:
@@ -188,6 +170,8 @@ class DeviceTwin:
         self.sequencer = dc.Sequencer()
         self._started = time.monotonic()
         self._client: Any = None
+        self.broker_url = ""
+        self.ca_file: str | None = None
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._cmds: queue.Queue[tuple[str, bytes]] = queue.Queue()
@@ -421,23 +405,21 @@ class DeviceTwin:
 
     # --- MQTT ---------------------------------------------------------------------------
 
-    def connect(self, broker_url: str, client_id: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-        """Connect with the Last Will set, publish ``online``, subscribe to ``cmd`` and ``<root>/model``."""
+    def connect(self, broker_url: str, client_id: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S,
+                ca_file: str | None = None) -> None:
+        """Connect with the Last Will set, publish ``online``, subscribe to ``cmd`` and ``<root>/model``.
+
+        ``ca_file`` verifies an ``mqtts://`` broker (default: the system's CAs); credentials
+        come from the URL or the environment (:func:`sortcam.mqtt_link.resolve_credentials`).
+        A device starts a clean session each boot (MQTT 3.1.1, as the firmware)."""
         try:
-            import paho.mqtt.client as mqtt
+            import paho.mqtt.client  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a runtime dependency
             raise DependencyError(f"paho-mqtt is not installed: {exc}") from None
-        host, port, tls = parse_broker_url(broker_url)
-        self.broker_url = broker_url
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"sortcam-twin-{self.device}",
-            clean_session=True,
-        )
-        client.will_set(self._status_topic, mc.offline_status(self.device), qos=mc.QOS, retain=True)
-        if tls:
-            client.tls_set()
-        client.max_queued_messages_set(0)
+        broker = parse_broker_url(broker_url)
+        self.broker_url, self.ca_file = broker_url, ca_file
+        client = make_client(broker, client_id or f"sortcam-twin-{self.device}", ca_file,
+                             will=Will(self._status_topic, mc.offline_status(self.device), mc.QOS, True))
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
@@ -447,15 +429,15 @@ class DeviceTwin:
         # Set before the network thread starts: on_connect publishes the online status.
         self._client = client
         try:
-            client.connect(host, port, keepalive=15)
+            client.connect(broker.host, broker.port, keepalive=15)
         except (OSError, ValueError) as exc:
             self._client = None
-            raise BrokerError(f"cannot reach MQTT broker {host}:{port}: {exc}") from None
+            raise BrokerError(f"cannot reach MQTT broker {broker}: {exc}") from None
         client.loop_start()
         if not self._connected.wait(timeout_s) or self._connect_error:
             client.loop_stop()
             self._client = None
-            raise BrokerError(f"MQTT broker {host}:{port} did not accept the twin: {self._connect_error or 'timeout'}")
+            raise BrokerError(f"MQTT broker {broker} did not accept the twin: {self._connect_error or 'timeout'}")
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if getattr(reason_code, "is_failure", False):
@@ -619,7 +601,7 @@ class DeviceTwin:
             client.disconnect()
             client.loop_stop()
             self._client = None
-            self.connect(self.broker_url)
+            self.connect(self.broker_url, ca_file=self.ca_file)
 
     def _on_model_announcement(self, payload: bytes) -> None:
         if not payload:

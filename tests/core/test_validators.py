@@ -173,9 +173,10 @@ def test_serial_decode_refuses_non_ascii_text() -> None:
 # --- elsewhere: host config, webcam sources (the console: tests/console/test_bad_requests.py) -------------
 
 def _host_config(**over: Any) -> Any:
-    from sortcam.host.config import BrokerAddress, HostConfig
+    from sortcam.host.config import HostConfig
+    from sortcam.mqtt_link import BrokerURL
 
-    return HostConfig(broker=BrokerAddress("127.0.0.1", 1883, False), serial_url="/dev/null", line="L1",
+    return HostConfig(broker=BrokerURL("127.0.0.1", 1883, False), serial_url="/dev/null", line="L1",
                       label_bins={"paper": "paper"}, gates={"paper": 1, "reject": 0}, **over).validate()
 
 

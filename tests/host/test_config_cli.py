@@ -13,9 +13,10 @@ from host_helpers import CLASSES, write_config
 from sortcam import card as card_mod
 from sortcam.cli import main
 from sortcam.errors import ConfigError
-from sortcam.host.config import BrokerAddress, build_config
+from sortcam.host.config import build_config
 from sortcam.host.controller import Decider
 from sortcam.host.store import NewItem, StateStore, open_readonly, prune, query_events, query_items
+from sortcam.mqtt_link import BrokerURL
 
 TOML = """
 threshold = 0.7
@@ -60,7 +61,7 @@ def test_toml_config(tmp_path: Path) -> None:
     path.write_text(TOML)
     cfg = build_config(broker="mqtt://127.0.0.1:1884", serial_url="/dev/null", line="A", config_file=path,
                        card_path=tmp_path / "no-card.json")
-    assert cfg.broker == BrokerAddress("127.0.0.1", 1884, False)
+    assert cfg.broker == BrokerURL("127.0.0.1", 1884, False)
     assert cfg.belt_delay_for("cam-7") == 800 and cfg.belt_delay_for("other") == 1200
     assert (cfg.ack_timeout_ms, cfg.retries, cfg.deadline_ms, cfg.client_id) == (150, 2, 3000, "sortcam-host-A")
     d = Decider(cfg)

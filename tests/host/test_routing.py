@@ -154,7 +154,7 @@ def test_every_bad_input_is_counted_and_never_sorted(rig_factory) -> None:  # no
     assert rig.controller.proc.poll() is None
     port = int(wait_until(lambda: _metrics_port(rig.controller.log()), what="metrics port"))
     text = _scrape(port)
-    assert "sortcam_host_acked_total 1" in text
+    assert "sortcam_host_acked_total 1.0" in text
     counted = sum(float(line.split()[-1]) for line in text.splitlines()
                   if line.startswith("sortcam_host_invalid_messages_total{"))
     assert counted == len(BAD_PAYLOADS) + 1

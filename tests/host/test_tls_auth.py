@@ -107,3 +107,39 @@ def test_tls_and_auth_failures_are_one_line_errors(tls_broker, pty_pair, tmp_pat
     assert "Traceback" not in log
     expect = "refused the connection" if case == "bad_password" else "cannot reach MQTT broker"
     assert expect in errors[0]
+
+
+def test_password_file_and_the_twin_honours_the_ca_file(tls_broker, pty_pair, tmp_path: Path,  # noqa: ANN001
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the controller nor the twin needs the password on its command line, and both
+    verify the broker against the CA file they are given (sortcam.mqtt_link)."""
+    from sortcam.errors import BrokerError
+    from sortcam.sim.twin import DeviceTwin
+
+    broker, ca, other_ca = tls_broker
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("SORTCAM_MQTT_USERNAME", "line")
+    monkeypatch.delenv("SORTCAM_MQTT_PASSWORD", raising=False)
+    monkeypatch.setenv("SORTCAM_MQTT_PASSWORD_FILE", str(secret))
+    url = f"mqtts://127.0.0.1:{broker.port}"
+    twin = DeviceTwin("cam1")
+    with pytest.raises(BrokerError):
+        twin.connect(url, ca_file=str(other_ca), timeout_s=5)
+    sorter = ScriptedSorter(pty_pair.master)
+    monkeypatch.delenv("SORTCAM_MQTT_PASSWORD_FILE")
+    ctl = ControllerProcess(tmp_path, url, str(pty_pair.path), write_config(tmp_path / "c.json"),
+                            extra=("--ca-file", str(ca), "--password-file", str(secret)))
+    try:
+        ctl.start()
+        monkeypatch.setenv("SORTCAM_MQTT_PASSWORD_FILE", str(secret))
+        twin.connect(url, ca_file=str(ca))
+        assert twin._client is not None  # noqa: SLF001
+        twin._client.publish("sortcam/cam1/classification", classification(seq=1, label="glass"), qos=1)  # noqa: SLF001
+        wait_until(lambda: sorter.moves, what="the twin's item sorted over TLS")
+        assert list(sorter.moves.values()) == [4]
+        twin.close()
+        assert ctl.stop() == 0
+    finally:
+        ctl.kill()
+        sorter.stop()

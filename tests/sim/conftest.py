@@ -85,18 +85,16 @@ class Recorder:
     """An MQTT client that keeps every message it receives: ``(topic, payload, retain)``."""
 
     def __init__(self, url: str, topics: list[str]) -> None:
-        import paho.mqtt.client as mqtt
+        from sortcam.mqtt_link import make_client, parse_broker_url
 
-        from sortcam.sim.twin import parse_broker_url
-
-        host, port, _ = parse_broker_url(url)
+        broker = parse_broker_url(url)
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"rec-{time.monotonic_ns()}")
+        self.client = make_client(broker, f"rec-{time.monotonic_ns()}")
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client.connect(host, port)
+        self.client.connect(broker.host, broker.port)
         self.client.loop_start()
         self.client.subscribe([(t, 1) for t in topics])
         assert self._subscribed.wait(10), "recorder could not subscribe"
