@@ -56,6 +56,10 @@ class IdfBoard : public CameraBoard {
     return board::EncodeJpeg(rgb565, len, width, height, quality, jpeg, jpeg_len);
   }
   void FreeJpeg(uint8_t* jpeg) override { board::FreeJpeg(jpeg); }
+  bool CaptureJpeg(CollectSize size, int quality, JpegFrame* frame) override {
+    return board::CaptureJpeg(size, quality, frame);
+  }
+  bool RestoreCamera() override { return board::RestoreCamera(); }
   int8_t* InputBuffer() override { return board::InputBuffer(); }
   const int8_t* RunInference(int64_t* invoke_us) override { return board::RunInference(invoke_us); }
   bool TakeTriggerEdge() override { return board::TakeTriggerEdge(); }

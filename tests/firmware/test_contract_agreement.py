@@ -68,6 +68,13 @@ SERIAL = parse_header("serial_protocol.h")
         ("kSampleMaxPayload", mqtt_contract.SAMPLE_MAX_PAYLOAD),
         ("kSampleMinIntervalMs", round(mqtt_contract.SAMPLE_MIN_INTERVAL_S * 1000)),
         ("kSampleBurst", mqtt_contract.SampleRateLimiter().burst),
+        ("kSetKeys", mqtt_contract.SET_KEYS),
+        ("kCollectEveryMinMs", mqtt_contract.COLLECT_EVERY_MIN_MS),
+        ("kCollectEveryMaxMs", mqtt_contract.COLLECT_EVERY_MAX_MS),
+        ("kCollectEveryDefaultMs", mqtt_contract.COLLECT_EVERY_DEFAULT_MS),
+        ("kCollectForMaxS", mqtt_contract.COLLECT_FOR_MAX_S),
+        ("kCollectMaxSide", mqtt_contract.COLLECT_MAX_SIDE),
+        ("kSampleJpegMax", mqtt_contract.SAMPLE_JPEG_MAX),
     ],
 )
 def test_mqtt_header_matches_python(cpp: str, py: object) -> None:
@@ -118,14 +125,36 @@ def test_device_id_limit_matches_the_regex() -> None:
 
 
 def test_set_keys_and_interval_limit_match_validate_cmd() -> None:
+    assert MQTT["kSetKeys"] == mqtt_contract.SET_KEYS
     for key in MQTT["kSetKeys"]:  # type: ignore[union-attr]
-        mqtt_contract.validate_cmd(f'{{"cmd":"set","{key}":{0 if key != "trigger" else chr(34) + "gpio" + chr(34)}}}')
+        value = '"gpio"' if key == "trigger" else "0"
+        extra = ',"collect_for_s":0' if key == "collect_every_ms" else ""  # collect_every_ms needs collect_for_s
+        if key == "collect_every_ms":
+            value = str(MQTT["kCollectEveryMinMs"])
+        mqtt_contract.validate_cmd(f'{{"cmd":"set","{key}":{value}{extra}}}')
     limit = MQTT["kIntervalMaxMs"]
     mqtt_contract.validate_cmd(f'{{"cmd":"set","interval_ms":{limit}}}')
     with pytest.raises(mqtt_contract.ContractError):
         mqtt_contract.validate_cmd(f'{{"cmd":"set","interval_ms":{limit + 1}}}')  # type: ignore[operator]
     with pytest.raises(mqtt_contract.ContractError):
         mqtt_contract.validate_cmd('{"cmd":"set","gain":1}')
+
+
+def test_collect_limits_match_validate_cmd() -> None:
+    """The header's collect limits are validate_cmd's edges, and the JPEG limit fits one sample message."""
+    lo, hi, for_max = MQTT["kCollectEveryMinMs"], MQTT["kCollectEveryMaxMs"], MQTT["kCollectForMaxS"]
+    for every, for_s in ((lo, 0), (hi, for_max)):
+        mqtt_contract.validate_cmd(f'{{"cmd":"set","collect_every_ms":{every},"collect_for_s":{for_s}}}')
+    for bad in (f'"collect_every_ms":{lo - 1},"collect_for_s":1', f'"collect_every_ms":{hi + 1},"collect_for_s":1',  # type: ignore[operator]
+                f'"collect_for_s":{for_max + 1}', f'"collect_every_ms":{lo}'):  # type: ignore[operator]
+        with pytest.raises(mqtt_contract.ContractError):
+            mqtt_contract.validate_cmd(f'{{"cmd":"set",{bad}}}')
+    assert MQTT["kCollectEveryMinMs"] == MQTT["kSampleMinIntervalMs"]
+    jpeg = b"\xff\xd8" + b"\x00" * (int(MQTT["kSampleJpegMax"]) - 2)  # type: ignore[call-overload]
+    raw = mqtt_contract.encode_sample(device="c" * 32, boot="b" * 32, seq=mqtt_contract.SEQ_MAX, jpeg=jpeg,
+                                      width=int(MQTT["kCollectMaxSide"]), height=int(MQTT["kCollectMaxSide"]))  # type: ignore[call-overload]
+    assert len(raw) <= MQTT["kSampleMaxPayload"]  # type: ignore[operator]
+    assert mqtt_contract.is_collected_frame(mqtt_contract.validate_sample(raw))
 
 
 def test_status_writer_uses_the_declared_fields() -> None:

@@ -63,6 +63,19 @@ void PowerCycle() {
   vTaskDelay(pdMS_TO_TICKS(100));
 }
 
+framesize_t FrameSizeOf(CollectSize size) {
+  switch (size) {
+    case CollectSize::kQvga: return FRAMESIZE_QVGA;
+    case CollectSize::kVga: return FRAMESIZE_VGA;
+    case CollectSize::kSvga: return FRAMESIZE_SVGA;
+    case CollectSize::kXga: return FRAMESIZE_XGA;
+    case CollectSize::kHd: return FRAMESIZE_HD;
+    case CollectSize::kSxga: return FRAMESIZE_SXGA;
+    case CollectSize::kUxga: return FRAMESIZE_UXGA;
+  }
+  return FRAMESIZE_SVGA;
+}
+
 }  // namespace
 
 bool InitCamera(int attempts) {
@@ -130,6 +143,42 @@ bool EncodeJpeg(const uint8_t* rgb565, size_t len, int width, int height, int qu
 }
 
 void FreeJpeg(uint8_t* jpeg) { std::free(jpeg); }  // fmt2jpg allocates with heap_caps_malloc
+
+bool CaptureJpeg(CollectSize size, int quality, JpegFrame* frame) {
+  ReleaseFrame();
+  esp_camera_deinit();
+  camera_config_t config = Config();
+  config.pixel_format = PIXFORMAT_JPEG;
+  config.frame_size = FrameSizeOf(size);
+  config.jpeg_quality = quality;
+  config.fb_count = 1;
+  config.grab_mode = CAMERA_GRAB_WHEN_EMPTY;
+  const esp_err_t err = esp_camera_init(&config);
+  if (err != ESP_OK) {
+    ESP_LOGW(kTag, "camera restart in JPEG failed: %s", esp_err_to_name(err));
+    return false;
+  }
+  for (int i = 0; i < kCollectSettleFrames; ++i) {
+    if (camera_fb_t* settling = esp_camera_fb_get()) esp_camera_fb_return(settling);
+  }
+  g_frame = esp_camera_fb_get();
+  if (g_frame == nullptr || g_frame->format != PIXFORMAT_JPEG) {
+    ESP_LOGW(kTag, "JPEG frame capture failed");
+    ReleaseFrame();
+    return false;
+  }
+  frame->data = g_frame->buf;
+  frame->len = g_frame->len;
+  frame->width = static_cast<uint32_t>(g_frame->width);
+  frame->height = static_cast<uint32_t>(g_frame->height);
+  return true;
+}
+
+bool RestoreCamera() {
+  ReleaseFrame();
+  esp_camera_deinit();
+  return InitCamera(3);
+}
 
 }  // namespace board
 }  // namespace sortcam

@@ -68,6 +68,7 @@ void LoadConfig(DeviceConfig* config) {
   if (repairs.trigger) ESP_LOGW(kTag, "unknown trigger '%s': using continuous", repairs.trigger_name);
   if (repairs.decision) ESP_LOGW(kTag, "stored decision settings out of range: using defaults");
   if (repairs.interval) ESP_LOGW(kTag, "stored interval_ms out of range: using 0");
+  if (repairs.collect_size) ESP_LOGW(kTag, "unknown collect_size: using %s", CollectSizeOf(kDefaultCollectSize).name);
   ESP_LOGI(kTag, "device %s, broker %s, root %s, trigger %s, threshold %.2f", config->device_id, config->mqtt_uri,
            config->topic_root, TriggerName(config->decision.trigger), static_cast<double>(config->decision.threshold));
   if (config->wifi_ssid[0] == '\0') ESP_LOGE(kTag, "no Wi-Fi SSID: set wifi_ssid in secrets.ini and rebuild");

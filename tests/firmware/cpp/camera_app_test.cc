@@ -59,6 +59,14 @@ class FakeBoard : public sortcam::CameraBoard {
   uint32_t invoke_cost_ms = 900;
   int8_t input[kModelSide * kModelSide * 3] = {};
   int outstanding = 0;  // JPEG and sample buffers not yet freed
+  // Dataset capture: every CaptureJpeg call (size, quality), and what it gives.
+  std::vector<std::pair<sortcam::CollectSize, int>> jpeg_captures;
+  bool jpeg_mode = false;
+  bool jpeg_works = true;
+  size_t collected_jpeg_bytes = 40000;
+  uint32_t collected_width = 0;  // 0: the size's own
+  uint32_t jpeg_capture_ms = 300;
+  int restores = 0;
 
   uint32_t NowMs() override { return now; }
   void SleepMs(uint32_t ms) override {
@@ -112,6 +120,29 @@ class FakeBoard : public sortcam::CameraBoard {
   void FreeJpeg(uint8_t* jpeg) override {
     std::free(jpeg);
     --outstanding;
+  }
+  bool CaptureJpeg(sortcam::CollectSize size, int quality, sortcam::JpegFrame* frame) override {
+    EXPECT_FALSE(jpeg_mode) << "RestoreCamera must follow every CaptureJpeg";
+    jpeg_mode = true;
+    jpeg_captures.push_back({size, quality});
+    now += jpeg_capture_ms;
+    if (!jpeg_works) return false;
+    const sortcam::CollectSizeInfo& info = sortcam::CollectSizeOf(size);
+    jpeg_frame_.assign(collected_jpeg_bytes, 0x22);
+    jpeg_frame_[0] = 0xFF;
+    jpeg_frame_[1] = 0xD8;
+    frame->data = jpeg_frame_.data();
+    frame->len = jpeg_frame_.size();
+    frame->width = collected_width != 0 ? collected_width : info.width;
+    frame->height = info.height;
+    return true;
+  }
+  bool RestoreCamera() override {
+    EXPECT_TRUE(jpeg_mode);
+    jpeg_mode = false;
+    jpeg_frame_.assign(jpeg_frame_.size(), 0xEE);  // the driver's buffer is gone
+    ++restores;
+    return true;
   }
   int8_t* InputBuffer() override { return input; }
   const int8_t* RunInference(int64_t* invoke_us) override {
@@ -188,6 +219,7 @@ class FakeBoard : public sortcam::CameraBoard {
 
  private:
   FakeFrame current_;
+  std::vector<uint8_t> jpeg_frame_;
   std::vector<int8_t> last_scores_;
   int msg_id_ = 0;
 };
@@ -395,6 +427,158 @@ TEST_F(CameraAppTest, SetCommandChangesPersistsAndReports) {
   EXPECT_NE(board_.events[0].find("\"trigger\":\"command\",\"threshold\":0.8000"), std::string::npos);
   EXPECT_TRUE(board_.Logged("settings: threshold 0.80, trigger command, interval 500 ms"));
   EXPECT_TRUE(board_.frames.empty() && board_.sleeps.back() == 500u);  // waiting for a capture command
+}
+
+Command Collect(uint32_t every_ms, uint32_t for_s) {
+  Command c;
+  c.kind = CommandKind::kSet;
+  c.has_collect = true;
+  c.collect_every_ms = every_ms;
+  c.collect_for_s = for_s;
+  return c;
+}
+
+// The "seq" of a classification or sample event, -1 when there is none.
+long SeqOf(const std::string& event) {
+  const size_t at = event.find("\"seq\":");
+  return at == std::string::npos ? -1 : std::strtol(event.c_str() + at + 6, nullptr, 10);
+}
+
+TEST_F(CameraAppTest, CollectorGetsLabelLessFramesAtItsPaceUntilTheLeaseRunsOut) {
+  Start(Trigger::kCommand);  // nothing on the belt to look at: only the collector's frames
+  board_.commands.push_back(Collect(2000, 10));
+  Run(2000);  // 10 ms passes and a 300 ms JPEG capture per frame: well past the lease
+  ASSERT_EQ(board_.Count("sample "), 5);  // at 0, 2, 4, 6 and 8 s; the lease ends at 10 s
+  long seq = 0;
+  for (const auto& e : board_.events) {
+    if (e.rfind("sample ", 0) != 0) continue;
+    EXPECT_EQ(e.rfind("sample {\"v\":1,\"device\":\"cam1\",\"boot\":\"deadbeef\",\"seq\":", 0), 0u);
+    EXPECT_EQ(SeqOf(e), seq++);
+    EXPECT_EQ(e.find("\"label\""), std::string::npos);
+    EXPECT_EQ(e.find("\"confidence\""), std::string::npos);
+    EXPECT_NE(e.find("\"seq\":" + std::to_string(seq - 1) + ",\"width\":800,\"height\":600,\"jpeg\":\"/9gi"),
+              std::string::npos);
+  }
+  EXPECT_EQ(app_.seq(), 5u);
+  EXPECT_EQ(app_.frames_collected(), 5u);
+  EXPECT_EQ(board_.jpeg_captures.size(), 5u);
+  EXPECT_EQ(board_.restores, 5);
+  for (const auto& capture : board_.jpeg_captures) {
+    EXPECT_EQ(capture.first, sortcam::CollectSize::kSvga);
+    EXPECT_EQ(capture.second, sortcam::FrameCollector::kStartQuality);
+  }
+  EXPECT_FALSE(app_.collector().active());
+  EXPECT_EQ(app_.collector().expired(), 1u);
+  EXPECT_TRUE(board_.Logged("collection started: a 800x600 frame every 2000 ms for 10 s"));
+  EXPECT_TRUE(board_.Logged("collection lease ran out (5 frames sent this boot)"));
+  EXPECT_EQ(board_.saves, 0);  // a collection is never written to NVS: a reboot forgets it
+  EXPECT_EQ(board_.outstanding, 0);
+  EXPECT_FALSE(board_.jpeg_mode);
+}
+
+TEST_F(CameraAppTest, FramesAndItemsShareTheBootsSeq) {
+  Start();
+  board_.commands.push_back(Collect(2000, 60));
+  Belt();
+  Item(3, Scores(-128, 127, -128));
+  Belt(2);
+  Item(3, Scores(127, -128, -128));
+  Belt();
+  Run(10);
+  ASSERT_EQ(board_.Count("classification "), 2);
+  ASSERT_GE(board_.Count("sample "), 3);
+  std::vector<long> seqs;
+  for (const auto& e : board_.events) {
+    if (e.rfind("classification ", 0) == 0 || e.rfind("sample ", 0) == 0) seqs.push_back(SeqOf(e));
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], static_cast<long>(i));  // one number, one thing
+  EXPECT_EQ(app_.seq(), seqs.size());
+}
+
+TEST_F(CameraAppTest, CollectionStopsRenewsAndKeepsItsPace) {
+  Start(Trigger::kCommand);
+  board_.commands.push_back(Collect(5000, 60));
+  Run(1);
+  EXPECT_EQ(board_.Count("sample "), 1);
+  Run(100);  // about 1.3 s
+  board_.commands.push_back(Collect(5000, 60));  // the collector's renewal
+  Run(1);
+  EXPECT_EQ(board_.Count("sample "), 1);  // a renewal sends nothing early
+  EXPECT_TRUE(board_.Logged("collection renewed: a 800x600 frame every 5000 ms for 60 s"));
+  board_.commands.push_back(Collect(2000, 0));
+  Run(1000);
+  EXPECT_EQ(board_.Count("sample "), 1);
+  EXPECT_TRUE(board_.Logged("collection stopped (1 frames sent this boot)"));
+  EXPECT_EQ(app_.collector().expired(), 0u);
+  EXPECT_EQ(board_.Count("status "), 3);  // each set command reports the status, as the twin does
+
+  sortcam::DeviceConfig config = Config(Trigger::kCommand);
+  config.collect_size = sortcam::CollectSize::kUxga;
+  FakeBoard board;
+  CameraApp app(&board);  // a reboot: a new app, no collection until the collector renews
+  const size_t n = CameraApp::ImageBytes(Model());
+  std::vector<uint8_t> image(n), background(n);
+  ASSERT_EQ(app.Start(config, Model(), 2, image.data(), background.data(), nullptr), nullptr);
+  EXPECT_FALSE(app.collector().active());
+  for (int i = 0; i < 300; ++i) app.Loop();
+  EXPECT_EQ(board.Count("sample "), 0);
+  board.commands.push_back(Collect(2000, 60));
+  app.Loop();
+  ASSERT_EQ(board.Count("sample "), 1);  // without PSRAM for low-confidence samples, still collects
+  EXPECT_NE(board.events.back().find("\"width\":1600,\"height\":1200"), std::string::npos);
+}
+
+TEST_F(CameraAppTest, EveryCollectedFrameFailureCostsOnlyThatFrame) {
+  struct Case {
+    const char* name;
+    void (*setup)(FakeBoard*);
+    uint32_t failed, refused, seq;
+    const char* log;
+  } cases[] = {
+      {"camera", [](FakeBoard* b) { b->jpeg_works = false; }, 1, 0, 0, "collected frame not captured (1 failed so far)"},
+      {"too large", [](FakeBoard* b) { b->collected_jpeg_bytes = 73345; }, 0, 1, 0,
+       "collected 800x600 frame of 73345 bytes refused: JPEG over 73344 bytes (next at quality 18)"},
+      {"too wide", [](FakeBoard* b) { b->collected_width = 1601; }, 0, 1, 0,
+       "refused: frame size outside 1..1600 px a side"},
+      {"memory", [](FakeBoard* b) { b->memory = false; }, 1, 0, 0, "no memory for a collected frame"},
+      {"client busy", [](FakeBoard* b) { b->client_takes_samples = false; }, 1, 0, 1,
+       "collected frame seq 0 not queued: offline or MQTT outbox busy"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    FakeBoard board;
+    c.setup(&board);
+    CameraApp app(&board);
+    const size_t n = CameraApp::ImageBytes(Model());
+    std::vector<uint8_t> image(n), background(n);
+    ASSERT_EQ(app.Start(Config(Trigger::kCommand), Model(), 3, image.data(), background.data(), nullptr), nullptr);
+    board.commands.push_back(Collect(2000, 60));
+    app.Loop();
+    EXPECT_EQ(board.Count("sample "), 0);
+    EXPECT_EQ(app.collect_failed(), c.failed);
+    EXPECT_EQ(app.collect_refused(), c.refused);
+    EXPECT_EQ(app.seq(), c.seq);  // a frame takes its seq once its message is written, as the twin's
+    EXPECT_TRUE(board.Logged(c.log)) << board.logs.back();
+    EXPECT_EQ(board.restores, 1);  // the camera is put back whatever happened
+    EXPECT_FALSE(board.jpeg_mode);
+    EXPECT_EQ(board.outstanding, 0);
+    for (int i = 0; i < 20; ++i) app.Loop();  // 200 ms later: the slot was taken, no retry
+    EXPECT_EQ(board.jpeg_captures.size(), 1u);
+  }
+  FakeBoard board;
+  board.collected_jpeg_bytes = 73345;
+  CameraApp app(&board);
+  const size_t n = CameraApp::ImageBytes(Model());
+  std::vector<uint8_t> image(n), background(n);
+  ASSERT_EQ(app.Start(Config(Trigger::kCommand), Model(), 3, image.data(), background.data(), nullptr), nullptr);
+  board.commands.push_back(Collect(2000, 60));
+  for (int i = 0; i < 200; ++i) app.Loop();  // about 2.3 s: a second frame, one step coarser
+  ASSERT_EQ(board.jpeg_captures.size(), 2u);
+  EXPECT_EQ(board.jpeg_captures[1].second, sortcam::FrameCollector::kStartQuality + sortcam::FrameCollector::kQualityStep);
+  board.collected_jpeg_bytes = 73344;
+  for (int i = 0; i < 200; ++i) app.Loop();
+  EXPECT_EQ(board.Count("sample "), 1);  // exactly the limit: sent
+  EXPECT_LE(board.events.back().size() - 7, sortcam::mqtt::kSampleMaxPayload);
 }
 
 TEST_F(CameraAppTest, TriggeredModesLookOnlyWhenArmed) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "golden.h"
+#include "sortcam/mqtt_contract.h"
 
 namespace {
 
@@ -64,6 +65,53 @@ TEST(Command, VerdictsMatchPython) {
   }
   EXPECT_GE(accepted, 20);
   EXPECT_LE(duplicates, 10);
+}
+
+// The collect_every_ms / collect_for_s cases (tests/firmware/collect_golden.py): same
+// verdicts and values as validate_cmd, every other key checked too.
+TEST(Command, CollectVerdictsMatchPython) {
+  const auto cases = golden::Cases("collect_cmds.txt");
+  ASSERT_GE(cases.size(), 500u);
+  int accepted = 0, stops = 0;
+  for (const auto& c : cases) {
+    const std::vector<uint8_t> payload = golden::Hex(c[0]);
+    SCOPED_TRACE("payload hex " + c[0]);
+    sortcam::Command cmd;
+    char error[112] = "";
+    const bool ok = sortcam::ParseCommand(reinterpret_cast<const char*>(payload.data()), payload.size(), &cmd, error,
+                                          sizeof error);
+    ASSERT_EQ(ok, c[1] == "1") << "C++ says: " << error;
+    if (!ok) {
+      EXPECT_NE(error[0], '\0');
+      continue;
+    }
+    ASSERT_EQ(c.size(), 8u);
+    ++accepted;
+    EXPECT_STREQ(KindName(cmd.kind), c[2].c_str());
+    EXPECT_EQ(cmd.has_threshold, c[3] != "-");
+    if (cmd.has_threshold) {
+      EXPECT_EQ(cmd.threshold, std::strtod(c[3].c_str(), nullptr));
+    }
+    EXPECT_EQ(cmd.has_trigger, c[4] != "-");
+    if (cmd.has_trigger) {
+      EXPECT_STREQ(sortcam::TriggerName(cmd.trigger), c[4].c_str());
+    }
+    EXPECT_EQ(cmd.has_interval, c[5] != "-");
+    if (cmd.has_interval) {
+      EXPECT_EQ(cmd.interval_ms, golden::U32(c[5]));
+    }
+    EXPECT_EQ(cmd.has_collect, c[7] != "-");
+    if (cmd.has_collect) {
+      EXPECT_EQ(cmd.collect_for_s, golden::U32(c[7]));
+      // Left out, the pace is the default, as the twin reads it (COLLECT_EVERY_DEFAULT_MS).
+      EXPECT_EQ(cmd.collect_every_ms, c[6] == "-" ? sortcam::mqtt::kCollectEveryDefaultMs : golden::U32(c[6]));
+      stops += cmd.collect_for_s == 0 ? 1 : 0;
+    } else {
+      EXPECT_EQ(c[6], "-");
+    }
+  }
+  EXPECT_GE(accepted, 10);
+  EXPECT_GE(stops, 2);
 }
 
 std::string Verdict(const std::string& payload, sortcam::Command* cmd = nullptr) {
@@ -122,6 +170,38 @@ TEST(Command, IntegersAsPythonReadsThem) {
   EXPECT_EQ(Verdict(long_number), "payload holds a number longer than 63 characters");
   const std::string longest = "{\"cmd\":\"set\",\"threshold\":0." + std::string(61, '5') + "}";
   EXPECT_EQ(Verdict(longest), "ok");
+}
+
+TEST(Command, CollectKeysAndTheirRules) {
+  sortcam::Command cmd;
+  ASSERT_EQ(Verdict(R"({"cmd":"set","collect_every_ms":2000,"collect_for_s":60})", &cmd), "ok");
+  EXPECT_TRUE(cmd.has_collect && !cmd.has_threshold && !cmd.has_trigger && !cmd.has_interval);
+  EXPECT_EQ(cmd.collect_every_ms, 2000u);
+  EXPECT_EQ(cmd.collect_for_s, 60u);
+  ASSERT_EQ(Verdict(R"({"cmd":"set","collect_for_s":0})", &cmd), "ok");  // the collector's stop
+  EXPECT_TRUE(cmd.has_collect);
+  EXPECT_EQ(cmd.collect_for_s, 0u);
+  EXPECT_EQ(cmd.collect_every_ms, sortcam::mqtt::kCollectEveryDefaultMs);
+  ASSERT_EQ(Verdict(R"({"cmd":"set","collect_every_ms":600000,"collect_for_s":3600})", &cmd), "ok");
+  EXPECT_EQ(cmd.collect_every_ms, 600000u);
+  EXPECT_EQ(cmd.collect_for_s, 3600u);
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_every_ms":2000})"),
+            "'collect_every_ms' needs 'collect_for_s' (how long to send frames)");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_every_ms":1999,"collect_for_s":60})"),
+            "'collect_every_ms' outside 2000..600000");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_every_ms":600001,"collect_for_s":60})"),
+            "'collect_every_ms' outside 2000..600000");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_for_s":3601})"), "'collect_for_s' outside 0..3600");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_for_s":-1})"), "'collect_for_s' outside 0..3600");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_for_s":60.0})"), "'collect_for_s' must be an integer");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_for_s":true})"), "'collect_for_s' must be an integer");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_every_ms":2e3,"collect_for_s":60})"),
+            "'collect_every_ms' must be an integer");
+  EXPECT_EQ(Verdict(R"({"cmd":"capture","collect_for_s":60})"), "command takes no arguments");
+  EXPECT_EQ(Verdict(R"({"cmd":"set","collect_for_s":60,"collect_for_s":0})"), "duplicate key 'collect_for_s'");
+  // A decision setting and a collection in one command: both taken.
+  ASSERT_EQ(Verdict(R"({"cmd":"set","threshold":0.5,"collect_for_s":5})", &cmd), "ok");
+  EXPECT_TRUE(cmd.has_threshold && cmd.has_collect);
 }
 
 TEST(Command, DeepNestingIsRefused) {

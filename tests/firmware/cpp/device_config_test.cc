@@ -150,6 +150,27 @@ TEST(LoadDeviceConfig, ReportsWhatItRepaired) {
   EXPECT_STREQ(r.trigger_name, "laser");
   EXPECT_EQ(c.decision.stable_frames, 3);
   EXPECT_EQ(c.interval_ms, 0u);
+  EXPECT_FALSE(r.collect_size);
+}
+
+TEST(LoadDeviceConfig, CollectSizeFromNvsOrTheDefault) {
+  MapStore empty;
+  sortcam::DeviceConfig c;
+  EXPECT_FALSE(sortcam::LoadDeviceConfig(&empty, Defaults(), kMac, &c).collect_size);
+  EXPECT_EQ(c.collect_size, sortcam::CollectSize::kSvga);
+  MapStore nvs;
+  nvs.strings["collect_size"] = "uxga";
+  EXPECT_FALSE(sortcam::LoadDeviceConfig(&nvs, Defaults(), kMac, &c).collect_size);
+  EXPECT_EQ(c.collect_size, sortcam::CollectSize::kUxga);
+  for (const char* bad : {"UXGA", "qxga", "", "uxga "}) {  // qxga (2048 px) is over the 1,600 px limit
+    nvs.strings["collect_size"] = bad;
+    EXPECT_TRUE(sortcam::LoadDeviceConfig(&nvs, Defaults(), kMac, &c).collect_size) << bad;
+    EXPECT_EQ(c.collect_size, sortcam::kDefaultCollectSize);
+  }
+  sortcam::DeviceConfig d = Stored();
+  d.collect_size = sortcam::CollectSize::kHd;
+  EXPECT_FALSE(sortcam::RepairConfig("gpio", kMac, &d).collect_size);  // no stored name: kept
+  EXPECT_EQ(d.collect_size, sortcam::CollectSize::kHd);
 }
 
 }  // namespace

@@ -74,6 +74,7 @@ void CameraApp::Loop() {
 
   board_.PumpMqtt(&outbox_);  // the classification goes to the client first ...
   PublishPendingSample();      // ... then its sample, if any
+  CollectFrame();              // a collector's frame, in any trigger mode
   if (board_.TakeStatusRequest() || board_.NowMs() - last_status_ms_ >= kStatusPeriodMs) PublishStatus();
   board_.SleepMs(LoopSleepMs(config_.interval_ms, board_.NowMs() - start_ms, waiting));
 }
@@ -131,10 +132,29 @@ void CameraApp::Apply(const Command& command) {
         config_.decision.trigger = command.trigger;
       }
       if (command.has_interval) config_.interval_ms = command.interval_ms;
-      board_.SaveDecisionSettings(config_);
-      board_.Log(LogLevel::kInfo, "settings: threshold %.2f, trigger %s, interval %lu ms",
-                 static_cast<double>(config_.decision.threshold), TriggerName(config_.decision.trigger),
-                 static_cast<unsigned long>(config_.interval_ms));
+      if (command.has_threshold || command.has_trigger || command.has_interval) {
+        // Only these persist; a collector's renewal every 20 s writes nothing to flash.
+        board_.SaveDecisionSettings(config_);
+        board_.Log(LogLevel::kInfo, "settings: threshold %.2f, trigger %s, interval %lu ms",
+                   static_cast<double>(config_.decision.threshold), TriggerName(config_.decision.trigger),
+                   static_cast<unsigned long>(config_.interval_ms));
+      }
+      if (command.has_collect) {
+        const FrameCollector::Change change =
+            collector_.Set(board_.NowMs(), command.collect_every_ms, command.collect_for_s);
+        const CollectSizeInfo& size = CollectSizeOf(config_.collect_size);
+        if (change == FrameCollector::Change::kStopped) {
+          board_.Log(LogLevel::kInfo, "collection stopped (%lu frames sent this boot)",
+                     static_cast<unsigned long>(frames_collected_));
+        } else {
+          board_.Log(change == FrameCollector::Change::kStarted ? LogLevel::kInfo : LogLevel::kDebug,
+                     "collection %s: a %ux%u frame every %lu ms for %lu s",
+                     change == FrameCollector::Change::kStarted ? "started" : "renewed",
+                     static_cast<unsigned>(size.width), static_cast<unsigned>(size.height),
+                     static_cast<unsigned long>(command.collect_every_ms),
+                     static_cast<unsigned long>(command.collect_for_s));
+        }
+      }
       PublishStatus();
       return;
   }
@@ -217,6 +237,71 @@ void CameraApp::PublishPendingSample() {
     ++samples_published_;
     board_.Log(LogLevel::kInfo, "sample of seq %lu: %u bytes of JPEG", static_cast<unsigned long>(sample_seq_),
                static_cast<unsigned>(jpeg_len));
+  }
+  board_.FreeSample(payload);
+}
+
+// A collector's frame when one is due: captured as JPEG by the camera itself, checked,
+// written through the sample writer without label and confidence, then published. Every
+// failure is logged and counted and costs only that frame; the frame's slot is taken
+// either way (FrameCollector::Due), so nothing is retried before the next one.
+void CameraApp::CollectFrame() {
+  const uint32_t expired = collector_.expired();
+  if (!collector_.Due(board_.NowMs())) {
+    if (collector_.expired() != expired) {
+      board_.Log(LogLevel::kInfo, "collection lease ran out (%lu frames sent this boot)",
+                 static_cast<unsigned long>(frames_collected_));
+    }
+    return;
+  }
+  board_.FeedWatchdog();
+  JpegFrame frame;
+  char* payload = nullptr;
+  size_t len = 0;
+  uint32_t seq = seq_;
+  if (!board_.CaptureJpeg(config_.collect_size, collector_.jpeg_quality(), &frame)) {
+    ++collect_failed_;
+    board_.Log(LogLevel::kWarn, "collected frame not captured (%lu failed so far)",
+               static_cast<unsigned long>(collect_failed_));
+  } else {
+    const CollectCheck check = CheckCollectedFrame(frame.data, frame.len, frame.width, frame.height);
+    collector_.OnCaptured(check, frame.len);
+    SampleFields f;
+    f.device = config_.device_id;
+    f.boot = boot_;
+    f.seq = seq;
+    f.width = frame.width;
+    f.height = frame.height;
+    const size_t needed = check == CollectCheck::kOk ? SampleMessageLength(f, frame.len) : 0;
+    if (check != CollectCheck::kOk) {
+      ++collect_refused_;
+      board_.Log(LogLevel::kWarn, "collected %lux%lu frame of %u bytes refused: %s (next at quality %d)",
+                 static_cast<unsigned long>(frame.width), static_cast<unsigned long>(frame.height),
+                 static_cast<unsigned>(frame.len), CollectCheckName(check), collector_.jpeg_quality());
+    } else if (needed == 0 || (payload = board_.AllocateSample(needed + 1)) == nullptr) {
+      ++collect_failed_;
+      board_.Log(LogLevel::kWarn, "no memory for a collected frame (%u bytes)", static_cast<unsigned>(needed + 1));
+    } else if (const SampleResult result = sample_writer_.Write(f, frame.data, frame.len, payload, needed + 1, &len);
+               result != SampleResult::kOk) {
+      ++collect_refused_;
+      board_.Log(LogLevel::kWarn, "collected frame refused by the sample writer: %s", SampleResultName(result));
+      board_.FreeSample(payload);
+      payload = nullptr;
+    } else {
+      ++seq_;  // the frame has its seq from here on, as the twin's sequencer.next()
+    }
+  }
+  if (!board_.RestoreCamera()) board_.Log(LogLevel::kError, "the camera did not come back after a collected frame");
+  if (payload == nullptr) return;
+  if (board_.PublishSample(payload, len)) {
+    ++frames_collected_;
+    board_.Log(LogLevel::kInfo, "collected frame seq %lu: %lux%lu, %u bytes of JPEG", static_cast<unsigned long>(seq),
+               static_cast<unsigned long>(frame.width), static_cast<unsigned long>(frame.height),
+               static_cast<unsigned>(frame.len));
+  } else {
+    ++collect_failed_;
+    board_.Log(LogLevel::kWarn, "collected frame seq %lu not queued: offline or MQTT outbox busy",
+               static_cast<unsigned long>(seq));
   }
   board_.FreeSample(payload);
 }

@@ -233,16 +233,18 @@ bool ParseCommand(const char* payload, size_t len, Command* out, char* error, si
   if (!cJSON_IsObject(tree.root)) return Reject(error, error_size, "payload is not a JSON object");
   if (const cJSON* dup = FindDuplicateKey(tree.root)) return RejectDuplicate(error, error_size, dup->string);
 
-  Field v, cmd, threshold, trigger, interval;
+  Field v, cmd, threshold, trigger, interval, collect_every, collect_for;
   bool unknown_key = false;
   size_t number_index = 0;
   for (const cJSON* member = tree.root->child; member != nullptr; member = member->next) {
-    Field* field = std::strcmp(member->string, "v") == 0           ? &v
-                   : std::strcmp(member->string, "cmd") == 0         ? &cmd
-                   : std::strcmp(member->string, "threshold") == 0   ? &threshold
-                   : std::strcmp(member->string, "trigger") == 0     ? &trigger
-                   : std::strcmp(member->string, "interval_ms") == 0 ? &interval
-                                                                      : nullptr;
+    Field* field = std::strcmp(member->string, "v") == 0                  ? &v
+                   : std::strcmp(member->string, "cmd") == 0                ? &cmd
+                   : std::strcmp(member->string, "threshold") == 0          ? &threshold
+                   : std::strcmp(member->string, "trigger") == 0            ? &trigger
+                   : std::strcmp(member->string, "interval_ms") == 0        ? &interval
+                   : std::strcmp(member->string, "collect_every_ms") == 0   ? &collect_every
+                   : std::strcmp(member->string, "collect_for_s") == 0      ? &collect_for
+                                                                             : nullptr;
     if (field == nullptr) {
       unknown_key = true;
     } else {
@@ -268,13 +270,17 @@ bool ParseCommand(const char* payload, size_t len, Command* out, char* error, si
   } else {
     return Reject(error, error_size, "unknown command");
   }
-  const bool has_args = unknown_key || threshold.present() || trigger.present() || interval.present();
+  const bool has_args = unknown_key || threshold.present() || trigger.present() || interval.present() ||
+                        collect_every.present() || collect_for.present();
   if (result.kind != CommandKind::kSet) {
     if (has_args) return Reject(error, error_size, "command takes no arguments");
     *out = result;
     return true;
   }
-  if (!has_args) return Reject(error, error_size, "'set' needs at least one of threshold, trigger, interval_ms");
+  if (!has_args) {
+    return Reject(error, error_size,
+                  "'set' needs at least one of threshold, trigger, interval_ms, collect_every_ms, collect_for_s");
+  }
   if (unknown_key) return Reject(error, error_size, "'set' got unknown keys");
   if (threshold.present()) {
     if (!threshold.is_number()) return Reject(error, error_size, "'threshold' must be a number");
@@ -296,6 +302,26 @@ bool ParseCommand(const char* payload, size_t len, Command* out, char* error, si
     if (!(ms >= 0.0 && ms <= mqtt::kIntervalMaxMs)) return Reject(error, error_size, "'interval_ms' outside 0..60000");
     result.has_interval = true;
     result.interval_ms = static_cast<uint32_t>(ms);
+  }
+  // validate_cmd's order: collect_every_ms needs collect_for_s before its own range counts.
+  if (collect_every.present()) {
+    if (!collect_for.present()) {
+      return Reject(error, error_size, "'collect_every_ms' needs 'collect_for_s' (how long to send frames)");
+    }
+    if (!collect_every.integer) return Reject(error, error_size, "'collect_every_ms' must be an integer");
+    const double ms = collect_every.value->valuedouble;
+    if (!(ms >= mqtt::kCollectEveryMinMs && ms <= mqtt::kCollectEveryMaxMs)) {
+      return Reject(error, error_size, "'collect_every_ms' outside 2000..600000");
+    }
+  }
+  if (collect_for.present()) {
+    if (!collect_for.integer) return Reject(error, error_size, "'collect_for_s' must be an integer");
+    const double s = collect_for.value->valuedouble;
+    if (!(s >= 0.0 && s <= mqtt::kCollectForMaxS)) return Reject(error, error_size, "'collect_for_s' outside 0..3600");
+    result.has_collect = true;
+    result.collect_for_s = static_cast<uint32_t>(s);
+    result.collect_every_ms = collect_every.present() ? static_cast<uint32_t>(collect_every.value->valuedouble)
+                                                      : mqtt::kCollectEveryDefaultMs;
   }
   *out = result;
   return true;

@@ -49,7 +49,9 @@ ConfigRepairs LoadDeviceConfig(SettingsStore* store, const CompiledDefaults& def
   config->decision.change_threshold = read_int("change", fallback.change_threshold);
   config->interval_ms = ReadU32(store, "interval_ms", 0);
   config->trigger_gpio = read_int("trigger_gpio", defaults.trigger_gpio);
-  ConfigRepairs repairs = RepairConfig(trigger, mac, config);
+  char collect_size[16];
+  ReadString(store, "collect_size", defaults.collect_size, collect_size);
+  ConfigRepairs repairs = RepairConfig(trigger, mac, config, collect_size);
   std::snprintf(repairs.trigger_name, sizeof repairs.trigger_name, "%s", trigger);
   return repairs;
 }
@@ -60,8 +62,14 @@ bool SaveDecisionSettings(const DeviceConfig& config, SettingsStore* store) {
          store->SetU32("interval_ms", config.interval_ms) && store->Commit();
 }
 
-ConfigRepairs RepairConfig(const char* trigger_name, const uint8_t mac[6], DeviceConfig* config) {
+ConfigRepairs RepairConfig(const char* trigger_name, const uint8_t mac[6], DeviceConfig* config,
+                           const char* collect_size_name) {
   ConfigRepairs repairs;
+  if (collect_size_name != nullptr &&
+      !CollectSizeFromName(collect_size_name, std::strlen(collect_size_name), &config->collect_size)) {
+    config->collect_size = kDefaultCollectSize;
+    repairs.collect_size = true;
+  }
   if (!TriggerFromName(trigger_name, std::strlen(trigger_name), &config->decision.trigger)) {
     config->decision.trigger = Trigger::kContinuous;
     repairs.trigger = true;

@@ -5,13 +5,15 @@
 // header (firmware/src/board/) and the loop only wires them; here the wiring itself is
 // portable too, so the host tests drive the whole loop with a fake board
 // (tests/firmware/cpp/camera_app_test.cc): commands, triggers, capture failures and camera
-// recovery, the classification before its sample, sample refusals, status, FPS, sleep.
+// recovery, the classification before its sample, sample refusals, status, FPS, sleep,
+// and the full frames a collector asks for (sortcam collect).
 // firmware/src/app.cc implements CameraBoard by forwarding to board/ and holds no logic.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "sortcam/collect.h"
 #include "sortcam/command.h"
 #include "sortcam/detector.h"
 #include "sortcam/device_config.h"
@@ -65,6 +67,12 @@ class CameraBoard {
   virtual bool EncodeJpeg(const uint8_t* rgb565, size_t len, int width, int height, int quality, uint8_t** jpeg,
                           size_t* jpeg_len) = 0;
   virtual void FreeJpeg(uint8_t* jpeg) = 0;
+  // Dataset capture: the sensor's frame as JPEG at size and quality (esp32-camera's 0..63,
+  // lower is finer), valid until RestoreCamera. RestoreCamera follows every CaptureJpeg,
+  // whatever it returned, and brings back the classification format; false when the
+  // camera did not come back (the next CaptureFrame fails and the recovery takes over).
+  virtual bool CaptureJpeg(CollectSize size, int quality, JpegFrame* frame) = 0;
+  virtual bool RestoreCamera() = 0;
 
   virtual int8_t* InputBuffer() = 0;                            // the model's int8 input tensor
   virtual const int8_t* RunInference(int64_t* invoke_us) = 0;  // nullptr when Invoke failed
@@ -137,6 +145,10 @@ class CameraApp {
   uint32_t samples_failed() const { return sample_failed_; }  // encoder, memory or MQTT client refused
   uint32_t samples_refused() const { return sample_writer_.refused(); }
   uint32_t samples_skipped() const { return sample_limiter_.dropped(); }
+  const FrameCollector& collector() const { return collector_; }
+  uint32_t frames_collected() const { return frames_collected_; }
+  uint32_t collect_failed() const { return collect_failed_; }    // capture, memory or MQTT client failed
+  uint32_t collect_refused() const { return collect_refused_; }  // CheckCollectedFrame said no
 
  private:
   bool WaitingForTrigger() const;
@@ -144,6 +156,7 @@ class CameraApp {
   void Apply(const Command& command);
   void Publish(const Item& item, uint32_t capture_ms);
   void PublishPendingSample();
+  void CollectFrame();
   void PublishStatus();
 
   CameraBoard& board_;
@@ -173,6 +186,13 @@ class CameraApp {
   SampleWriter sample_writer_;
   uint32_t sample_failed_ = 0;
   uint32_t samples_published_ = 0;
+
+  // Dataset capture: full frames for a collector while its lease runs, each taking the
+  // boot's next seq_ (so (device, boot, seq) names one item or one frame, never both).
+  FrameCollector collector_;
+  uint32_t frames_collected_ = 0;
+  uint32_t collect_failed_ = 0;
+  uint32_t collect_refused_ = 0;
 };
 
 }  // namespace sortcam

@@ -28,6 +28,11 @@ struct Command {
   Trigger trigger = Trigger::kContinuous;
   bool has_interval = false;
   uint32_t interval_ms = 0;  // 0..kIntervalMaxMs: minimum time between frames
+  // Dataset capture: collect_for_s present. 0 stops; collect_every_ms is
+  // kCollectEveryMinMs..kCollectEveryMaxMs, kCollectEveryDefaultMs when left out.
+  bool has_collect = false;
+  uint32_t collect_every_ms = 0;
+  uint32_t collect_for_s = 0;  // 0..kCollectForMaxS
 };
 
 constexpr int kMaxDepth = 32;

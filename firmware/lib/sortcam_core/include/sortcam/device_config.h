@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "sortcam/collect.h"
 #include "sortcam/detector.h"
 
 namespace sortcam {
@@ -21,6 +22,7 @@ struct DeviceConfig {
   DecisionConfig decision;
   uint32_t interval_ms = 0;  // minimum time between frames; 0 = as fast as inference allows
   int trigger_gpio = -1;     // beam-break input (active low); -1: none
+  CollectSize collect_size = kDefaultCollectSize;  // JPEG size of a frame a collector asks for
 };
 
 // What RepairConfig changed, for the log.
@@ -30,11 +32,14 @@ struct ConfigRepairs {
   bool decision = false;   // decision settings out of range: the defaults (trigger kept)
   bool interval = false;   // interval_ms above mqtt::kIntervalMaxMs: 0
   bool device_id = false;  // empty or invalid device id: "cam-" + the MAC's last three bytes
+  bool collect_size = false;  // unknown collect_size name: kDefaultCollectSize
 };
 
-// Settings as NVS and the compiled defaults gave them (trigger_name: the stored trigger),
-// made usable; mac is the Wi-Fi station MAC.
-ConfigRepairs RepairConfig(const char* trigger_name, const uint8_t mac[6], DeviceConfig* config);
+// Settings as NVS and the compiled defaults gave them (trigger_name: the stored trigger;
+// collect_size_name: the stored collect_size, nullptr for the default), made usable; mac is
+// the Wi-Fi station MAC.
+ConfigRepairs RepairConfig(const char* trigger_name, const uint8_t mac[6], DeviceConfig* config,
+                           const char* collect_size_name = nullptr);
 
 // Where settings persist: NVS on the chip (namespace "sortcam"), a map in the tests. Keys are
 // the names below, at most 15 characters as NVS requires.
@@ -60,6 +65,7 @@ struct CompiledDefaults {
   const char* topic_root = "";
   const char* trigger = "continuous";
   int trigger_gpio = -1;
+  const char* collect_size = "svga";  // a kCollectSizes name
 };
 
 // Every setting from the store, else its default, then RepairConfig. The threshold is

@@ -43,7 +43,7 @@ constexpr const char* kStatusFields[] = {"v", "device", "state", "fw", "model", 
 constexpr const char* kStatusExtraFields[] = {"arena_used", "invoke_ms", "dropped", "rejected_cmds", "trigger",
                                               "threshold"};
 // Keys a "set" command may carry, with their limits.
-constexpr const char* kSetKeys[] = {"threshold", "trigger", "interval_ms"};
+constexpr const char* kSetKeys[] = {"threshold", "trigger", "interval_ms", "collect_every_ms", "collect_for_s"};
 constexpr uint32_t kIntervalMaxMs = 60000;
 
 // <root>/<device>/sample (docs/console.md "MQTT contract extension"): the JPEG frame of an
@@ -53,6 +53,19 @@ constexpr const char* kSampleFields[] = {"v", "device", "boot", "seq", "label", 
 constexpr size_t kSampleMaxPayload = 98304;    // bytes of one sample message (kMaxPayload does not apply)
 constexpr uint32_t kSampleMinIntervalMs = 2000;  // at most one sample per this many ms ...
 constexpr uint32_t kSampleBurst = 1;             // ... after a burst of this many
+
+// Dataset capture (sortcam collect, docs/DESIGN.md): {"cmd":"set","collect_every_ms":N,
+// "collect_for_s":S} asks for the full camera frame every N ms for the next S seconds, as
+// sample messages without "label" and "confidence", each taking the boot's next seq.
+// collect_for_s 0 stops; collect_every_ms only comes with collect_for_s (default below).
+constexpr uint32_t kCollectEveryMinMs = 2000;  // the sample topic's pace: kSampleMinIntervalMs
+constexpr uint32_t kCollectEveryMaxMs = 600000;
+constexpr uint32_t kCollectEveryDefaultMs = 2000;
+constexpr uint32_t kCollectForMaxS = 3600;   // the longest lease one command grants
+constexpr uint32_t kCollectMaxSide = 1600;   // pixels: width and height of a collected frame, at most
+constexpr size_t kSampleJpegMax = 73344;     // bytes of JPEG that fit one sample message beside its fields
+static_assert(kCollectEveryMinMs == kSampleMinIntervalMs, "collected frames keep the sample topic's pace");
+static_assert(kSampleJpegMax == (kSampleMaxPayload - 512) * 3 / 4, "base64 takes 4/3, 512 bytes for the fields");
 
 // True when the len bytes at text are all of [A-Za-z0-9_-] and 1 <= len <= kDeviceIdMax: the
 // whole text, so a NUL, CR, LF, space or any byte >= 0x80 (UTF-8 look-alikes) anywhere fails
