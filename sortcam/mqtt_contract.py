@@ -53,7 +53,7 @@ STATES: tuple[str, ...] = ("online", "offline")
 COMMANDS: tuple[str, ...] = ("capture", "set", "reboot")
 SET_KEYS: tuple[str, ...] = ("threshold", "trigger", "interval_ms", "collect_every_ms", "collect_for_s")
 """What ``set`` takes. The ``collect_*`` pair is the dataset-capture extension (see
-:func:`encode_collect_cmd`); the firmware's ``kSetKeys`` lists the first three until it implements them."""
+:func:`encode_collect_cmd`); the firmware's ``kSetKeys`` is the same list (the agreement test checks it)."""
 TRIGGERS: tuple[str, ...] = ("continuous", "gpio", "command")
 REASONS: tuple[str, ...] = ("label", "low_confidence", "unknown_label")
 
