@@ -20,6 +20,7 @@ alone (publisher to a plain QoS 1 subscriber), shows where the ceiling of this m
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
@@ -45,8 +46,10 @@ BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop
 class FastSorter:
     """Answers every ``SORT`` with ``ACK`` and ``PING`` with ``PONG`` on a pty master.
 
-    ``baud``: None answers at once; a number paces both directions like a real UART
-    (each line occupies its direction for ``len * 10 / baud`` seconds).
+    ``baud``: None answers at once; a number paces both directions like a real full-duplex
+    UART: each line occupies its direction for ``len * 10 / baud`` seconds, a SORT is read
+    while earlier ACKs are still being sent, and an ACK leaves once its SORT is in and the
+    previous ACK is out (a reader thread times the lines, a writer thread sends the replies).
     """
 
     def __init__(self, master_fd: int, baud: int | None) -> None:
@@ -58,12 +61,21 @@ class FastSorter:
         self.ack_bytes = 0
         self.last_ack = 0.0
         self._stop = threading.Event()
+        self._replies: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._reply_ready = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="fast-sorter", daemon=True)
         self._thread.start()
+        self._writer = threading.Thread(target=self._write_replies, name="fast-sorter-tx", daemon=True)
+        if baud:
+            self._writer.start()
 
     def stop(self) -> None:
         self._stop.set()
+        with self._reply_ready:
+            self._reply_ready.notify()
         self._thread.join(2)
+        if self._writer.is_alive():
+            self._writer.join(2)
 
     def _run(self) -> None:
         import select
@@ -80,13 +92,13 @@ class FastSorter:
                 return
             now = time.monotonic()
             buf += data
-            out = []
+            out: list[tuple[float, bytes]] = []
             while b"\n" in buf:
                 raw, buf = buf.split(b"\n", 1)
                 try:
                     msg = sc.parse(sc.decode(raw))
                 except SortcamError:
-                    out.append(sc.nak_line(0, "checksum"))
+                    out.append((now, sc.nak_line(0, "checksum")))
                     continue
                 if self.baud:
                     rx_free = max(rx_free, now) + (len(raw) + 1) * BITS_PER_BYTE / self.baud
@@ -103,15 +115,39 @@ class FastSorter:
                     continue
                 if self.baud:
                     tx_free = max(tx_free, rx_free) + len(reply) * BITS_PER_BYTE / self.baud
-                    delay = tx_free - time.monotonic()
-                    if delay > 0:
-                        if out:
-                            os.write(self.fd, b"".join(out))
-                            out = []
-                        time.sleep(delay)
-                out.append(reply)
-            if out:
-                os.write(self.fd, b"".join(out))
+                out.append((tx_free if self.baud else now, reply))
+            if not out:
+                continue
+            if self.baud:
+                with self._reply_ready:
+                    self._replies.extend(out)
+                    self._reply_ready.notify()
+            else:
+                os.write(self.fd, b"".join(reply for _, reply in out))
+                self.last_ack = time.monotonic()
+
+    def _write_replies(self) -> None:
+        """Send each paced reply when its line time is over (all that are due in one write)."""
+        while not self._stop.is_set():
+            with self._reply_ready:
+                while not self._replies and not self._stop.is_set():
+                    self._reply_ready.wait(0.05)
+                if self._stop.is_set():
+                    return
+                due = self._replies[0][0]
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            now = time.monotonic()
+            batch = []
+            with self._reply_ready:
+                while self._replies and self._replies[0][0] <= now:
+                    batch.append(self._replies.popleft()[1])
+            if batch:
+                try:
+                    os.write(self.fd, b"".join(batch))
+                except OSError:
+                    return
                 self.last_ack = time.monotonic()
 
 

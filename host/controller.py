@@ -109,9 +109,8 @@ class Controller:
         self.mqtt_version = ""
         self._connected = False
         self._pub_lock = threading.Lock()
-        self._final_mids: dict[int, int] = {}
-        self._early_mids: set[int] = set()
-        self._published: list[int] = []
+        self._final_pubs: list[tuple[Any, int]] = []
+        """``(MQTTMessageInfo, sort_id)`` of final decisions not yet known to be acknowledged."""
         self._housekeeper: threading.Thread | None = None
         self._msg_queue: queue.Queue[tuple[mqtt.MQTTMessage, float, float]] = queue.Queue()
         self._decider_thread = threading.Thread(target=self._decide_loop, name="decide", daemon=True)
@@ -251,7 +250,6 @@ class Controller:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
         return client
 
@@ -334,15 +332,26 @@ class Controller:
         results = self._record_durably([item for _, item, _ in records]) if records else []
         if results is None:
             return  # stopping while the db refused: nothing acknowledged, the broker redelivers
-        # Every decision in the batch is durable now: acknowledge, then act.
-        for msg in to_ack:
-            self.client.ack(msg.mid, msg.qos)
+        # Every decision in the batch is durable now: act (publish "sent", hand the burst to the
+        # sorter in one go), then acknowledge, so the acks' client work is not between an
+        # item's receipt and its SORT. A crash before the acks: the broker redelivers, the db
+        # knows every identity, nothing moves twice.
+        jobs: list[SortJob] = []
         for (msg, item, received_mono), (sort_id, is_new, old_status) in zip(records, results, strict=True):
             try:
-                self._act(msg, item, received_mono, sort_id, is_new, old_status)
+                job = self._act(msg, item, received_mono, sort_id, is_new, old_status)
             except Exception:  # recorded already: a restart re-sends it with its id
                 log.exception("acting on item %d failed; it stays recorded as %s", sort_id, item.status)
                 self.metrics.inc("handler_errors_total")
+                continue
+            if job is not None:
+                jobs.append(job)
+        assert self.link is not None
+        self.link.submit_many(jobs)
+        for msg in to_ack:
+            self.client.ack(msg.mid, msg.qos)
+        for msg, _, _ in records:
+            self.client.ack(msg.mid, msg.qos)
 
     def _record_durably(self, items: list[NewItem]) -> list[tuple[int, bool, str]] | None:
         """Commit the batch, retrying while the database refuses (disk full, locked, I/O):
@@ -360,26 +369,26 @@ class Controller:
                     return None
 
     def _act(self, msg: mqtt.MQTTMessage, item: NewItem, received_mono: float, sort_id: int, is_new: bool,
-             old_status: str) -> None:
-        assert self.client is not None and self.link is not None
-        self.client.ack(msg.mid, msg.qos)
+             old_status: str) -> SortJob | None:
+        """Count a duplicate, or publish the decision; the job for the sorter, if any."""
         if not is_new:
             self.metrics.inc("duplicates_total")
             log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", item.device, item.boot, item.seq,
                      sort_id, old_status, " (redelivery)" if msg.dup else "")
-            return
+            return None
         self.metrics.inc("decisions_total", labels={"bin": item.bin, "reason": item.reason})
         row = self._decision_row(item, sort_id)
         # "sent" goes out before the job exists, so it always precedes its "acked"/"missed"
         self._publish_decision(row, item.status, final=item.status == "rejected")
-        if item.status == "sent" and item.gate is not None:
-            self.link.submit(SortJob(
-                sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
-                device_latency_ms=item.device_latency_ms, received_mono=received_mono,
-                deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
-            ))
         log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", item.device, item.boot, item.seq, item.bin,
                   item.gate, item.reason, sort_id)
+        if item.status != "sent" or item.gate is None:
+            return None
+        return SortJob(
+            sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
+            device_latency_ms=item.device_latency_ms, received_mono=received_mono,
+            deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
+        )
 
     def _parse(self, msg: mqtt.MQTTMessage, received_ts: float) -> NewItem | None:
         """A valid classification as a decided :class:`NewItem`; anything else is handled
@@ -470,43 +479,46 @@ class Controller:
         self.metrics.inc("decisions_published_total", labels={"status": status})
         if final:
             with self._pub_lock:
-                if info.mid in self._early_mids:
-                    self._early_mids.discard(info.mid)
-                    self._published.append(int(row["sort_id"]))
-                else:
-                    self._final_mids[info.mid] = int(row["sort_id"])
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        with self._pub_lock:
-            sort_id = self._final_mids.pop(mid, None)
-            if sort_id is not None:
-                self._published.append(sort_id)
-            elif len(self._early_mids) < 10000:
-                self._early_mids.add(mid)
+                self._final_pubs.append((info, int(row["sort_id"])))
 
     def _flush_published(self, wait_s: float = 0.0) -> None:
+        """Mark the items whose final decision the broker acknowledged (``published=1``), so
+        prune may delete them and a restart does not publish them again; waits up to
+        ``wait_s`` for the rest while connected. Polled, not an ``on_publish`` callback: that
+        would cost paho's network thread two objects per PUBACK, two PUBACKs per item."""
         end = time.monotonic() + wait_s
-        while wait_s and self._final_mids and time.monotonic() < end and self._connected:
+        while True:
+            with self._pub_lock:
+                pending, self._final_pubs = self._final_pubs, []
+            done: list[int] = []
+            left: list[tuple[Any, int]] = []
+            for info, sort_id in pending:
+                if mqtt_link.acknowledged(info):
+                    done.append(sort_id)
+                else:
+                    left.append((info, sort_id))
+            if left:
+                with self._pub_lock:
+                    self._final_pubs[:0] = left
+            if done and self.store is not None:
+                self.store.mark_published(done)
+            if not left or time.monotonic() >= end or not self._connected:
+                return
             time.sleep(0.05)
-        with self._pub_lock:
-            ids, self._published = self._published, []
-            if len(self._early_mids) > 5000:
-                self._early_mids.clear()
-        if ids and self.store is not None:
-            self.store.mark_published(ids)
 
     def _on_sort_done(self, batch: list[tuple[SortJob, str, str | None]]) -> None:
         now_mono, now = time.monotonic(), time.time()
         rows = []
         for job, status, miss_reason in batch:
             written_ts = None if job.first_write_mono is None else now - (now_mono - job.first_write_mono)
-            rows.append((job.sort_id, status, miss_reason, job.attempts, job.delay_ms, written_ts, now))
+            done_ts = now - (now_mono - (job.done_mono or now_mono))
+            rows.append((job.sort_id, status, miss_reason, job.attempts, job.delay_ms, written_ts, done_ts))
         assert self.store is not None
         self.store.finish_many(rows)
         for job, status, miss_reason in batch:
             if status == "acked":
                 self.metrics.inc("acked_total")
-                self.metrics.observe("receipt_to_ack_seconds", now_mono - job.received_mono)
+                self.metrics.observe("receipt_to_ack_seconds", (job.done_mono or now_mono) - job.received_mono)
             else:
                 self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
                 log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
@@ -563,6 +575,8 @@ class Controller:
                 if self._connected:
                     self._republish_recovered()
                 self._flush_published()
+                if self.store is not None:
+                    self.store.checkpoint()
                 self._check_stale()
                 if self.link is not None:
                     self.metrics.set("serial_backlog", self.link.backlog)

@@ -2,7 +2,7 @@
 
 :class:`SorterLink` takes :class:`SortJob` s, writes ``SORT <id> <gate> <delay_ms>``,
 and reports each job exactly once through ``on_done([(job, status, miss_reason), ...])``
-with ``status`` ``acked`` or ``missed`` (batched per wake-up of the worker, so the
+with ``status`` ``acked`` or ``missed`` (batched over up to ``DONE_BATCH_S``, so the
 controller records a burst of ACKs in one transaction). Up to ``window`` SORTs are in flight at once (the
 sorter answers by id, so pipelining is safe and keeps a pty or USB link busy).
 
@@ -44,6 +44,12 @@ from .metrics import Metrics
 
 log = logging.getLogger("sortcam.host.serial")
 
+DONE_BATCH_S = 0.005
+"""Finished jobs are reported (one db commit, then their decisions) at most this long after the
+first of them, or at ``DONE_BATCH_MAX``: an ACK that arrives alone would otherwise cost a commit
+of its own. The item is already sorted; only its record waits. A crash in between leaves it
+``sent``, and the restart re-sends the same id, which the sorter ACKs without moving again."""
+DONE_BATCH_MAX = 256
 PERMANENT_NAKS = ("syntax", "gate", "delay")
 RETRY_NAKS = ("busy", "jam", "full")
 
@@ -63,6 +69,8 @@ class SortJob:
     delay_ms: int | None = None
     line: bytes = b""
     first_write_mono: float | None = None
+    done_mono: float = 0.0
+    """When the ACK (or the miss) was seen; the batch is reported up to ``DONE_BATCH_S`` later."""
     last_write_mono: float = 0.0
     retry_at: float = 0.0
     last_nak: str = ""
@@ -123,6 +131,7 @@ class SorterLink:
         self._inflight: dict[int, SortJob] = {}
         self._recent_done: collections.OrderedDict[int, str] = collections.OrderedDict()
         self._done_batch: list[tuple[SortJob, str, str | None]] = []
+        self._done_flush_at = 0.0
         self._port: serial.SerialBase | None = None
         self._gen = 0
         self._reconnect_at = 0.0
@@ -147,7 +156,12 @@ class SorterLink:
         self._thread.start()
 
     def submit(self, job: SortJob) -> None:
-        self._inbox.put(("job", job))
+        self._inbox.put(("jobs", [job]))
+
+    def submit_many(self, jobs: list[SortJob]) -> None:
+        """Queue a burst with one hand-over to the worker (one wake-up instead of one per job)."""
+        if jobs:
+            self._inbox.put(("jobs", jobs))
 
     def stop(self, drain_s: float) -> int:
         """Stop after every job is done or ``drain_s`` passed; returns the jobs left unfinished."""
@@ -197,7 +211,9 @@ class SorterLink:
             self._retransmit(now)
             self._fill(now)
             self._ping(now)
-            self._flush_done()
+            if self._done_batch and (now >= self._done_flush_at or len(self._done_batch) >= DONE_BATCH_MAX
+                                     or self._stop_at is not None):
+                self._flush_done()
             return self._stop_at is not None and ((not self._waiting and not self._inflight) or now >= self._stop_at)
         except Exception:
             log.exception("serial worker step failed")
@@ -215,11 +231,13 @@ class SorterLink:
                 wake = now
         if self._port is None:
             wake = min(wake, self._reconnect_at)
+        if self._done_batch:
+            wake = min(wake, self._done_flush_at)
         return max(0.0, wake - now)
 
     def _handle(self, kind: str, payload: Any) -> None:
-        if kind == "job":
-            self._waiting.append(payload)
+        if kind == "jobs":
+            self._waiting.extend(payload)
         elif kind == "lines":
             gen, lines = payload
             if gen == self._gen:
@@ -406,6 +424,9 @@ class SorterLink:
         self._recent_done[job.sort_id] = status
         while len(self._recent_done) > 4096:
             self._recent_done.popitem(last=False)
+        job.done_mono = time.monotonic()
+        if not self._done_batch:
+            self._done_flush_at = job.done_mono + DONE_BATCH_S
         self._done_batch.append((job, status, miss_reason))
 
     def _flush_done(self) -> None:

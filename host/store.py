@@ -17,6 +17,7 @@ sorter ``EVT`` lines, link and device state changes.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from sortcam.errors import ConfigError
+
+log = logging.getLogger("sortcam.host.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -115,15 +118,46 @@ class StateStore:
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+            # Checkpoints (copying the WAL into the db file, with an fsync) run from the
+            # housekeeping thread on a connection of their own (:meth:`checkpoint`), not inside
+            # whichever commit crosses 1000 pages: that commit would hold up the items behind it.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             os.close(self._lock_fd)
             raise ConfigError(f"cannot use state db {self.path}: {exc}") from None
         self._db.row_factory = sqlite3.Row
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()
+        self._closed = False
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the db file (PASSIVE: never waits for, nor blocks, a
+        commit). Called every half second by the controller's housekeeping; a failure (a full
+        disk) is left for the commits to report and the next call to retry."""
+        with self._checkpoint_lock:
+            if self._closed:
+                return
+            try:
+                if self._checkpointer is None:
+                    self._checkpointer = sqlite3.connect(str(self.path), isolation_level=None,
+                                                         check_same_thread=False, timeout=10)
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                log.debug("checkpoint of %s failed: %s", self.path, exc)
 
     def close(self) -> None:
+        with self._checkpoint_lock:
+            self._closed = True
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
         with self._lock:
             try:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass
                 self._db.close()
             finally:
                 os.close(self._lock_fd)

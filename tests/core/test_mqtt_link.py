@@ -68,3 +68,46 @@ def test_client_options(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert v3.protocol == mqtt.MQTTv311 and not v3._clean_session  # noqa: SLF001
     with pytest.raises(BrokerError, match="CA file"):
         make_client(BrokerURL("h", 1, True), "c3", str(tmp_path / "absent-ca.pem"))
+
+
+def test_acknowledged_reads_pahos_flag() -> None:
+    """The controller marks a final decision published through acknowledged(): pin paho's flag."""
+    from paho.mqtt.client import MQTTMessageInfo
+    from paho.mqtt.enums import MQTTErrorCode
+
+    from sortcam.mqtt_link import acknowledged
+
+    info = MQTTMessageInfo(7)
+    info.rc = MQTTErrorCode.MQTT_ERR_NO_CONN  # published while the link was down
+    assert not acknowledged(info)
+    info._set_as_published()  # noqa: SLF001 (what paho does when the PUBACK arrives after the reconnect)
+    assert acknowledged(info)
+
+
+def test_shared_property_tables_decode_the_same() -> None:
+    import struct
+
+    from paho.mqtt import _packet
+    from paho.mqtt.enums import MQTTProtocolVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from sortcam.mqtt_link import share_property_tables
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = 30
+    props.UserProperty = ("line", "A")
+    props.UserProperty = ("cam", "1")
+    packet = struct.pack("!H", 5) + b"a/b/c" + struct.pack("!H", 9) + props.pack() + b"payload"
+    before = _packet.decode_publish(0x32, packet, MQTTProtocolVersion.MQTTv5)
+    share_property_tables()
+    share_property_tables()
+    after = _packet.decode_publish(0x32, packet, MQTTProtocolVersion.MQTTv5)
+    assert getattr(_packet.Properties, "shared_tables", False)
+    assert after.properties is not None and before.properties is not None
+    assert after.properties.json() == before.properties.json() == {"MessageExpiryInterval": 30,
+                                                                    "UserProperty": [("line", "A"), ("cam", "1")]}
+    assert (after.topic, after.mid, after.payload) == (b"a/b/c", 9, b"payload")
+    fresh = _packet.Properties(PacketTypes.PUBLISH)
+    fresh.ContentType = "x"  # setting one object's property leaves the next one empty
+    assert _packet.Properties(PacketTypes.PUBLISH).isEmpty()
