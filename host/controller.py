@@ -42,6 +42,8 @@ from sortcam import mqtt_link
 from sortcam.errors import BrokerError, ContractError
 
 from .config import HostConfig
+from .decisions import DecisionPublisher, decision_row, row_from_db
+from .devices import DeviceTable
 from .metrics import Metrics, MetricsServer
 from .serial_link import SorterLink, SortJob
 from .store import NewItem, StateStore
@@ -77,15 +79,6 @@ class Decider:
         return Decision(bin_name, self.cfg.gate_for(bin_name), reason, bio)
 
 
-@dataclass
-class DeviceState:
-    state: str = "unknown"
-    last_seen: float = 0.0
-    fw: str = ""
-    model: str = ""
-    stale: bool = False
-
-
 class Controller:
     """One controller for one line: an MQTT client, a :class:`SorterLink`, a :class:`StateStore`."""
 
@@ -93,14 +86,13 @@ class Controller:
         self.cfg = config
         self.drain_s = drain_s
         self.metrics = Metrics()
-        self.metrics.devices(self._device_states)
+        self.devices = DeviceTable(config.stale_after_s, self._log_device_change)
+        self.metrics.devices(self.devices.states)
         self.decider = Decider(config)
         self.store: StateStore | None = None
         self.link: SorterLink | None = None
         self.metrics_server: MetricsServer | None = None
         self.client: mqtt.Client | None = None
-        self.devices: dict[str, DeviceState] = {}
-        self._devices_lock = threading.Lock()
         self._stopping = threading.Event()
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
@@ -108,14 +100,14 @@ class Controller:
         self._fatal: str | None = None
         self.mqtt_version = ""
         self._connected = False
-        self._pub_lock = threading.Lock()
-        self._final_pubs: list[tuple[Any, int]] = []
-        """``(MQTTMessageInfo, sort_id)`` of final decisions not yet known to be acknowledged."""
+        self._recovered_unpublished: list[Any] = []
         self._housekeeper: threading.Thread | None = None
         self._msg_queue: queue.Queue[tuple[mqtt.MQTTMessage, float, float]] = queue.Queue()
         self._decider_thread = threading.Thread(target=self._decide_loop, name="decide", daemon=True)
         self.decision_topic = mc.decision_topic(config.root, config.line)
         self.status_topic = mc.host_status_topic(config.root, config.line)
+        self.decisions = DecisionPublisher(self.decision_topic, self.metrics, self._mark_published,
+                                           lambda: self._connected)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -151,6 +143,7 @@ class Controller:
             self._recover()
             self._decider_thread.start()
             self.client = self._connect_first()
+            self.decisions.client = self.client
             self.client.loop_start()
             self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
             self._housekeeper.start()
@@ -206,7 +199,7 @@ class Controller:
                         info.wait_for_publish(2.0)
                 except (RuntimeError, ValueError):
                     pass
-                self._flush_published(wait_s=1.0)
+                self.decisions.flush(wait_s=1.0)
         finally:
             self._teardown()
             self._stopped.set()
@@ -224,7 +217,7 @@ class Controller:
             self.metrics_server.stop()
             self.metrics_server = None
         if self.store is not None:
-            self._flush_published()
+            self.decisions.flush()
             self.store.close()
             self.store = None
 
@@ -377,9 +370,9 @@ class Controller:
                      sort_id, old_status, " (redelivery)" if msg.dup else "")
             return None
         self.metrics.inc("decisions_total", labels={"bin": item.bin, "reason": item.reason})
-        row = self._decision_row(item, sort_id)
+        row = decision_row(item, sort_id)
         # "sent" goes out before the job exists, so it always precedes its "acked"/"missed"
-        self._publish_decision(row, item.status, final=item.status == "rejected")
+        self.decisions.publish(row, item.status, final=item.status == "rejected")
         log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", item.device, item.boot, item.seq, item.bin,
                   item.gate, item.reason, sort_id)
         if item.status != "sent" or item.gate is None:
@@ -409,7 +402,7 @@ class Controller:
         except ContractError as exc:
             self._invalid("classification", device, f"{msg.topic}: {exc}")
             return None
-        self._seen(device)
+        self.devices.seen(device)
         decision = self.decider.decide(data["label"], data["confidence"])
         return NewItem(
             device=device, boot=data["boot"], seq=data["seq"], label=data["label"], class_id=data["class_id"],
@@ -434,77 +427,17 @@ class Controller:
         except ContractError as exc:
             self._invalid("status", device, f"{msg.topic}: {exc}")
             return
-        with self._devices_lock:
-            dev = self.devices.setdefault(device, DeviceState())
-            changed = dev.state != data["state"]
-            dev.state = data["state"]
-            dev.last_seen = time.time()
-            dev.stale = False
-            dev.fw = str(data.get("fw", dev.fw))
-            dev.model = str(data.get("model", dev.model))
-        if changed:
-            log.info("device %s is %s", device, data["state"])
-            if self.store is not None:
-                self.store.log_event("device", f"{device} {data['state']}", device)
+        self.devices.status(device, data)
 
-    def _seen(self, device: str) -> None:
-        with self._devices_lock:
-            dev = self.devices.setdefault(device, DeviceState())
-            dev.last_seen = time.time()
-            if dev.state != "online":
-                dev.state = "online"
-            dev.stale = False
+    def _log_device_change(self, device: str, what: str) -> None:
+        if self.store is not None:
+            self.store.log_event("device", what, device)
 
     # --- decisions out -------------------------------------------------------------
 
-    @staticmethod
-    def _decision_row(item: NewItem, sort_id: int) -> dict[str, Any]:
-        return {
-            "device": item.device, "boot": item.boot, "seq": item.seq, "label": item.label, "bin": item.bin,
-            "reason": item.reason, "sort_id": sort_id, "gate": item.gate, "confidence": item.confidence,
-            "biodegradable": item.biodegradable,
-        }
-
-    def _publish_decision(self, row: dict[str, Any], status: str, final: bool, extra: dict[str, Any] | None = None
-                          ) -> None:
-        if self.client is None:
-            return
-        body = {**row, "status": status, "ts": round(time.time(), 3), **(extra or {})}
-        payload = mc.encode(body)
-        try:
-            info = self.client.publish(self.decision_topic, payload, qos=1)
-        except (RuntimeError, ValueError) as exc:
-            log.error("cannot publish decision for %d: %s", row["sort_id"], exc)
-            return
-        self.metrics.inc("decisions_published_total", labels={"status": status})
-        if final:
-            with self._pub_lock:
-                self._final_pubs.append((info, int(row["sort_id"])))
-
-    def _flush_published(self, wait_s: float = 0.0) -> None:
-        """Mark the items whose final decision the broker acknowledged (``published=1``), so
-        prune may delete them and a restart does not publish them again; waits up to
-        ``wait_s`` for the rest while connected. Polled, not an ``on_publish`` callback: that
-        would cost paho's network thread two objects per PUBACK, two PUBACKs per item."""
-        end = time.monotonic() + wait_s
-        while True:
-            with self._pub_lock:
-                pending, self._final_pubs = self._final_pubs, []
-            done: list[int] = []
-            left: list[tuple[Any, int]] = []
-            for info, sort_id in pending:
-                if mqtt_link.acknowledged(info):
-                    done.append(sort_id)
-                else:
-                    left.append((info, sort_id))
-            if left:
-                with self._pub_lock:
-                    self._final_pubs[:0] = left
-            if done and self.store is not None:
-                self.store.mark_published(done)
-            if not left or time.monotonic() >= end or not self._connected:
-                return
-            time.sleep(0.05)
+    def _mark_published(self, sort_ids: list[int]) -> None:
+        if self.store is not None:
+            self.store.mark_published(sort_ids)
 
     def _on_sort_done(self, batch: list[tuple[SortJob, str, str | None]]) -> None:
         now_mono, now = time.monotonic(), time.time()
@@ -526,7 +459,7 @@ class Controller:
             extra: dict[str, Any] = {"attempts": job.attempts}
             if miss_reason:
                 extra["miss_reason"] = miss_reason
-            self._publish_decision(job.context, status, final=True, extra=extra)
+            self.decisions.publish(job.context, status, final=True, extra=extra)
 
     def _on_link_event(self, kind: str, detail: str) -> None:
         if self.store is not None:
@@ -541,9 +474,7 @@ class Controller:
         now, now_mono = time.time(), time.monotonic()
         pending = self.store.pending()
         for row in pending:
-            context = {k: row[k] for k in ("device", "boot", "seq", "label", "bin", "reason", "sort_id", "gate",
-                                           "confidence")}
-            context["biodegradable"] = None if row["biodegradable"] is None else bool(row["biodegradable"])
+            context = row_from_db(row)
             self.link.submit(SortJob(
                 sort_id=row["sort_id"], gate=row["gate"], belt_delay_ms=row["belt_delay_ms"],
                 device_latency_ms=row["device_latency_ms"], received_mono=now_mono - (now - row["received_ts"]),
@@ -558,45 +489,26 @@ class Controller:
             self.metrics.inc("recovered_items_total", len(pending))
 
     def _republish_recovered(self) -> None:
-        rows = getattr(self, "_recovered_unpublished", [])
-        self._recovered_unpublished = []
+        rows, self._recovered_unpublished = self._recovered_unpublished, []
         for row in rows:
-            context = {k: row[k] for k in ("device", "boot", "seq", "label", "bin", "reason", "sort_id", "gate",
-                                           "confidence")}
-            context["biodegradable"] = None if row["biodegradable"] is None else bool(row["biodegradable"])
             extra: dict[str, Any] = {"attempts": row["attempts"]}
             if row["miss_reason"]:
                 extra["miss_reason"] = row["miss_reason"]
-            self._publish_decision(context, row["status"], final=True, extra=extra)
+            self.decisions.publish(row_from_db(row), row["status"], final=True, extra=extra)
 
     def _housekeeping(self) -> None:
         while not self._stopping.wait(0.5):
             try:
                 if self._connected:
                     self._republish_recovered()
-                self._flush_published()
+                self.decisions.flush()
                 if self.store is not None:
                     self.store.checkpoint()
-                self._check_stale()
+                self.devices.check_stale()
                 if self.link is not None:
                     self.metrics.set("serial_backlog", self.link.backlog)
             except Exception:
                 log.exception("housekeeping failed")
-
-    def _check_stale(self) -> None:
-        now = time.time()
-        with self._devices_lock:
-            for name, dev in self.devices.items():
-                stale = dev.state == "online" and now - dev.last_seen > self.cfg.stale_after_s
-                if stale and not dev.stale:
-                    log.warning("device %s is stale: nothing for %.0f s", name, now - dev.last_seen)
-                    if self.store is not None:
-                        self.store.log_event("device", f"{name} stale", name)
-                dev.stale = stale
-
-    def _device_states(self) -> list[tuple[str, str]]:
-        with self._devices_lock:
-            return [(name, "stale" if dev.stale else dev.state) for name, dev in self.devices.items()]
 
     def _health(self) -> tuple[bool, str]:
         mqtt_ok = self._connected

@@ -39,7 +39,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,18 +47,16 @@ from sortcam import device_core as dc
 from sortcam import mqtt_contract as mc
 from sortcam.card import ModelCard, load_card
 from sortcam.errors import (
-    BrokerError,
     ContractError,
     DataError,
-    DependencyError,
     ModelError,
     SortcamError,
 )
 from sortcam.frames import encode_jpeg
-from sortcam.mqtt_link import Will, make_client, parse_broker_url
 from sortcam.preprocess import U8Image, fit_resize, int8_lut
 from sortcam.runtime import Int8Classifier
 from sortcam.sim.sources import SourceItem, VideoFrames, list_folder, read_item, source_kind
+from sortcam.sim.twin_link import CONNECT_TIMEOUT_S, TwinLink
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +68,6 @@ SIM_FREE_HEAP = 4 * 1024 * 1024
 """``free_heap`` the twin reports: it has no heap to run out of; a PSRAM-sized constant."""
 SAMPLE_MAX_SIDE = 320
 """Longest side (pixels) of a sample frame's JPEG."""
-CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -169,18 +165,13 @@ class DeviceTwin:
         self._load_model(card or load_card(None))
         self.sequencer = dc.Sequencer()
         self._started = time.monotonic()
-        self._client: Any = None
-        self.broker_url = ""
-        self.ca_file: str | None = None
-        self._connected = threading.Event()
-        self._connect_error: str | None = None
-        self._cmds: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.link = TwinLink(self.device, self.root, self._on_online)
+        self._cmds = self.link.commands
         self._stop = threading.Event()
         self._last_status = 0.0
         self._fps = 0.0
         self._fps_window: list[float] = []
         self._sample_limiter = mc.SampleRateLimiter()
-        self._pending_pubs: list[Any] = []
         self._arm_capture_t = 0.0
         self._capture_requests = 0
         self._collect_until = 0.0
@@ -222,10 +213,6 @@ class DeviceTwin:
     def _new_detector(self) -> dc.ItemDetector:
         q = self.classifier.output_quant
         return dc.ItemDetector(self.config, self.classifier.num_classes, q.zero_point, q.scale)
-
-    @property
-    def _status_topic(self) -> str:
-        return mc.status_topic(self.root, self.device)
 
     # --- one frame --------------------------------------------------------------------
 
@@ -407,70 +394,17 @@ class DeviceTwin:
 
     def connect(self, broker_url: str, client_id: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S,
                 ca_file: str | None = None) -> None:
-        """Connect with the Last Will set, publish ``online``, subscribe to ``cmd`` and ``<root>/model``.
+        """Connect (:class:`~sortcam.sim.twin_link.TwinLink`: Last Will set, ``cmd`` and
+        ``<root>/model`` subscribed) and publish ``online``. ``ca_file`` verifies an
+        ``mqtts://`` broker; credentials come from the URL or the environment."""
+        self.link.connect(broker_url, client_id, timeout_s, ca_file)
 
-        ``ca_file`` verifies an ``mqtts://`` broker (default: the system's CAs); credentials
-        come from the URL or the environment (:func:`sortcam.mqtt_link.resolve_credentials`).
-        A device starts a clean session each boot (MQTT 3.1.1, as the firmware)."""
-        try:
-            import paho.mqtt.client  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - a runtime dependency
-            raise DependencyError(f"paho-mqtt is not installed: {exc}") from None
-        broker = parse_broker_url(broker_url)
-        self.broker_url, self.ca_file = broker_url, ca_file
-        client = make_client(broker, client_id or f"sortcam-twin-{self.device}", ca_file,
-                             will=Will(self._status_topic, mc.offline_status(self.device), mc.QOS, True))
-        client.max_inflight_messages_set(100)
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        client.on_disconnect = self._on_disconnect
-        self._connected.clear()
-        self._connect_error = None
-        # Set before the network thread starts: on_connect publishes the online status.
-        self._client = client
-        try:
-            client.connect(broker.host, broker.port, keepalive=15)
-        except (OSError, ValueError) as exc:
-            self._client = None
-            raise BrokerError(f"cannot reach MQTT broker {broker}: {exc}") from None
-        client.loop_start()
-        if not self._connected.wait(timeout_s) or self._connect_error:
-            client.loop_stop()
-            self._client = None
-            raise BrokerError(f"MQTT broker {broker} did not accept the twin: {self._connect_error or 'timeout'}")
-
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if getattr(reason_code, "is_failure", False):
-            self._connect_error = str(reason_code)
-            self._connected.set()
-            return
-        client.subscribe(mc.cmd_topic(self.root, self.device), qos=mc.QOS)
-        client.subscribe(mc.model_topic(self.root), qos=mc.QOS)
+    def _on_online(self) -> None:
         self.publish_status()
-        self._connected.set()
         log.info("twin %s online (boot %s, model %s)", self.device, self.sequencer.boot, self.model_id)
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if not self._stop.is_set() and getattr(reason_code, "value", 0) != 0:
-            log.warning("twin %s: disconnected from the broker (%s); paho reconnects", self.device, reason_code)
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        # Runs on paho's network thread: hand over to the camera loop, never act here.
-        topic = str(msg.topic)
-        if topic not in (mc.cmd_topic(self.root, self.device), mc.model_topic(self.root)):
-            # amqtt 0.12 can replay a retained message the client never subscribed to
-            # (seen after a reconnect with the same client id); it is not for us.
-            log.debug("twin %s: ignoring message on %s", self.device, topic)
-            return
-        self._cmds.put((topic, bytes(msg.payload)))
-
     def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
-        if self._client is None:
-            return
-        info = self._client.publish(topic, payload, qos=mc.QOS, retain=retain)
-        self._pending_pubs.append(info)
-        if len(self._pending_pubs) > 256:
-            self._pending_pubs = [p for p in self._pending_pubs if not p.is_published()]
+        self.link.publish(topic, payload, retain)
 
     def status(self) -> dc.DeviceStatus:
         return dc.DeviceStatus(
@@ -495,30 +429,12 @@ class DeviceTwin:
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every QoS 1 publish so far is acknowledged by the broker."""
-        deadline = time.monotonic() + timeout_s
-        for info in list(self._pending_pubs):
-            while not info.is_published():
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.01)
-        self._pending_pubs = []
-        return True
+        return self.link.flush(timeout_s)
 
     def close(self) -> None:
         """Clean stop: publish ``offline`` (a clean disconnect does not fire the Will), disconnect."""
         self._stop.set()
-        client = self._client
-        if client is None:
-            return
-        try:
-            self.flush(5.0)
-            info = client.publish(self._status_topic, mc.offline_status(self.device), qos=mc.QOS, retain=True)
-            info.wait_for_publish(5.0)
-        except (RuntimeError, ValueError) as exc:
-            log.debug("twin: offline status not sent: %s", exc)
-        client.disconnect()
-        client.loop_stop()
-        self._client = None
+        self.link.close()
 
     def stop(self) -> None:
         """Ask a running :meth:`run_folder`/:meth:`run_video` to return (thread-safe)."""
@@ -542,7 +458,7 @@ class DeviceTwin:
                 self.stats.rejected_cmds += 1
                 log.warning("twin %s: rejected %s: %s", self.device, topic, exc)
                 self.publish_status()
-        if self._client is not None and time.monotonic() - self._last_status >= self.status_interval_s:
+        if self.link.up and time.monotonic() - self._last_status >= self.status_interval_s:
             self.publish_status()
 
     def apply_command(self, payload: bytes) -> str:
@@ -587,21 +503,15 @@ class DeviceTwin:
     def reboot(self) -> None:
         """What a reset does: connection drops (Will: offline), new boot id, seq from 0, online again."""
         self.stats.reboots += 1
-        client = self._client
-        if client is not None:
-            self.flush(5.0)
-            info = client.publish(self._status_topic, mc.offline_status(self.device), qos=mc.QOS, retain=True)
-            info.wait_for_publish(5.0)
+        was_up = self.link.up
+        self.link.close()  # offline, as the chip's Will would be
         self.sequencer = dc.Sequencer()
         self._started = time.monotonic()
         self._collect_until = 0.0  # a reset forgets a collection; the collector's next renewal restarts it
         self.detector = self._new_detector()
         self.detector.set_background(self.background_small)
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
-            self._client = None
-            self.connect(self.broker_url, ca_file=self.ca_file)
+        if was_up:
+            self.link.connect(self.link.broker_url, ca_file=self.link.ca_file)
 
     def _on_model_announcement(self, payload: bytes) -> None:
         if not payload:

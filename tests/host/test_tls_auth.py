@@ -134,8 +134,8 @@ def test_password_file_and_the_twin_honours_the_ca_file(tls_broker, pty_pair, tm
         ctl.start()
         monkeypatch.setenv("SORTCAM_MQTT_PASSWORD_FILE", str(secret))
         twin.connect(url, ca_file=str(ca))
-        assert twin._client is not None  # noqa: SLF001
-        twin._client.publish("sortcam/cam1/classification", classification(seq=1, label="glass"), qos=1)  # noqa: SLF001
+        assert twin.link.up
+        twin.link.publish("sortcam/cam1/classification", classification(seq=1, label="glass"), retain=False)
         wait_until(lambda: sorter.moves, what="the twin's item sorted over TLS")
         assert list(sorter.moves.values()) == [4]
         twin.close()
