@@ -18,11 +18,12 @@ thread or a signal handler.
 Per message: paho's network thread queues it; the ``decide`` thread validates it with
 :func:`sortcam.mqtt_contract.validate_classification`, decides a bin and commits the item
 (identity, decision, a fresh serial id) to SQLite, all messages that arrived together in
-one transaction; only then are they acknowledged to the broker (``manual_ack``), the
-decisions published (``status: sent``) and the jobs handed to the serial worker. A
+one transaction; only then are the decisions published (``status: sent``, by
+:class:`~sortcam.host.decisions.DecisionPublisher`), the burst's jobs handed to the serial
+worker in one go, and the messages acknowledged to the broker (``manual_ack``). A
 duplicate identity is acknowledged and counted, nothing else. When the sorter ACKs (or
 the item is missed) the row is updated and a second decision message (``acked`` or
-``missed``) is published.
+``missed``) is published. The MQTT client comes from :mod:`sortcam.mqtt_link`.
 """
 
 from __future__ import annotations
