@@ -21,7 +21,8 @@ Faults it handles:
 - ``EVT`` lines (``JAM``, ``READY``, ``BIN_FULL <gate>``, ``CLEARED``) go to ``on_event``.
 
 A reader thread per open port turns bytes into lines; all protocol state lives in the
-worker thread, fed through one queue, so there are no locks around it.
+worker thread, fed through one queue, so there are no locks around it. A finisher thread
+calls ``on_done`` (the controller's commit and decision messages), off the worker's path.
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ class SorterLink:
         self._stop_at: float | None = None
         self._next_full_scan = 0.0
         self._thread = threading.Thread(target=self._run, name="sorter-link", daemon=True)
+        self._done_q: queue.Queue[list[tuple[SortJob, str, str | None]] | None] = queue.Queue()
+        self._finisher = threading.Thread(target=self._finish_loop, name="sorter-done", daemon=True)
         self.up = False
         self.fw = ""
         self.bins = 0
@@ -153,6 +156,7 @@ class SorterLink:
     def start(self) -> None:
         """Open the port (raises :class:`SerialLinkError` if it cannot) and start the worker."""
         self._open(initial=True)
+        self._finisher.start()
         self._thread.start()
 
     def submit(self, job: SortJob) -> None:
@@ -189,6 +193,8 @@ class SorterLink:
                 pass
         finally:
             self._flush_done()
+            self._done_q.put(None)
+            self._finisher.join(30.0)
             self._close()
 
     def _step(self) -> bool:
@@ -430,13 +436,34 @@ class SorterLink:
         self._done_batch.append((job, status, miss_reason))
 
     def _flush_done(self) -> None:
+        """Hand the finished jobs to the finisher thread: their commit and decision messages
+        never stand between a newly submitted job and its SORT write."""
         if not self._done_batch:
             return
         batch, self._done_batch = self._done_batch, []
-        try:
-            self._on_done(batch)
-        except Exception:
-            log.exception("recording %d finished item(s) failed", len(batch))
+        self._done_q.put(batch)
+
+    def _finish_loop(self) -> None:
+        """The finisher: ``on_done`` for each batch (merged with any queued behind it), in order."""
+        while True:
+            batch = self._done_q.get()
+            last = batch is None
+            while batch is not None and not last:
+                try:
+                    more = self._done_q.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    last = True
+                else:
+                    batch.extend(more)
+            if batch:
+                try:
+                    self._on_done(batch)
+                except Exception:
+                    log.exception("recording %d finished item(s) failed", len(batch))
+            if last:
+                return
 
     def _expire(self, now: float) -> None:
         for sort_id in [i for i, j in self._inflight.items() if now >= j.deadline_mono]:
