@@ -465,7 +465,7 @@ def _markdown(r: dict[str, Any]) -> str:
         " committed per 5 ms by a finisher thread of their own (off the serial worker's path), WAL"
         " checkpoints run off the item path, and the GIL switch interval is 0.5 ms so a woken thread"
         " does not wait 5 ms behind a busy one (at 200 items/s its effect on the p99 was within this"
-        " machine's run-to-run noise of about 2 ms). Measured CPU per item in the controller process fell"
+        " machine's run-to-run noise). Measured CPU per item in the controller process fell"
         " from about 400 us to about 250 us (same machine, same load).",
         "",
     ]
