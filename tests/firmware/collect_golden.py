@@ -165,6 +165,15 @@ def sequences() -> list[tuple[str, list[Event]]]:
     ]
 
 
+class _NoLink:
+    """Stands in for the twin's MQTT session: publishing goes nowhere (no broker)."""
+
+    up = False
+
+    def publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        pass
+
+
 def _twin() -> object:
     """A DeviceTwin with only what its collection code reads (no model, no broker)."""
     from sortcam.sim.twin import DeviceTwin, TwinStats
@@ -174,8 +183,7 @@ def _twin() -> object:
     twin.root = mc.DEFAULT_ROOT
     twin.stats = TwinStats()
     twin.sequencer = dc.Sequencer(boot="5f3a9c01")
-    twin._client = None
-    twin._pending_pubs = []
+    twin.link = _NoLink()  # type: ignore[attr-defined]
     twin._collect_until = 0.0
     twin._collect_every_s = mc.COLLECT_EVERY_DEFAULT_MS / 1000.0
     twin._collect_next = 0.0
