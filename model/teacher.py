@@ -310,5 +310,8 @@ def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, in
             f"teacher {p}: it takes {model.input_shape[1]}x{model.input_shape[2]} images, the student "
             f"{input_size[0]}x{input_size[1]} (train the teacher with --via {input_size[0]})"
         )
+    # A loaded functional model keeps its inputs as a list of one; a view of the same graph with a
+    # single input takes a tensor without Keras's input-structure warning.
+    model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     model.trainable = False
     return Teacher(model, meta, p)

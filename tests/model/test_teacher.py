@@ -80,7 +80,8 @@ def test_teacher_sees_exactly_the_students_mixed_input(teacher: Path, tiny_datas
     from sortcam.model.teacher import load_teacher
 
     t = load_teacher(teacher, list(TINY_CLASSES), (SIZE, SIZE))
-    student = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    student = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp)))
     trainee = consistent_trainee(student, t.model)
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 256, (20, SIZE, SIZE, 3), dtype=np.uint8)
