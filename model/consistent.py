@@ -375,7 +375,7 @@ def train_consistent(
     history: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Run (or continue) the fixed schedule; returns the last epoch's entry."""
-    from sortcam.model.train import _compile, _optimizer, _warm_steps
+    from sortcam.model.train import _compile, _optimizer, _warm_steps, val_scores
 
     nc = cw.shape[0]
     trainee = consistent_trainee(model_logits, teacher.model)
@@ -406,9 +406,9 @@ def train_consistent(
         plan = epoch_plan(len(pool), config.batch_size, config.seed, epoch, config.mixup, flip)
         ds = epoch_dataset(pool, onehot, weight, plan)
         logs = trainee.fit(ds, epochs=1, shuffle=False, verbose=2 if sys.stdout.isatty() else 0).history
-        raw = _val_scores(model_probs, val_x, val_y, nc)
+        raw = val_scores(model_probs, val_x, val_y, nc)
         reestimate_bn(model_probs, clean_x)
-        acc, min_recall = _val_scores(model_probs, val_x, val_y, nc)
+        acc, min_recall = val_scores(model_probs, val_x, val_y, nc)
         lr = trainee.optimizer.learning_rate
         entry = {
             "phase": "distill",
@@ -451,11 +451,3 @@ def train_consistent(
             flush=True,
         )
     return last
-
-
-def _val_scores(model: Any, x: npt.NDArray[np.float32], y: npt.NDArray[np.int32], nc: int) -> tuple[float, float]:
-    if not len(y):
-        return float("nan"), float("nan")
-    pred = np.asarray(model.predict(x, batch_size=128, verbose=0)).argmax(1)
-    recalls = [float((pred[y == c] == c).mean()) for c in range(nc) if (y == c).any()]
-    return float((pred == y).mean()), min(recalls)

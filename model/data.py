@@ -12,6 +12,8 @@ No TensorFlow here.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -241,9 +243,7 @@ def dataset_fingerprint(index: DatasetIndex) -> str:
     Two indexes of the same photos give the same value wherever the folder lives; a renamed,
     added or removed photo changes it.
     """
-    import hashlib
-
-    h = hashlib.sha256(json_dumps(index.classes).encode())
+    h = hashlib.sha256(json.dumps(index.classes, sort_keys=True).encode())
     for name in ("train", "val"):
         s = index.split(name)
         for p, lab in zip(s.paths, s.labels, strict=True):
@@ -253,9 +253,3 @@ def dataset_fingerprint(index: DatasetIndex) -> str:
                 size = -1
             h.update(f"{name}\0{p.relative_to(index.root).as_posix()}\0{lab}\0{size}\n".encode())
     return h.hexdigest()[:16]
-
-
-def json_dumps(value: object) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)

@@ -90,18 +90,12 @@ def _keras() -> Any:
     return keras()
 
 
-def _backbone(spec: str, size: int) -> Any:
-    """The backbone, trainable, and whether it takes [-1, 1] input (a file) or Keras's own preprocessing."""
-    from sortcam.model.train import _load_teacher_backbone
-
-    model, convention = _load_teacher_backbone(spec, size)
-    return model, convention
-
-
 def build_teacher(config: TeacherConfig, num_classes: int) -> Any:
     """``Input(via) -> Resizing(size) -> backbone (BatchNorm in inference mode) -> pool -> dropout -> logits``."""
+    from sortcam.model.train import _load_teacher_backbone
+
     keras = _keras()
-    backbone, convention = _backbone(config.backbone, config.size)
+    backbone, convention = _load_teacher_backbone(config.backbone, config.size)
     inputs = keras.Input((config.input_size, config.input_size, 3), name="image")
     x = inputs
     if config.input_size != config.size:

@@ -473,6 +473,15 @@ def make_teacher_bank(
 # ----------------------------------------------------------------------------- training
 
 
+def val_scores(model: Any, x: npt.NDArray[np.float32], y: npt.NDArray[np.int32], nc: int) -> tuple[float, float]:
+    """Val accuracy and lowest class recall of ``model`` (NaN for an empty split)."""
+    if not len(y):
+        return float("nan"), float("nan")
+    pred = np.asarray(model.predict(x, batch_size=128, verbose=0)).argmax(1)
+    recalls = [float((pred[y == c] == c).mean()) for c in range(nc) if (y == c).any()]
+    return float((pred == y).mean()), min(recalls)
+
+
 class _Progress:
     """Per-epoch evaluation on val, checkpointing, early stopping and one progress line."""
 
@@ -506,17 +515,7 @@ class _Progress:
         return _CB()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any], fit_model: Any) -> None:
-        probs = (
-            self.model.predict(self.val_x, batch_size=128, verbose=0)
-            if len(self.val_x)
-            else np.zeros((0, self.num_classes))
-        )
-        pred = probs.argmax(1)
-        acc = float((pred == self.val_y).mean()) if len(self.val_y) else float("nan")
-        recalls = [
-            float((pred[self.val_y == c] == c).mean()) for c in range(self.num_classes) if (self.val_y == c).any()
-        ]
-        min_recall = min(recalls) if recalls else float("nan")
+        acc, min_recall = val_scores(self.model, self.val_x, self.val_y, self.num_classes)
         lr = fit_model.optimizer.learning_rate
         lr_value = float(lr.numpy() if hasattr(lr, "numpy") else lr)
         entry = {
