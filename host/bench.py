@@ -222,13 +222,15 @@ def broker_ceiling(port: int, items: int, devices: int) -> dict[str, float]:
 
 
 def run_mode(workdir: Path, broker_port: int, items: int, devices: int, window: int, baud: int | None,
-             progress: Callable[[str], None], rate: float | None = None) -> dict[str, Any]:
+             progress: Callable[[str], None], rate: float | None = None, note: str = "") -> dict[str, Any]:
     """One controller run against a :class:`FastSorter`; returns the figures.
 
-    ``rate``: publish at this many items/s instead of as fast as possible."""
+    ``rate``: publish at this many items/s instead of as fast as possible; ``note`` is added
+    to the row's name (and keeps its folder apart)."""
     from .store import open_readonly, query_items
 
-    mode = ("pty" if baud is None else str(baud)) + (f"-at-{rate:g}" if rate else "") + f"-w{window}"
+    mode = ("pty" if baud is None else str(baud)) + (f"-at-{rate:g}" if rate else "") + f"-w{window}" + (
+        "-" + note.split()[0] if note else "")
     run_dir = workdir / f"run-{mode}"
     run_dir.mkdir()
     master, slave = os.openpty()
@@ -296,7 +298,8 @@ def run_mode(workdir: Path, broker_port: int, items: int, devices: int, window: 
     n_sorts = max(len(sorter.acked), 1)
     return {
         "mode": ("pty, unthrottled" if baud is None else f"pty paced at {baud} baud 8N1")
-        + (f", items published at {rate:g}/s" if rate else ", items published at max rate"),
+        + (f", items published at {rate:g}/s" if rate else ", items published at max rate")
+        + (f", {note}" if note else ""),
         "publish_rate_per_s": rate,
         "items": items,
         "window": window,
@@ -358,6 +361,13 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
                              rate=paced_rate)]
         finally:
             broker.stop()
+        # the same steady run through a broker left at mosquitto's default, Nagle's algorithm on
+        nagle = Mosquitto(workdir=workdir / "broker-nagle", tcp_nodelay=False).start()
+        try:
+            runs.append(run_mode(workdir, nagle.port, max(items // 4, 1), devices, window, sc.BAUD, progress,
+                                 rate=paced_rate, note="nagle broker (set_tcp_nodelay false)"))
+        finally:
+            nagle.stop()
     paced = runs[1]  # the limit of the paced run's own lines (their delays have fewer digits than unthrottled)
     limits = serial_limits(paced["mean_sort_line_bytes"], paced["mean_ack_line_bytes"])
     steady = runs[3]
@@ -438,7 +448,11 @@ def _markdown(r: dict[str, Any]) -> str:
         " while it sends.",
         "",
         "Latencies under a max-rate burst include queueing behind the items before them (the burst is"
-        " larger than the link drains); the steady-rate run shows the latency of a line that keeps up.",
+        " larger than the link drains); the steady-rate run shows the latency of a line that keeps up."
+        " The broker of every run but the last has `set_tcp_nodelay true` (docs/host.md advises it); the"
+        " last row repeats the steady run through a broker at mosquitto's default, where Nagle's"
+        " algorithm holds each small PUBLISH until the TCP ACK of the one before and items reach the"
+        " controller in clumps about 40 ms apart (the delayed ACK), so a clump overfills the window.",
         "",
         "| goal | target | measured | met |",
         "|---|---|---|---|",
@@ -467,6 +481,16 @@ def _markdown(r: dict[str, Any]) -> str:
         " does not wait 5 ms behind a busy one (at 200 items/s its effect on the p99 was within this"
         " machine's run-to-run noise). Measured CPU per item in the controller process fell"
         " from about 400 us to about 250 us (same machine, same load).",
+        "",
+        "The steady p99 (2026-12-02): a trace of each item's stages at 200 items/s showed the time"
+        " before the controller, not in it. Items arrived in clumps of up to 9 with 45 ms gaps (Nagle's"
+        " algorithm in the broker and in paho, which set no TCP_NODELAY), and the clump's last items"
+        " waited for a free slot of the window of 8. Now every sortcam client sets TCP_NODELAY"
+        " (`sortcam.mqtt_link.make_client`), the launched broker sets `set_tcp_nodelay`, a burst's SORTs"
+        " are written by the deciding thread itself, under the serial worker's lock (no thread"
+        " hand-over), its decision messages go out after its SORTs, and the recorded write and ACK"
+        " times are monotonic intervals from the receipt stamp (a pair of wall and monotonic clock"
+        " reads could be split by a thread switch and add to them).",
         "",
     ]
     return "\n".join(lines)

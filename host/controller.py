@@ -109,6 +109,9 @@ class Controller:
         self.status_topic = mc.host_status_topic(config.root, config.line)
         self.decisions = DecisionPublisher(self.decision_topic, self.metrics, self._mark_published,
                                            lambda: self._connected)
+        self._sent_lock = threading.Lock()
+        """Held from handing a burst to the sorter until its "sent" decisions are published, and
+        by the finisher while it publishes final ones: an item's "sent" precedes its "acked"."""
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -288,7 +291,8 @@ class Controller:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker keeps it for our next session
-        self._msg_queue.put((msg, time.time(), time.monotonic()))
+        received_mono = time.monotonic()  # first: the latency figures are intervals from this stamp
+        self._msg_queue.put((msg, time.time(), received_mono))
 
     def _decide_loop(self) -> None:
         """Group commit: take every message that has arrived, record them in one
@@ -326,22 +330,34 @@ class Controller:
         results = self._record_durably([item for _, item, _ in records]) if records else []
         if results is None:
             return  # stopping while the db refused: nothing acknowledged, the broker redelivers
-        # Every decision in the batch is durable now: act (publish "sent", hand the burst to the
-        # sorter in one go), then acknowledge, so the acks' client work is not between an
-        # item's receipt and its SORT. A crash before the acks: the broker redelivers, the db
-        # knows every identity, nothing moves twice.
+        # Every decision in the batch is durable now: hand the burst to the sorter in one go,
+        # then publish the decisions ("sent", "rejected"), then acknowledge, so neither the
+        # messages' nor the acks' client work stands between an item's receipt and its SORT.
+        # A crash before the acks: the broker redelivers, the db knows every identity, nothing
+        # moves twice.
         jobs: list[SortJob] = []
+        decided: list[tuple[dict[str, Any], str]] = []
         for (msg, item, received_mono), (sort_id, is_new, old_status) in zip(records, results, strict=True):
             try:
-                job = self._act(msg, item, received_mono, sort_id, is_new, old_status)
+                acted = self._act(msg, item, received_mono, sort_id, is_new, old_status)
             except Exception:  # recorded already: a restart re-sends it with its id
                 log.exception("acting on item %d failed; it stays recorded as %s", sort_id, item.status)
                 self.metrics.inc("handler_errors_total")
                 continue
-            if job is not None:
-                jobs.append(job)
+            if acted is not None:
+                row, job = acted
+                decided.append((row, item.status))
+                if job is not None:
+                    jobs.append(job)
         assert self.link is not None
-        self.link.submit_many(jobs)
+        with self._sent_lock:
+            self.link.submit_many(jobs)
+            for row, status in decided:
+                try:
+                    self.decisions.publish(row, status, final=status == "rejected")
+                except Exception:  # the item is recorded and on its way; only its message is missing
+                    log.exception("publishing the decision of item %d failed", row["sort_id"])
+                    self.metrics.inc("handler_errors_total")
         for msg in to_ack:
             self.client.ack(msg.mid, msg.qos)
         for msg, _, _ in records:
@@ -363,8 +379,8 @@ class Controller:
                     return None
 
     def _act(self, msg: mqtt.MQTTMessage, item: NewItem, received_mono: float, sort_id: int, is_new: bool,
-             old_status: str) -> SortJob | None:
-        """Count a duplicate, or publish the decision; the job for the sorter, if any."""
+             old_status: str) -> tuple[dict[str, Any], SortJob | None] | None:
+        """Count a duplicate (None), or the decision's message row and the job for the sorter, if any."""
         if not is_new:
             self.metrics.inc("duplicates_total")
             log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", item.device, item.boot, item.seq,
@@ -372,15 +388,13 @@ class Controller:
             return None
         self.metrics.inc("decisions_total", labels={"bin": item.bin, "reason": item.reason})
         row = decision_row(item, sort_id)
-        # "sent" goes out before the job exists, so it always precedes its "acked"/"missed"
-        self.decisions.publish(row, item.status, final=item.status == "rejected")
         log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", item.device, item.boot, item.seq, item.bin,
                   item.gate, item.reason, sort_id)
         if item.status != "sent" or item.gate is None:
-            return None
-        return SortJob(
+            return row, None
+        return row, SortJob(
             sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
-            device_latency_ms=item.device_latency_ms, received_mono=received_mono,
+            device_latency_ms=item.device_latency_ms, received_mono=received_mono, received_ts=item.received_ts,
             deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
         )
 
@@ -444,23 +458,30 @@ class Controller:
         now_mono, now = time.monotonic(), time.time()
         rows = []
         for job, status, miss_reason in batch:
-            written_ts = None if job.first_write_mono is None else now - (now_mono - job.first_write_mono)
-            done_ts = now - (now_mono - (job.done_mono or now_mono))
+            # wall-clock times from the job's own receipt stamp and monotonic intervals: a pair
+            # of clock reads here could be split by a thread switch, which would add to them
+            if job.received_ts is not None:
+                base, base_mono = job.received_ts, job.received_mono
+            else:
+                base, base_mono = now, now_mono
+            written_ts = None if job.first_write_mono is None else base + (job.first_write_mono - base_mono)
+            done_ts = base + ((job.done_mono or now_mono) - base_mono)
             rows.append((job.sort_id, status, miss_reason, job.attempts, job.delay_ms, written_ts, done_ts))
         assert self.store is not None
         self.store.finish_many(rows)
-        for job, status, miss_reason in batch:
-            if status == "acked":
-                self.metrics.inc("acked_total")
-                self.metrics.observe("receipt_to_ack_seconds", (job.done_mono or now_mono) - job.received_mono)
-            else:
-                self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
-                log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
-                            miss_reason, job.attempts)
-            extra: dict[str, Any] = {"attempts": job.attempts}
-            if miss_reason:
-                extra["miss_reason"] = miss_reason
-            self.decisions.publish(job.context, status, final=True, extra=extra)
+        with self._sent_lock:  # each item's "sent" is out before this
+            for job, status, miss_reason in batch:
+                if status == "acked":
+                    self.metrics.inc("acked_total")
+                    self.metrics.observe("receipt_to_ack_seconds", (job.done_mono or now_mono) - job.received_mono)
+                else:
+                    self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
+                    log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
+                                miss_reason, job.attempts)
+                extra: dict[str, Any] = {"attempts": job.attempts}
+                if miss_reason:
+                    extra["miss_reason"] = miss_reason
+                self.decisions.publish(job.context, status, final=True, extra=extra)
 
     def _on_link_event(self, kind: str, detail: str) -> None:
         if self.store is not None:
@@ -479,6 +500,7 @@ class Controller:
             self.link.submit(SortJob(
                 sort_id=row["sort_id"], gate=row["gate"], belt_delay_ms=row["belt_delay_ms"],
                 device_latency_ms=row["device_latency_ms"], received_mono=now_mono - (now - row["received_ts"]),
+                received_ts=row["received_ts"],
                 deadline_mono=now_mono + (row["deadline_ts"] - now), device=row["device"], context=context,
                 attempts=row["attempts"],
             ))

@@ -20,9 +20,12 @@ Faults it handles:
 - an item not acknowledged before its deadline: reported ``missed`` (never dropped);
 - ``EVT`` lines (``JAM``, ``READY``, ``BIN_FULL <gate>``, ``CLEARED``) go to ``on_event``.
 
-A reader thread per open port turns bytes into lines; all protocol state lives in the
-worker thread, fed through one queue, so there are no locks around it. A finisher thread
-calls ``on_done`` (the controller's commit and decision messages), off the worker's path.
+A reader thread per open port turns bytes into lines; the protocol state lives with the
+worker thread, fed through one queue, and one lock (``_state``) guards it: the worker holds
+it while it acts and drops it while it waits. :meth:`SorterLink.submit_many` takes it too
+and writes the new SORTs itself, so an item's SORT goes out without a thread hand-over (the
+worker is then woken to time their ACKs). A finisher thread calls ``on_done`` (the
+controller's commit and decision messages), off the worker's path.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ first of them, or at ``DONE_BATCH_MAX``: an ACK that arrives alone would otherwi
 of its own. The item is already sorted; only its record waits. A crash in between leaves it
 ``sent``, and the restart re-sends the same id, which the sorter ACKs without moving again."""
 DONE_BATCH_MAX = 256
+SUBMIT_WAIT_S = 0.05
+"""How long :meth:`SorterLink.submit_many` waits for the worker's turn before queueing instead."""
 PERMANENT_NAKS = ("syntax", "gate", "delay")
 RETRY_NAKS = ("busy", "jam", "full")
 
@@ -65,6 +70,9 @@ class SortJob:
     device_latency_ms: float
     received_mono: float
     deadline_mono: float
+    received_ts: float | None = None
+    """Wall-clock receipt (:func:`time.time`), the anchor for the wall-clock times recorded
+    of this job: ``received_ts + (t_mono - received_mono)`` for any monotonic ``t_mono``."""
     device: str = ""
     attempts: int = 0
     delay_ms: int | None = None
@@ -128,6 +136,10 @@ class SorterLink:
         self._on_event = on_event
         self._m = metrics
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._state = threading.Lock()
+        """Held by whoever acts on the protocol state: the worker, or a submitter writing directly."""
+        self._jobs_posted = 0
+        self._jobs_taken = 0
         self._waiting: collections.deque[SortJob] = collections.deque()
         self._inflight: dict[int, SortJob] = {}
         self._recent_done: collections.OrderedDict[int, str] = collections.OrderedDict()
@@ -160,12 +172,30 @@ class SorterLink:
         self._thread.start()
 
     def submit(self, job: SortJob) -> None:
-        self._inbox.put(("jobs", [job]))
+        self.submit_many([job])
 
     def submit_many(self, jobs: list[SortJob]) -> None:
-        """Queue a burst with one hand-over to the worker (one wake-up instead of one per job)."""
+        """Hand over a burst: its SORTs are written here, in the caller's thread, as far as the
+        window allows (no thread hand-over between an item's decision and its write); the
+        worker is then woken to time their ACKs. If the worker holds the state longer than
+        ``SUBMIT_WAIT_S`` (reopening a port), the burst is queued for it instead, and later
+        bursts queue behind it, so SORTs keep their order."""
+        if not jobs:
+            return
+        if self._state.acquire(timeout=SUBMIT_WAIT_S):
+            try:
+                if self._jobs_posted == self._jobs_taken:  # nothing queued before this burst
+                    self._waiting.extend(jobs)
+                    if self._port is not None:
+                        self._fill(time.monotonic())
+                    jobs = []
+            finally:
+                self._state.release()
         if jobs:
+            self._jobs_posted += 1  # written by submitters only; _jobs_taken by the worker only
             self._inbox.put(("jobs", jobs))
+        else:
+            self._inbox.put(("wake", None))
 
     def stop(self, drain_s: float) -> int:
         """Stop after every job is done or ``drain_s`` passed; returns the jobs left unfinished."""
@@ -201,31 +231,41 @@ class SorterLink:
         """One wake-up of the worker; True when it should stop. A bug in one step is
         logged and counted, never the end of the worker (jobs stay recorded in the db)."""
         try:
-            now = time.monotonic()
+            with self._state:
+                timeout = self._next_wakeup(time.monotonic())
             try:
-                kind, payload = self._inbox.get(timeout=self._next_wakeup(now))
-                self._handle(kind, payload)
-                while True:  # drain whatever else arrived, then act once
-                    kind, payload = self._inbox.get_nowait()
-                    self._handle(kind, payload)
+                first: tuple[str, Any] | None = self._inbox.get(timeout=timeout)
             except queue.Empty:
-                pass
-            now = time.monotonic()
-            if self._port is None and now >= self._reconnect_at:
-                self._open(initial=False)
-            self._expire(now)
-            self._retransmit(now)
-            self._fill(now)
-            self._ping(now)
-            if self._done_batch and (now >= self._done_flush_at or len(self._done_batch) >= DONE_BATCH_MAX
-                                     or self._stop_at is not None):
-                self._flush_done()
-            return self._stop_at is not None and ((not self._waiting and not self._inflight) or now >= self._stop_at)
+                first = None
+            with self._state:
+                return self._act(first)
         except Exception:
             log.exception("serial worker step failed")
             self._m.inc("handler_errors_total")
             time.sleep(0.1)
             return self._stop_at is not None and time.monotonic() >= self._stop_at
+
+    def _act(self, first: tuple[str, Any] | None) -> bool:
+        """The worker's turn, holding ``_state``: handle what arrived, then act once."""
+        if first is not None:
+            self._handle(*first)
+            while True:  # drain whatever else arrived
+                try:
+                    kind, payload = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self._handle(kind, payload)
+        now = time.monotonic()
+        if self._port is None and now >= self._reconnect_at:
+            self._open(initial=False)
+        self._expire(now)
+        self._retransmit(now)
+        self._fill(now)
+        self._ping(now)
+        if self._done_batch and (now >= self._done_flush_at or len(self._done_batch) >= DONE_BATCH_MAX
+                                 or self._stop_at is not None):
+            self._flush_done()
+        return self._stop_at is not None and ((not self._waiting and not self._inflight) or now >= self._stop_at)
 
     def _next_wakeup(self, now: float) -> float:
         wake = now + 0.25
@@ -243,6 +283,7 @@ class SorterLink:
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "jobs":
+            self._jobs_taken += 1
             self._waiting.extend(payload)
         elif kind == "lines":
             gen, lines = payload
@@ -255,6 +296,7 @@ class SorterLink:
                 self._link_down(reason)
         elif kind == "stop":
             self._stop_at = payload
+        # "wake": nothing to handle; the worker recomputes when to wake next
 
     # --- port ------------------------------------------------------------------------
 

@@ -38,6 +38,9 @@ class Mosquitto:
     caller may edit it between :meth:`stop` and :meth:`start`), ``mosquitto.log`` and, with
     ``persistence``, the persistence file. Without ``workdir`` a temporary folder lives from
     :meth:`start` to :meth:`stop`. ``extra_conf`` lines are appended to the config.
+    ``tcp_nodelay`` (``set_tcp_nodelay true``) turns Nagle's algorithm off on client sockets, as
+    docs/host.md advises for a line's broker: with it on, mosquitto's small PUBLISH packets
+    wait for the TCP ACK of the one before, and items reach the controller in 40 ms clumps.
     """
 
     def __init__(
@@ -49,12 +52,14 @@ class Mosquitto:
         workdir: Path | None = None,
         persistence: bool = False,
         extra_conf: str = "",
+        tcp_nodelay: bool = True,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.exe = exe or find_mosquitto()
         self.persistence = persistence
         self.extra_conf = extra_conf
+        self.tcp_nodelay = tcp_nodelay
         self.workdir = workdir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -90,10 +95,12 @@ class Mosquitto:
             if self.persistence
             else "persistence false\n"
         )
+        nodelay = "set_tcp_nodelay true\n" if self.tcp_nodelay else ""
         (folder / "mosquitto.conf").write_text(
             f"listener {self.port} {self.host}\nallow_anonymous true\n{user}{keep}"
             # 0: no limit on what is queued for a persistent session (the default, 1000, drops the rest)
             "max_queued_messages 0\nmax_inflight_messages 100\n"
+            f"{nodelay}"
             f"log_dest file {folder / 'mosquitto.log'}\nlog_type error\nlog_type warning\nlog_type notice\n"
             f"{self.extra_conf}"
         )

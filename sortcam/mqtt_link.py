@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -158,7 +159,18 @@ def make_client(broker: BrokerURL, client_id: str, ca_file: str | None = None, *
         client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
     client.reconnect_delay_set(min_delay=reconnect.min_delay_s, max_delay=reconnect.max_delay_s)
     client.max_queued_messages_set(0)
+    client.on_socket_open = _no_delay
     return client
+
+
+def _no_delay(client: Any, userdata: Any, sock: Any) -> None:
+    """TCP_NODELAY on every connection the client opens. MQTT packets are small; with Nagle's
+    algorithm one waits for the TCP ACK of the one before, which the broker's kernel may
+    hold back for up to 40 ms (delayed ACK), and items then arrive in clumps."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket (a unix socket, a test double)
+        pass
 
 
 def connect_first(make: Callable[[str], Any], broker: BrokerURL, *, version: str = "auto", keepalive_s: int = 15,

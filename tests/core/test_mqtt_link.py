@@ -111,3 +111,25 @@ def test_shared_property_tables_decode_the_same() -> None:
     fresh = _packet.Properties(PacketTypes.PUBLISH)
     fresh.ContentType = "x"  # setting one object's property leaves the next one empty
     assert _packet.Properties(PacketTypes.PUBLISH).isEmpty()
+
+
+def test_clients_turn_nagle_off(mqtt_broker) -> None:  # noqa: ANN001
+    """Every connection a sortcam client opens has TCP_NODELAY, and the launched broker is told
+    to set it on its side: small MQTT packets are not held back for the TCP ACK of the one before."""
+    import socket
+    import time
+
+    client = make_client(BrokerURL("127.0.0.1", mqtt_broker.port), "nodelay-probe")
+    client.connect("127.0.0.1", mqtt_broker.port)
+    try:
+        client.loop_start()
+        end = time.monotonic() + 5
+        while not client.is_connected() and time.monotonic() < end:
+            time.sleep(0.02)
+        sock = client.socket()
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert "set_tcp_nodelay true" in mqtt_broker.conf.read_text().splitlines()
