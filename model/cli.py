@@ -88,6 +88,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--init", help="start from the weights of an earlier run's model.keras (same --alpha, --size, classes)"
     )
+    p.add_argument(
+        "--init-select",
+        metavar="WEIGHTS",
+        help="weight selection: start from evenly spaced channels of a wider MobileNetV2's backbone weights file "
+        "(with --weights none), e.g. ../shared/weights/mobilenet_v2_1.0_backbone_imagenet-dogs.weights.h5",
+    )
+    p.add_argument(
+        "--init-select-alpha", type=float, default=1.0, help="width of the --init-select network (default 1.0)"
+    )
     p.add_argument("--teacher-cache", help="folder caching the view bank and teacher logits (default OUT/teacher_bank)")
     p.add_argument(
         "--resume",
@@ -259,6 +268,8 @@ def _train(args: argparse.Namespace) -> int:
         mixup=args.mixup,
         teacher_cache=args.teacher_cache,
         init=args.init,
+        init_select=args.init_select,
+        init_select_alpha=args.init_select_alpha,
         stop_after=args.stop_after,
     )
     summary = train(config)

@@ -32,7 +32,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -331,8 +331,10 @@ def restore_state(run: Path, meta: dict[str, Any], student: Any, optimizer: Any)
 
 def check_resume(run: Path, meta: dict[str, Any], config: TrainConfig, data_fp: str, teacher_sha: str) -> None:
     """The run must be of the same recipe, data set and teacher; one line naming what differs."""
-    saved = meta.get("recipe", {})
     ours = recipe_key(config)
+    # a setting added after the run was saved counts as its default there
+    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    saved = {**{k: v for k, v in defaults.items() if k in ours}, **meta.get("recipe", {})}
     diff = [k for k in sorted(set(saved) | set(ours)) if saved.get(k) != ours.get(k)]
     if diff:
         k = diff[0]

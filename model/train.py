@@ -85,6 +85,11 @@ class TrainConfig:
     teacher_cache: str | None = None
     init: str | None = None
     """A ``model.keras`` from an earlier run to start from (same alpha, size and classes)."""
+    init_select: str | None = None
+    """Weight selection (Xu et al., ICLR 2024): a backbone weights file of a *wider* MobileNetV2
+    (``init_select_alpha``) whose evenly spaced channels initialise this narrower one, which
+    then trains as from scratch (``--weights none``)."""
+    init_select_alpha: float = 1.0
     feature_distill: float = 0.0
     """Weight of the feature-matching loss (0: off): the student's pooled features, through a
     linear map used only in training, regress the teacher's standardised pooled features."""
@@ -123,6 +128,15 @@ class TrainConfig:
             raise UsageError("--mixup must be >= 0")
         if self.mixup and self.feature_distill:
             raise UsageError("--mixup and --feature-distill do not go together (a blend has no teacher features)")
+        if self.init_select:
+            if self.weights.lower() != "none":
+                raise UsageError("--init-select needs --weights none (the selected weights are the start)")
+            if self.init:
+                raise UsageError("--init-select and --init both choose the start weights: give one")
+            if not any(abs(self.init_select_alpha - a) < 1e-9 for a in ALPHAS) or self.init_select_alpha < self.alpha:
+                raise UsageError(
+                    f"--init-select-alpha must be one of {', '.join(map(str, ALPHAS))} and >= --alpha {self.alpha}"
+                )
         parse_split_spec(self.split)
 
 
@@ -180,6 +194,8 @@ def build_student(config: TrainConfig, num_classes: int) -> tuple[Any, Any, Any]
                 raise ModelError(
                     f"weights file {path} does not fit MobileNetV2 alpha={config.alpha}: {first}"
                 ) from None
+    if config.init_select and not config.resume:  # a resumed run loads its own weights
+        select_weights(backbone, config.init_select, config.init_select_alpha)
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = config.bn_momentum
@@ -192,6 +208,57 @@ def build_student(config: TrainConfig, num_classes: int) -> tuple[Any, Any, Any]
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     probs = keras.layers.Softmax(name="probs")(logits)
     return keras.Model(inputs, probs, name="sortcam_student"), keras.Model(inputs, logits), backbone
+
+
+def selected_indices(source: int, target: int) -> npt.NDArray[np.int64]:
+    """``target`` evenly spaced indices of ``0..source-1``. A function of the two sizes only, so
+    one layer's chosen output channels are exactly the next layer's chosen input channels."""
+    return (np.arange(target, dtype=np.int64) * source) // target
+
+
+def select_weights(backbone: Any, path: str | Path, source_alpha: float = 1.0) -> int:
+    """Initialise a MobileNetV2 ``backbone`` by weight selection from a wider one.
+
+    Every weight tensor of ``backbone`` takes, along each axis where it is smaller, the
+    evenly spaced entries (:func:`selected_indices`) of the same-named tensor of a
+    MobileNetV2 of width ``source_alpha`` loaded from ``path``. Returns the number of
+    tensors copied; a file that does not fit is a one-line :class:`ModelError`.
+    """
+    keras = _keras()
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"--init-select: weights file not found: {path}")
+    source = keras.applications.MobileNetV2(
+        weights=None, alpha=source_alpha, include_top=False, pooling=None, input_shape=tuple(backbone.input_shape[1:])
+    )
+    try:
+        source.load_weights(str(path))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"--init-select: {path} does not fit MobileNetV2 alpha={source_alpha}: {first}") from None
+    theirs = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for layer in backbone.layers:
+        ours = layer.get_weights()
+        if not ours:
+            continue
+        src = theirs.get(layer.name)
+        if src is None or len(src.get_weights()) != len(ours):
+            raise ModelError(f"--init-select: {path} has no layer matching {layer.name}")
+        new = []
+        for a, b in zip(ours, src.get_weights(), strict=True):
+            if a.ndim != b.ndim or any(da > db for da, db in zip(a.shape, b.shape, strict=True)):
+                raise ModelError(
+                    f"--init-select: layer {layer.name} is {a.shape} here but {b.shape} in {path} (not a wider network)"
+                )
+            for axis, (da, db) in enumerate(zip(a.shape, b.shape, strict=True)):
+                if da < db:
+                    b = np.take(b, selected_indices(db, da), axis=axis)
+            new.append(b.astype(a.dtype))
+        layer.set_weights(new)
+        copied += len(new)
+    print(f"weight selection: {copied} tensors from {path} (MobileNetV2 alpha {source_alpha})", flush=True)
+    return copied
 
 
 def _set_fine_tune(backbone: Any, from_block: int) -> int:

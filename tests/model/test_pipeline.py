@@ -368,6 +368,58 @@ def test_init_that_does_not_fit_is_refused(
     ]
 
 
+def test_init_select_takes_evenly_spaced_channels_of_the_wider_network(tmp_path: Path) -> None:
+    """Weight selection: each tensor of the 0.35 student is the evenly spaced slice of the 1.0
+    network's tensor of the same name, so consecutive layers agree on which channels they keep."""
+    import keras
+
+    from sortcam.model.train import TrainConfig, build_student, selected_indices
+
+    keras.utils.set_random_seed(3)
+    wide = keras.applications.MobileNetV2(
+        alpha=1.0, weights=None, include_top=False, input_shape=(TINY_SIZE, TINY_SIZE, 3)
+    )
+    path = tmp_path / "wide.weights.h5"
+    wide.save_weights(path)
+    config = TrainConfig(data_dir="-", out_dir="-", weights="none", alpha=0.35, height=TINY_SIZE, width=TINY_SIZE,
+                         init_select=str(path))  # fmt: skip
+    config.validate()
+    _, _, backbone = build_student(config, 3)
+    ours, theirs = backbone.get_layer("Conv1").get_weights()[0], wide.get_layer("Conv1").get_weights()[0]
+    assert ours.shape == (3, 3, 3, 16) and theirs.shape == (3, 3, 3, 32)
+    assert np.array_equal(ours, theirs[..., selected_indices(32, 16)])
+    # both axes of a 1x1 projection, and the BatchNorm after it: the same channels
+    ours = backbone.get_layer("block_3_project").get_weights()[0]
+    theirs = wide.get_layer("block_3_project").get_weights()[0]
+    rows, cols = selected_indices(theirs.shape[2], ours.shape[2]), selected_indices(theirs.shape[3], ours.shape[3])
+    assert np.array_equal(ours, theirs[:, :, rows, :][..., cols])
+    gamma = backbone.get_layer("block_3_project_BN").get_weights()[0]
+    wide_gamma = wide.get_layer("block_3_project_BN").get_weights()[0]
+    assert np.array_equal(gamma, wide_gamma[selected_indices(len(wide_gamma), len(gamma))])
+    # the control: without selection the same seed gives other weights
+    keras.utils.set_random_seed(3)
+    config.init_select = None
+    _, _, plain = build_student(config, 3)
+    assert not np.array_equal(plain.get_layer("Conv1").get_weights()[0], backbone.get_layer("Conv1").get_weights()[0])
+
+
+def test_init_select_refusals(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.weights.h5"
+    assert main(_train_args(tiny_dataset, tmp_path / "a", "--init-select", str(missing))) == 1
+    one_line_error(capsys, "--init-select", "not found")
+    junk = tmp_path / "junk.weights.h5"
+    junk.write_bytes(b"not an h5 file")
+    assert main(_train_args(tiny_dataset, tmp_path / "b", "--init-select", str(junk))) == 1
+    one_line_error(capsys, "--init-select", "does not fit MobileNetV2 alpha=1.0")
+    args = _train_args(tiny_dataset, tmp_path / "c", "--init-select", str(junk))
+    args[args.index("--weights") + 1] = "imagenet"
+    assert main(args) == 2
+    one_line_error(capsys, "--init-select needs --weights none")
+    assert main(_train_args(tiny_dataset, tmp_path / "d", "--init-select", str(junk), "--init-select-alpha", "0.35",
+                            "--alpha", "0.5")) == 2  # fmt: skip
+    one_line_error(capsys, "--init-select-alpha")
+
+
 def test_quantize_without_train_config_says_which_fit_it_assumes(
     tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
