@@ -340,7 +340,8 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
     Modes: max-rate burst on an unthrottled pty; max-rate burst on a pty paced at 115200
     baud with ``window`` SORTs in flight, and ``items/4`` with one in flight (stop and
     wait); ``items/4`` published at ``paced_rate`` items/s (below the line limit, as a belt
-    delivers them) on the paced pty, for the latency of a line that keeps up."""
+    delivers them) on the paced pty, for the latency of a line that keeps up; and that steady run
+    again through a broker at mosquitto's default (Nagle's algorithm on), for comparison."""
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -452,7 +453,7 @@ def _markdown(r: dict[str, Any]) -> str:
         " The broker of every run but the last has `set_tcp_nodelay true` (docs/host.md advises it); the"
         " last row repeats the steady run through a broker at mosquitto's default, where Nagle's"
         " algorithm holds each small PUBLISH until the TCP ACK of the one before and items reach the"
-        " controller in clumps about 40 ms apart (the delayed ACK), so a clump overfills the window.",
+        " controller in clumps 40 to 48 ms apart (the delayed ACK), so a clump overfills the window.",
         "",
         "| goal | target | measured | met |",
         "|---|---|---|---|",
@@ -483,7 +484,7 @@ def _markdown(r: dict[str, Any]) -> str:
         " from about 400 us to about 250 us (same machine, same load).",
         "",
         "The steady p99 (2026-12-02): a trace of each item's stages at 200 items/s showed the time"
-        " before the controller, not in it. Items arrived in clumps of up to 9 with 45 ms gaps (Nagle's"
+        " before the controller, not in it. Items arrived in clumps of up to 9 with gaps of 40 to 48 ms (Nagle's"
         " algorithm in the broker and in paho, which set no TCP_NODELAY), and the clump's last items"
         " waited for a free slot of the window of 8. Now every sortcam client sets TCP_NODELAY"
         " (`sortcam.mqtt_link.make_client`), the launched broker sets `set_tcp_nodelay`, a burst's SORTs"

@@ -110,8 +110,9 @@ class Controller:
         self.decisions = DecisionPublisher(self.decision_topic, self.metrics, self._mark_published,
                                            lambda: self._connected)
         self._sent_lock = threading.Lock()
-        """Held from handing a burst to the sorter until its "sent" decisions are published, and
-        by the finisher while it publishes final ones: an item's "sent" precedes its "acked"."""
+        """Held from handing a burst to the sorter until its "sent" decisions are published; the
+        finisher waits on it only for a job whose ``sent_out`` is still False, so an item's "sent"
+        goes out before its "acked" or "missed"."""
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -309,7 +310,11 @@ class Controller:
                     batch.append(self._msg_queue.get_nowait())
                 except queue.Empty:
                     break
-            self._handle_batch(batch)
+            try:
+                self._handle_batch(batch)
+            except Exception:  # unacknowledged messages come again with the next session; the line runs on
+                log.exception("handling a burst of %d message(s) failed", len(batch))
+                self.metrics.inc("handler_errors_total")
 
     def _handle_batch(self, batch: list[tuple[mqtt.MQTTMessage, float, float]]) -> None:
         assert self.store is not None and self.client is not None
@@ -352,12 +357,16 @@ class Controller:
         assert self.link is not None
         with self._sent_lock:
             self.link.submit_many(jobs)
-            for row, status in decided:
-                try:
-                    self.decisions.publish(row, status, final=status == "rejected")
-                except Exception:  # the item is recorded and on its way; only its message is missing
-                    log.exception("publishing the decision of item %d failed", row["sort_id"])
-                    self.metrics.inc("handler_errors_total")
+            try:
+                for row, status in decided:
+                    try:
+                        self.decisions.publish(row, status, final=status == "rejected")
+                    except Exception:  # the item is recorded and on its way; only its message is missing
+                        log.exception("publishing the decision of item %d failed", row["sort_id"])
+                        self.metrics.inc("handler_errors_total")
+            finally:
+                for job in jobs:
+                    job.sent_out = True
         for msg in to_ack:
             self.client.ack(msg.mid, msg.qos)
         for msg, _, _ in records:
@@ -396,6 +405,7 @@ class Controller:
             sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
             device_latency_ms=item.device_latency_ms, received_mono=received_mono, received_ts=item.received_ts,
             deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
+            sent_out=False,
         )
 
     def _parse(self, msg: mqtt.MQTTMessage, received_ts: float) -> NewItem | None:
@@ -469,19 +479,21 @@ class Controller:
             rows.append((job.sort_id, status, miss_reason, job.attempts, job.delay_ms, written_ts, done_ts))
         assert self.store is not None
         self.store.finish_many(rows)
-        with self._sent_lock:  # each item's "sent" is out before this
-            for job, status, miss_reason in batch:
-                if status == "acked":
-                    self.metrics.inc("acked_total")
-                    self.metrics.observe("receipt_to_ack_seconds", (job.done_mono or now_mono) - job.received_mono)
-                else:
-                    self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
-                    log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
-                                miss_reason, job.attempts)
-                extra: dict[str, Any] = {"attempts": job.attempts}
-                if miss_reason:
-                    extra["miss_reason"] = miss_reason
-                self.decisions.publish(job.context, status, final=True, extra=extra)
+        if not all(job.sent_out for job, _, _ in batch):
+            with self._sent_lock:  # wait until the deciding thread has published their "sent"
+                pass
+        for job, status, miss_reason in batch:
+            if status == "acked":
+                self.metrics.inc("acked_total")
+                self.metrics.observe("receipt_to_ack_seconds", (job.done_mono or now_mono) - job.received_mono)
+            else:
+                self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
+                log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
+                            miss_reason, job.attempts)
+            extra: dict[str, Any] = {"attempts": job.attempts}
+            if miss_reason:
+                extra["miss_reason"] = miss_reason
+            self.decisions.publish(job.context, status, final=True, extra=extra)
 
     def _on_link_event(self, kind: str, detail: str) -> None:
         if self.store is not None:

@@ -70,6 +70,9 @@ class SortJob:
     device_latency_ms: float
     received_mono: float
     deadline_mono: float
+    sent_out: bool = True
+    """False while the controller has yet to publish this job's "sent" decision (set before its
+    final one may go out)."""
     received_ts: float | None = None
     """Wall-clock receipt (:func:`time.time`), the anchor for the wall-clock times recorded
     of this job: ``received_ts + (t_mono - received_mono)`` for any monotonic ``t_mono``."""
@@ -138,8 +141,12 @@ class SorterLink:
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._state = threading.Lock()
         """Held by whoever acts on the protocol state: the worker, or a submitter writing directly."""
+        self._post_lock = threading.Lock()
         self._jobs_posted = 0
+        """Bursts queued for the worker (under ``_post_lock``), against ``_jobs_taken``, those it took."""
         self._jobs_taken = 0
+        self._closed = False
+        """Set by the worker as it ends: submitters no longer write."""
         self._waiting: collections.deque[SortJob] = collections.deque()
         self._inflight: dict[int, SortJob] = {}
         self._recent_done: collections.OrderedDict[int, str] = collections.OrderedDict()
@@ -184,18 +191,27 @@ class SorterLink:
             return
         if self._state.acquire(timeout=SUBMIT_WAIT_S):
             try:
-                if self._jobs_posted == self._jobs_taken:  # nothing queued before this burst
+                with self._post_lock:
+                    direct = self._jobs_posted == self._jobs_taken and not self._closed  # nothing queued before
+                if direct:
                     self._waiting.extend(jobs)
-                    if self._port is not None:
-                        self._fill(time.monotonic())
                     jobs = []
+                    try:
+                        now = time.monotonic()
+                        self._expire(now)  # an item past its deadline is missed, never written late
+                        if self._port is not None:
+                            self._fill(now)
+                    except Exception:  # the jobs are in the worker's hands now; it carries on
+                        log.exception("writing SORTs from the submitter failed; the worker takes over")
+                        self._m.inc("handler_errors_total")
             finally:
                 self._state.release()
         if jobs:
-            self._jobs_posted += 1  # written by submitters only; _jobs_taken by the worker only
-            self._inbox.put(("jobs", jobs))
+            with self._post_lock:
+                self._jobs_posted += 1
+                self._inbox.put(("jobs", jobs))
         else:
-            self._inbox.put(("wake", None))
+            self._inbox.put(("wake", None))  # the worker times their ACKs and reports the expired
 
     def stop(self, drain_s: float) -> int:
         """Stop after every job is done or ``drain_s`` passed; returns the jobs left unfinished."""
@@ -222,10 +238,13 @@ class SorterLink:
             while not self._step():
                 pass
         finally:
-            self._flush_done()
+            with self._state:
+                self._closed = True
+                self._flush_done()
             self._done_q.put(None)
             self._finisher.join(30.0)
-            self._close()
+            with self._state:
+                self._close()
 
     def _step(self) -> bool:
         """One wake-up of the worker; True when it should stop. A bug in one step is
@@ -283,7 +302,8 @@ class SorterLink:
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "jobs":
-            self._jobs_taken += 1
+            with self._post_lock:
+                self._jobs_taken += 1
             self._waiting.extend(payload)
         elif kind == "lines":
             gen, lines = payload
@@ -330,13 +350,13 @@ class SorterLink:
             return
         log.warning("serial port %s lost (%s); %d in flight go back to the queue", self.url, reason,
                     len(self._inflight))
-        self._on_event("serial_down", f"port {self.url} lost: {reason}")
         self._close()
         self._gen += 1
         for job in sorted(self._inflight.values(), key=lambda j: j.sort_id, reverse=True):
             self._waiting.appendleft(job)
         self._inflight.clear()
         self._reconnect_at = time.monotonic() + self.reconnect_s
+        self._on_event("serial_down", f"port {self.url} lost: {reason}")  # last: the state is sound if it raises
 
     def _close(self) -> None:
         port, self._port = self._port, None

@@ -61,33 +61,58 @@ def test_submit_writes_the_sort_before_it_returns(pty_pair) -> None:  # noqa: AN
 
 
 def test_a_queued_burst_keeps_its_place(pty_pair) -> None:  # noqa: ANN001
-    """The worker holds the state past SUBMIT_WAIT_S: the first burst is queued for it, and a
-    second burst must not overtake it by writing directly."""
+    """A burst queued for the worker (the state was busy past SUBMIT_WAIT_S) is not overtaken:
+    while the worker has taken it from its inbox but not yet acted on it, a second burst that
+    finds the state free must queue behind it instead of writing directly."""
     done: list[Any] = []
     link = _link(pty_pair, done, window=8)
     link.start()
     try:
         _read_lines(pty_pair.master, 1)
-        held = threading.Event()
-        release = threading.Event()
+        took_jobs, go_on = threading.Event(), threading.Event()
+        original_get = link._inbox.get
 
-        def hold() -> None:
-            with link._state:
-                held.set()
-                release.wait(5.0)
+        def gated_get(*args: Any, **kwargs: Any) -> Any:
+            item = original_get(*args, **kwargs)
+            if item[0] == "jobs" and not go_on.is_set():
+                took_jobs.set()
+                go_on.wait(5.0)  # taken from the inbox, not yet acted on; the state is free
+            return item
 
-        t = threading.Thread(target=hold)
-        t.start()
-        held.wait(5.0)
-        first = [_job(1), _job(2)]
-        t0 = time.monotonic()
-        link.submit_many(first)  # waits SUBMIT_WAIT_S for the state, then queues
-        assert time.monotonic() - t0 >= SUBMIT_WAIT_S * 0.9
-        assert all(j.first_write_mono is None for j in first)
-        release.set()
-        t.join()
-        link.submit_many([_job(3)])
+        link._inbox.get = gated_get  # type: ignore[method-assign]
+        link._inbox.put(("wake", None))  # the worker's wait in progress ends; its next one is gated
+        time.sleep(0.1)
+        with link._state:  # busy past SUBMIT_WAIT_S: the first burst is queued
+            t0 = time.monotonic()
+            first = [_job(1), _job(2)]
+            link.submit_many(first)
+            assert time.monotonic() - t0 >= SUBMIT_WAIT_S * 0.9
+            assert all(j.first_write_mono is None for j in first)
+        assert took_jobs.wait(5.0)
+        second = _job(3)
+        link.submit_many([second])
+        assert second.first_write_mono is None, "the second burst overtook the queued one"
+        go_on.set()
         assert _sort_ids(_read_lines(pty_pair.master, 3)) == [1, 2, 3]
+    finally:
+        link.stop(0.5)
+
+
+def test_a_job_past_its_deadline_is_missed_not_written(pty_pair) -> None:  # noqa: ANN001
+    done: list[Any] = []
+    link = _link(pty_pair, done, window=8)
+    link.start()
+    try:
+        _read_lines(pty_pair.master, 1)
+        late = _job(4)
+        late.deadline_mono = time.monotonic() - 1.0
+        link.submit_many([late, _job(5)])
+        assert _sort_ids(_read_lines(pty_pair.master, 1)) == [5]
+        end = time.monotonic() + 3.0
+        while not done and time.monotonic() < end:
+            time.sleep(0.02)
+        assert [(j.sort_id, status, why) for j, status, why in done] == [(4, "missed", "deadline")]
+        assert late.first_write_mono is None and late.attempts == 0
     finally:
         link.stop(0.5)
 
