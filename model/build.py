@@ -5,8 +5,8 @@ The stages, each one the existing command's own code (no second copy of any step
 1. **check** the data: classes, enough train photos per class, every class in the held-out split;
 2. **teacher** (``--recipe shipped`` only): `sortcam teacher`, a fine-tuned backbone;
 3. **train**: ``shipped`` is the recipe of the shipped model (consistent distillation from the
-   teacher, MobileNetV2 0.35 from scratch); ``quick`` is plain transfer learning from ImageNet
-   weights (needs internet, or ``--weights FILE``);
+   teacher, MobileNetV2 0.35 started by weight selection from MobileNetV2 1.0); ``quick`` is plain
+   transfer learning from ImageNet weights (needs internet, or ``--weights FILE``);
 4. **quantize** to full int8 (TFLM check, arena measured, card written);
 5. **budget**: flash and arena against the target, with the overshoot and a smaller alpha or input
    size that would fit;
@@ -49,6 +49,9 @@ class BuildConfig:
     weights: str = "imagenet"
     """The quick recipe's MobileNetV2 weights: imagenet, a backbone file, or none."""
     teacher_backbone: str = "EfficientNetB0"
+    init_select: str = "imagenet"
+    """The shipped recipe's student start: weight selection from MobileNetV2 1.0 (``imagenet``,
+    a backbone weights file), or ``none`` for random weights."""
     alpha: float = 0.35
     size: int = 0
     """Student input size (0: the recipe's, 84 shipped or 96 quick)."""
@@ -186,6 +189,7 @@ def train_config(config: BuildConfig, out: Path) -> Any:
             batch_size=64,
             mixup=0.4,
             lr=2e-3,
+            init_select=None if config.init_select.lower() == "none" else config.init_select,
         )
     return TrainConfig(
         **common,

@@ -91,8 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--init-select",
         metavar="WEIGHTS",
-        help="weight selection: start from evenly spaced channels of a wider MobileNetV2's backbone weights file "
-        "(with --weights none), e.g. ../shared/weights/mobilenet_v2_1.0_backbone_imagenet-dogs.weights.h5",
+        help="weight selection: start from evenly spaced channels of a wider MobileNetV2 (with --weights none): "
+        "imagenet (download) or a backbone weights file, e.g. "
+        "../shared/weights/mobilenet_v2_1.0_backbone_imagenet-dogs.weights.h5",
     )
     p.add_argument(
         "--init-select-alpha", type=float, default=1.0, help="width of the --init-select network (default 1.0)"
@@ -140,6 +141,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--teacher-backbone",
         default="EfficientNetB0",
         help="shipped recipe: keras.applications name or backbone .keras file (default EfficientNetB0)",
+    )
+    b.add_argument(
+        "--init-select",
+        default="imagenet",
+        metavar="WEIGHTS",
+        help="shipped recipe: the student starts by weight selection from MobileNetV2 1.0: imagenet (download), "
+        "a backbone weights file, or none (random)",
     )
     b.add_argument("--alpha", type=_float_range(0.35, 1.0, "--alpha"), default=0.35, help="MobileNetV2 width")
     b.add_argument("--size", type=int, default=0, help="input size (default: 84 shipped, 96 quick)")
@@ -339,6 +347,7 @@ def _build(args: argparse.Namespace) -> int:
             firmware_dir=args.firmware_dir,
             weights=args.weights,
             teacher_backbone=args.teacher_backbone,
+            init_select=args.init_select,
             alpha=args.alpha,
             size=args.size,
             epochs=args.epochs,

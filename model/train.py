@@ -217,7 +217,8 @@ def selected_indices(source: int, target: int) -> npt.NDArray[np.int64]:
 
 
 def select_weights(backbone: Any, path: str | Path, source_alpha: float = 1.0) -> int:
-    """Initialise a MobileNetV2 ``backbone`` by weight selection from a wider one.
+    """Initialise a MobileNetV2 ``backbone`` by weight selection from a wider one: its weights
+    file, or ``imagenet`` (the Keras download, needs internet).
 
     Every weight tensor of ``backbone`` takes, along each axis where it is smaller, the
     evenly spaced entries (:func:`selected_indices`) of the same-named tensor of a
@@ -225,17 +226,27 @@ def select_weights(backbone: Any, path: str | Path, source_alpha: float = 1.0) -
     tensors copied; a file that does not fit is a one-line :class:`ModelError`.
     """
     keras = _keras()
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"--init-select: weights file not found: {path}")
-    source = keras.applications.MobileNetV2(
-        weights=None, alpha=source_alpha, include_top=False, pooling=None, input_shape=tuple(backbone.input_shape[1:])
-    )
-    try:
-        source.load_weights(str(path))
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"--init-select: {path} does not fit MobileNetV2 alpha={source_alpha}: {first}") from None
+    kw: dict[str, Any] = {"alpha": source_alpha, "include_top": False, "pooling": None,
+                          "input_shape": tuple(backbone.input_shape[1:])}  # fmt: skip
+    if str(path).lower() == "imagenet":
+        try:
+            source = keras.applications.MobileNetV2(weights="imagenet", **kw)
+        except Exception as exc:  # download or file errors
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"--init-select imagenet: cannot get ImageNet MobileNetV2 {source_alpha} weights (needs internet): "
+                f"{first}; give a weights file"
+            ) from None
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"--init-select: weights file not found: {path}")
+        source = keras.applications.MobileNetV2(weights=None, **kw)
+        try:
+            source.load_weights(str(path))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"--init-select: {path} does not fit MobileNetV2 alpha={source_alpha}: {first}") from None
     theirs = {layer.name: layer for layer in source.layers}
     copied = 0
     for layer in backbone.layers:

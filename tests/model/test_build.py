@@ -23,11 +23,22 @@ def _build_args(data: Path, out: Path, fw: Path, *extra: str) -> list[str]:
     return ["build", str(data), "--out", str(out), "--firmware-dir", str(fw), "--size", "32", *extra]
 
 
+def _wide_weights(path: Path) -> Path:
+    """Random MobileNetV2 1.0 backbone weights, the source of the shipped recipe's weight selection."""
+    import keras
+
+    keras.applications.MobileNetV2(alpha=1.0, weights=None, include_top=False, input_shape=(32, 32, 3)).save_weights(
+        path
+    )
+    return path
+
+
 def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tmp_path: Path) -> None:
     bb = tiny_backbone(tmp_path / "bb.keras")
+    wide = _wide_weights(tmp_path / "wide.weights.h5")
     out, fw = tmp_path / "build", tmp_path / "fw"
     args = _build_args(tiny_dataset, out, fw, "--recipe", "shipped", "--teacher-backbone", str(bb), "--epochs", "3",
-                       "--teacher-epochs", "1", "--min-per-class", "5")  # fmt: skip
+                       "--teacher-epochs", "1", "--min-per-class", "5", "--init-select", str(wide))  # fmt: skip
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     log = open(tmp_path / "first.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "sortcam.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -39,6 +50,7 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     proc.wait()
     log.close()
     assert state.is_file(), (tmp_path / "first.log").read_text()[-3000:]
+    assert f"weight selection: 260 tensors from {wide}" in (tmp_path / "first.log").read_text()
     stopped_at = json.loads(state.read_text())["epoch"]
     assert stopped_at < 3, "the first run was not interrupted mid-training"
     assert not fw.exists()  # nothing exported before the model passed every stage
