@@ -453,7 +453,8 @@ def _markdown(r: dict[str, Any]) -> str:
         " The broker of every run but the last has `set_tcp_nodelay true` (docs/host.md advises it); the"
         " last row repeats the steady run through a broker at mosquitto's default, where Nagle's"
         " algorithm holds each small PUBLISH until the TCP ACK of the one before and items reach the"
-        " controller in clumps 40 to 48 ms apart (the delayed ACK), so a clump overfills the window.",
+        " controller in clumps 40 to 48 ms apart (the delayed ACK): a clump's items wait for each other's"
+        " serial ACKs.",
         "",
         "| goal | target | measured | met |",
         "|---|---|---|---|",
