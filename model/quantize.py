@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sortcam.card import MODEL_DIR, TRASHNET_BINS, TRASHNET_BIODEGRADABLE, InputSpec, ModelCard, PreprocessSpec
-from sortcam.errors import DataError, ModelError
+from sortcam.errors import DataError, ModelError, first_line
 from sortcam.model.data import index_dataset, load_split
 from sortcam.preprocess import DEFAULT_RANGE, RESIZE_METHOD, to_float
 from sortcam.runtime import Int8Classifier, capture_native_output
@@ -84,7 +84,7 @@ def convert_full_int8(model: Any, rep: npt.NDArray[np.float32]) -> bytes:
         try:
             data = converter.convert()
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc, 300)
             raise ModelError(f"TFLite conversion failed: {first}") from None
     return bytes(data)
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sortcam.errors import DataError, ModelError, UsageError
+from sortcam.errors import DataError, ModelError, UsageError, first_line
 from sortcam.model.augment import AugmentSpec
 from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
 from sortcam.preprocess import DEFAULT_RANGE, to_float
@@ -297,7 +297,7 @@ def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, in
     try:
         model = keras.models.load_model(str(p), compile=False, safe_mode=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ModelError(f"cannot load teacher {p}: {first}") from None
     if tuple(model.input_shape[1:3]) != tuple(input_size):
         raise ModelError(

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sortcam.errors import DataError, DependencyError, ModelError, UsageError
+from sortcam.errors import DataError, DependencyError, ModelError, UsageError, first_line
 from sortcam.model.augment import AugmentSpec, augment_photo
 from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
 from sortcam.model.teacher import is_teacher_file
@@ -190,7 +190,7 @@ def build_student(config: TrainConfig, num_classes: int) -> tuple[Any, Any, Any]
             try:
                 backbone.load_weights(str(path))
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                first = first_line(exc)
                 raise ModelError(
                     f"weights file {path} does not fit MobileNetV2 alpha={config.alpha}: {first}"
                 ) from None
@@ -232,7 +232,7 @@ def select_weights(backbone: Any, path: str | Path, source_alpha: float = 1.0) -
         try:
             source = keras.applications.MobileNetV2(weights="imagenet", **kw)
         except Exception as exc:  # download or file errors
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(
                 f"--init-select imagenet: cannot get ImageNet MobileNetV2 {source_alpha} weights (needs internet): "
                 f"{first}; give a weights file"
@@ -245,7 +245,7 @@ def select_weights(backbone: Any, path: str | Path, source_alpha: float = 1.0) -
         try:
             source.load_weights(str(path))
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(f"--init-select: {path} does not fit MobileNetV2 alpha={source_alpha}: {first}") from None
     theirs = {layer.name: layer for layer in source.layers}
     copied = 0
@@ -254,10 +254,11 @@ def select_weights(backbone: Any, path: str | Path, source_alpha: float = 1.0) -
         if not ours:
             continue
         src = theirs.get(layer.name)
-        if src is None or len(src.get_weights()) != len(ours):
+        source_weights = src.get_weights() if src is not None else []
+        if len(source_weights) != len(ours):
             raise ModelError(f"--init-select: {path} has no layer matching {layer.name}")
         new = []
-        for a, b in zip(ours, src.get_weights(), strict=True):
+        for a, b in zip(ours, source_weights, strict=True):
             if a.ndim != b.ndim or any(da > db for da, db in zip(a.shape, b.shape, strict=True)):
                 raise ModelError(
                     f"--init-select: layer {layer.name} is {a.shape} here but {b.shape} in {path} (not a wider network)"
@@ -304,7 +305,7 @@ def _load_teacher_backbone(spec: str, size: int) -> tuple[Any, str]:
         try:
             model = keras.models.load_model(str(path), compile=False)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(f"cannot load teacher {path}: {first}") from None
         model.trainable = False
         return model, "pm1"
@@ -1048,7 +1049,7 @@ def load_keras_model(path: str | Path) -> Any:
     try:
         return keras.models.load_model(str(p), compile=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ModelError(f"cannot load Keras model {p}: {first}") from None
 
 

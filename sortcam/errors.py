@@ -56,3 +56,12 @@ class SerialLinkError(SortcamError):
 
 class DependencyError(SortcamError):
     """An optional dependency (an extra such as ``sortcam[train]``) is not installed."""
+
+
+def first_line(exc: BaseException, limit: int | None = 200) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters, or its type's name when it
+    has none: what a one-line error quotes of an exception from a library (Keras, TFLM, h5py)."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    return text.splitlines()[0][:limit]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sortcam.errors import DependencyError, ModelError
+from sortcam.errors import DependencyError, ModelError, first_line
 
 TFLITE_IDENTIFIER = b"TFL3"
 ALLOCATOR_TAG = "[RecordingMicroAllocator]"
@@ -121,7 +121,7 @@ class Int8Classifier:
             in_d = self._interp.get_input_details(0)
             out_d = self._interp.get_output_details(0)
         except Exception as exc:  # the runtime raises RuntimeError, struct.error, ValueError...
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc, None)
             raise ModelError(f"TFLM cannot load {name} (truncated or unsupported model?): {first}") from None
         if in_d["dtype"] != np.int8 or out_d["dtype"] != np.int8:
             raise ModelError(
