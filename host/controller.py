@@ -465,17 +465,14 @@ class Controller:
             self.store.mark_published(sort_ids)
 
     def _on_sort_done(self, batch: list[tuple[SortJob, str, str | None]]) -> None:
-        now_mono, now = time.monotonic(), time.time()
+        now_mono = time.monotonic()
         rows = []
         for job, status, miss_reason in batch:
             # wall-clock times from the job's own receipt stamp and monotonic intervals: a pair
             # of clock reads here could be split by a thread switch, which would add to them
-            if job.received_ts is not None:
-                base, base_mono = job.received_ts, job.received_mono
-            else:
-                base, base_mono = now, now_mono
-            written_ts = None if job.first_write_mono is None else base + (job.first_write_mono - base_mono)
-            done_ts = base + ((job.done_mono or now_mono) - base_mono)
+            to_wall = job.received_ts - job.received_mono
+            written_ts = None if job.first_write_mono is None else job.first_write_mono + to_wall
+            done_ts = (job.done_mono or now_mono) + to_wall
             rows.append((job.sort_id, status, miss_reason, job.attempts, job.delay_ms, written_ts, done_ts))
         assert self.store is not None
         self.store.finish_many(rows)

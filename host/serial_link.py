@@ -69,13 +69,13 @@ class SortJob:
     belt_delay_ms: int
     device_latency_ms: float
     received_mono: float
+    received_ts: float
+    """Wall-clock receipt (:func:`time.time`), the anchor for the wall-clock times recorded
+    of this job: ``received_ts + (t_mono - received_mono)`` for any monotonic ``t_mono``."""
     deadline_mono: float
     sent_out: bool = True
     """False while the controller has yet to publish this job's "sent" decision (set before its
     final one may go out)."""
-    received_ts: float | None = None
-    """Wall-clock receipt (:func:`time.time`), the anchor for the wall-clock times recorded
-    of this job: ``received_ts + (t_mono - received_mono)`` for any monotonic ``t_mono``."""
     device: str = ""
     attempts: int = 0
     delay_ms: int | None = None
@@ -142,9 +142,8 @@ class SorterLink:
         self._state = threading.Lock()
         """Held by whoever acts on the protocol state: the worker, or a submitter writing directly."""
         self._post_lock = threading.Lock()
-        self._jobs_posted = 0
-        """Bursts queued for the worker (under ``_post_lock``), against ``_jobs_taken``, those it took."""
-        self._jobs_taken = 0
+        self._queued_bursts = 0
+        """Bursts in the inbox, not yet taken by the worker (under ``_post_lock``)."""
         self._closed = False
         """Set by the worker as it ends: submitters no longer write."""
         self._waiting: collections.deque[SortJob] = collections.deque()
@@ -192,7 +191,7 @@ class SorterLink:
         if self._state.acquire(timeout=SUBMIT_WAIT_S):
             try:
                 with self._post_lock:
-                    direct = self._jobs_posted == self._jobs_taken and not self._closed  # nothing queued before
+                    direct = self._queued_bursts == 0 and not self._closed  # nothing queued before this burst
                 if direct:
                     self._waiting.extend(jobs)
                     jobs = []
@@ -208,7 +207,7 @@ class SorterLink:
                 self._state.release()
         if jobs:
             with self._post_lock:
-                self._jobs_posted += 1
+                self._queued_bursts += 1
                 self._inbox.put(("jobs", jobs))
         else:
             self._inbox.put(("wake", None))  # the worker times their ACKs and reports the expired
@@ -303,7 +302,7 @@ class SorterLink:
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "jobs":
             with self._post_lock:
-                self._jobs_taken += 1
+                self._queued_bursts -= 1
             self._waiting.extend(payload)
         elif kind == "lines":
             gen, lines = payload

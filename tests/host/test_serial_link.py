@@ -18,7 +18,7 @@ from sortcam.host.serial_link import SUBMIT_WAIT_S, SorterLink, SortJob
 def _job(sort_id: int) -> SortJob:
     now = time.monotonic()
     return SortJob(sort_id=sort_id, gate=1, belt_delay_ms=0, device_latency_ms=0.0, received_mono=now,
-                   deadline_mono=now + 30.0)
+                   received_ts=time.time(), deadline_mono=now + 30.0)
 
 
 def _read_lines(fd: int, want: int, timeout: float = 5.0) -> list[bytes]:
