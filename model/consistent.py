@@ -5,12 +5,17 @@ Used by :func:`sortcam.model.train.train` when ``--teacher`` names a file writte
 
 1. a batch is drawn from a pool of augmented views of the train photos (``--views`` per
    photo, view 0 the photo itself, cut from the full-size photo and fitted to the
-   student's input), each randomly mirrored;
+   student's input), each randomly mirrored. A teacher trained on full-size photos at a
+   larger input (``sortcam teacher --via 0``) gets a second pool: the very same views,
+   fitted to its own input;
 2. with ``--mixup A`` each image is blended with another of the batch (``lam`` from
    Beta(A, A), the larger share its own), labels and class weights with it;
 3. the *same* tensor goes through the frozen teacher and the student, inside one train
    step, so the teacher is asked about exactly the image the student sees (Beyer et al.,
-   "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022);
+   "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022). With a
+   full-size teacher both pools are mixed with the same partners and shares; resizing is
+   linear, so the teacher's tensor is the same mixed image as the student's, seen at the
+   teacher's resolution (up to uint8 rounding of each view);
 4. loss ``a * KL(teacher_T || student_T) * T^2 + (1 - a) * CE(mixed label)``, weighted.
 
 Every random choice of an epoch (order, mirrors, partners, shares) is drawn in NumPy from
@@ -55,10 +60,18 @@ RESUME_FREE = ("out_dir", "resume", "data_dir", "teacher_cache", "stop_after")
 
 
 def view_pool(
-    config: TrainConfig, photos: list[npt.NDArray[np.uint8]], labels: npt.NDArray[np.int32], cache: Path
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
-    """``views`` views per photo at the student's size (view 0 the photo itself), cached in ``cache``."""
-    key = {
+    config: TrainConfig,
+    photos: list[npt.NDArray[np.uint8]],
+    labels: npt.NDArray[np.int32],
+    cache: Path,
+    teacher_size: int = 0,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32], npt.NDArray[np.uint8] | None]:
+    """``views`` views per photo at the student's size (view 0 the photo itself), cached in ``cache``.
+
+    With ``teacher_size`` also the same views fitted to ``teacher_size`` x ``teacher_size``
+    (third value; ``None`` without): one augmentation, two resizes of it.
+    """
+    key: dict[str, Any] = {
         "views": config.views,
         "seed": config.seed,
         "height": config.height,
@@ -68,15 +81,19 @@ def view_pool(
         "n": len(photos),
         "labels_sha": hashlib.sha256(labels.astype(np.int32).tobytes()).hexdigest()[:16],
     }
+    if teacher_size:
+        key["teacher_size"] = teacher_size  # absent otherwise, so pools cached before it still match
+    pool_labels = np.repeat(labels, config.views).astype(np.int32)
     meta = cache / "views.json"
-    if meta.is_file() and (cache / "views.npy").is_file():
+    tfile = cache / "teacher_views.npy"
+    if meta.is_file() and (cache / "views.npy").is_file() and (tfile.is_file() or not teacher_size):
         try:
             theirs = json.loads(meta.read_text()).get("key", {})
         except (OSError, ValueError):
             theirs = None
         if theirs == key:
             print(f"view pool: reusing {cache}", flush=True)
-            return np.load(cache / "views.npy"), np.repeat(labels, config.views).astype(np.int32)
+            return np.load(cache / "views.npy"), pool_labels, np.load(tfile) if teacher_size else None
         if theirs is not None and config.teacher_cache:
             from sortcam.model.train import _refuse_other_cache
 
@@ -85,11 +102,14 @@ def view_pool(
     spec = AugmentSpec(**config.augment)
     rng = np.random.default_rng(config.seed)
     out = np.empty((len(photos) * config.views, config.height, config.width, 3), np.uint8)
+    tout = np.empty((len(out), teacher_size, teacher_size, 3), np.uint8) if teacher_size else None
     t0 = time.time()
     for i, p in enumerate(photos):
         for v in range(config.views):
             view = p if v == 0 else augment_photo(p, rng, spec)
             out[i * config.views + v] = fit_resize(view, config.height, config.width, config.fit)
+            if tout is not None:
+                tout[i * config.views + v] = fit_resize(view, teacher_size, teacher_size, config.fit)
         if (i + 1) % 200 == 0 or i + 1 == len(photos):
             rate = (i + 1) / max(time.time() - t0, 1e-6)
             print(
@@ -97,11 +117,16 @@ def view_pool(
                 f"eta {(len(photos) - i - 1) / rate:.0f}s",
                 flush=True,
             )
+    meta.unlink(missing_ok=True)  # the key goes last: a pool cut short is never taken for a finished one
     tmp = cache / "views.tmp.npy"
     np.save(tmp, out)
     tmp.replace(cache / "views.npy")
+    if tout is not None:
+        ttmp = cache / "teacher_views.tmp.npy"
+        np.save(ttmp, tout)
+        ttmp.replace(tfile)
     meta.write_text(json.dumps({"key": key}, indent=2))
-    return out, np.repeat(labels, config.views).astype(np.int32)
+    return out, pool_labels, tout
 
 
 def epoch_plan(
@@ -127,25 +152,39 @@ def epoch_plan(
     return plan
 
 
+def _mixed_images(
+    pool: npt.NDArray[np.uint8], idx: npt.NDArray[np.int64], mirror: npt.NDArray[np.bool_],
+    partner: npt.NDArray[np.int64], lam: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]:  # fmt: skip
+    img = pool[idx].copy()
+    img[mirror] = img[mirror][:, :, ::-1]
+    x = to_float(img, DEFAULT_RANGE)
+    lx = lam[:, None, None, None]
+    return (lx * x + (1.0 - lx) * x[partner]).astype(np.float32)
+
+
 def make_batch(
     pool: npt.NDArray[np.uint8],
     onehot: npt.NDArray[np.float32],
     weight: npt.NDArray[np.float32],
     item: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]],
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """One training batch ``(x, y, w)``: mirrored, mixed images in the model's range; mixed labels and weights."""
+    teacher_pool: npt.NDArray[np.uint8] | None = None,
+) -> tuple[Any, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """One training batch ``(x, y, w)``: mirrored, mixed images in the model's range; mixed labels and weights.
+
+    With ``teacher_pool``, ``x`` is ``(student images, teacher images)``: the same views,
+    mirrors, partners and shares at both sizes.
+    """
     idx, mirror, partner, lam = item
-    img = pool[idx].copy()
-    img[mirror] = img[mirror][:, :, ::-1]
-    x = to_float(img, DEFAULT_RANGE)
-    lx = lam[:, None, None, None]
-    x = lx * x + (1.0 - lx) * x[partner]
+    x: Any = _mixed_images(pool, idx, mirror, partner, lam)
+    if teacher_pool is not None:
+        x = (x, _mixed_images(teacher_pool, idx, mirror, partner, lam))
     y = onehot[idx]
     ly = lam[:, None]
     y = ly * y + (1.0 - ly) * y[partner]
     w = weight[idx]
     w = lam * w + (1.0 - lam) * w[partner]
-    return x.astype(np.float32), y.astype(np.float32), w.astype(np.float32)
+    return x, y.astype(np.float32), w.astype(np.float32)
 
 
 def epoch_dataset(
@@ -153,23 +192,22 @@ def epoch_dataset(
     onehot: npt.NDArray[np.float32],
     weight: npt.NDArray[np.float32],
     plan: list[Any],
+    teacher_pool: npt.NDArray[np.uint8] | None = None,
 ) -> Any:
     """A ``tf.data`` pipeline over one epoch's batches, built in a background thread (prefetch)."""
     from sortcam.model.train import _tf
 
     tf = _tf()
-    h, w_, c = pool.shape[1:]
     k = onehot.shape[1]
 
     def gen() -> Any:
         for item in plan:
-            yield make_batch(pool, onehot, weight, item)
+            yield make_batch(pool, onehot, weight, item, teacher_pool)
 
-    sig = (
-        tf.TensorSpec((None, h, w_, c), tf.float32),
-        tf.TensorSpec((None, k), tf.float32),
-        tf.TensorSpec((None,), tf.float32),
-    )
+    x_sig: Any = tf.TensorSpec((None, *pool.shape[1:]), tf.float32)
+    if teacher_pool is not None:
+        x_sig = (x_sig, tf.TensorSpec((None, *teacher_pool.shape[1:]), tf.float32))
+    sig = (x_sig, tf.TensorSpec((None, k), tf.float32), tf.TensorSpec((None,), tf.float32))
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
     return ds.apply(tf.data.experimental.assert_cardinality(len(plan))).prefetch(2)
 
@@ -182,6 +220,8 @@ def consistent_trainee(model_logits: Any, teacher: Any) -> Any:
 
     The teacher is frozen (``trainable = False``, BatchNorm in inference mode); the loss
     reads its half as the soft target, so teacher and student always see the same tensor.
+    A teacher with another input size makes it a two-input model, ``(student image,
+    teacher image)``: the same mixed view at the two sizes (see :func:`make_batch`).
     """
     from sortcam.model.train import _keras
 
@@ -201,8 +241,14 @@ def consistent_trainee(model_logits: Any, teacher: Any) -> Any:
 
     inp = keras.Input(model_logits.input_shape[1:], name="image")
     s = model_logits(inp)
-    t = FrozenTeacher(teacher)(inp)
-    return keras.Model(inp, keras.layers.Concatenate(name="student_teacher")([s, t]), name="consistent_trainee")
+    if tuple(teacher.input_shape[1:]) == tuple(model_logits.input_shape[1:]):
+        inputs: Any = inp
+        t = FrozenTeacher(teacher)(inp)
+    else:
+        t_inp = keras.Input(teacher.input_shape[1:], name="teacher_image")
+        inputs = (inp, t_inp)
+        t = FrozenTeacher(teacher)(t_inp)
+    return keras.Model(inputs, keras.layers.Concatenate(name="student_teacher")([s, t]), name="consistent_trainee")
 
 
 def online_kd_loss(num_classes: int, temperature: float, alpha: float) -> Any:
@@ -367,6 +413,7 @@ def train_consistent(
     teacher: Any,
     pool: npt.NDArray[np.uint8],
     pool_labels: npt.NDArray[np.int32],
+    teacher_pool: npt.NDArray[np.uint8] | None,
     clean_x: npt.NDArray[np.float32],
     val_x: npt.NDArray[np.float32],
     val_y: npt.NDArray[np.int32],
@@ -406,7 +453,7 @@ def train_consistent(
     end = min(total, start + config.stop_after) if config.stop_after > 0 else total
     for epoch in range(start, end):
         plan = epoch_plan(len(pool), config.batch_size, config.seed, epoch, config.mixup, flip)
-        ds = epoch_dataset(pool, onehot, weight, plan)
+        ds = epoch_dataset(pool, onehot, weight, plan, teacher_pool)
         logs = trainee.fit(ds, epochs=1, shuffle=False, verbose=2 if sys.stdout.isatty() else 0).history
         raw = val_scores(model_probs, val_x, val_y, nc)
         reestimate_bn(model_probs, clean_x)

@@ -105,8 +105,9 @@ def _train_meta(model_path: Path) -> dict[str, Any]:
         return {}
 
 
-def _recipe_facts(model_path: Path) -> dict[str, Any]:
-    """The teacher and the cost of the run that made ``model_path``, from its ``summary.json``."""
+def _recipe_facts(model_path: Path, depth: int = 0) -> dict[str, Any]:
+    """The teacher and the cost of the run that made ``model_path``, from its ``summary.json``
+    (with the cost of the run it was warm-started from, ``init_cpu_hours``, included)."""
     import os
 
     try:
@@ -130,13 +131,22 @@ def _recipe_facts(model_path: Path) -> dict[str, Any]:
             teacher_s = 0.0
     if wall:
         cores = os.cpu_count() or 1
-        out["training_cost"] = {
+        cost: dict[str, Any] = {
             "student_wall_s": round(wall, 1),
             "teacher_wall_s": round(teacher_s, 1),
             "cores": cores,
             "cpu_hours": round((wall + teacher_s) * cores / 3600.0, 2),
             "epochs": summary.get("epochs_done"),
         }
+        # A warm-started run (--init) costs its own time plus the run it started from.
+        init = _train_meta(model_path).get("init")
+        if init and depth < 8:
+            before = _recipe_facts(Path(str(init)), depth + 1).get("training_cost", {})
+            if before.get("cpu_hours"):
+                cost["this_run_cpu_hours"] = cost["cpu_hours"]
+                cost["init_cpu_hours"] = before["cpu_hours"]
+                cost["cpu_hours"] = round(cost["cpu_hours"] + before["cpu_hours"], 2)
+        out["training_cost"] = cost
     return out
 
 

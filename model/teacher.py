@@ -279,8 +279,10 @@ def is_teacher_file(path: str | Path) -> bool:
         return False
 
 
-def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, int]) -> Teacher:
-    """Load a teacher file for a student; its classes and input must be the student's (one-line errors)."""
+def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, int] | None = None) -> Teacher:
+    """Load a teacher file for a student; its classes must be the student's, and its input
+    ``input_size`` when given (one-line errors). Consistent distillation takes a teacher of any
+    input size: it shows the teacher the same views fitted to the teacher's own input."""
     keras = _keras()
     p = Path(path)
     if not p.is_file():
@@ -299,7 +301,7 @@ def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, in
     except Exception as exc:
         first = first_line(exc)
         raise ModelError(f"cannot load teacher {p}: {first}") from None
-    if tuple(model.input_shape[1:3]) != tuple(input_size):
+    if input_size is not None and tuple(model.input_shape[1:3]) != tuple(input_size):
         raise ModelError(
             f"teacher {p}: it takes {model.input_shape[1]}x{model.input_shape[2]} images, the student "
             f"{input_size[0]}x{input_size[1]} (train the teacher with --via {input_size[0]})"

@@ -972,7 +972,15 @@ def _train_consistent(
 
     assert config.teacher is not None
     cons.enable_determinism()
-    teacher = load_teacher(config.teacher, classes, (config.height, config.width))
+    teacher = load_teacher(config.teacher, classes)
+    # A teacher of the student's input sees the student's tensor; one of another size (trained on
+    # full-size photos, `sortcam teacher --via 0`) sees the same views fitted to its own input.
+    teacher_size = 0 if (teacher.input_size,) * 2 == (config.height, config.width) else teacher.input_size
+    if teacher_size:
+        print(
+            f"teacher input {teacher_size}x{teacher_size}: a second view pool, the same views at that size",
+            flush=True,
+        )
     teacher_sha = cons.file_sha256(config.teacher)
     data_fp = dataset_fingerprint(index)
     history: list[dict[str, Any]] = []
@@ -984,7 +992,7 @@ def _train_consistent(
         except (OSError, ValueError):
             history = []
     cache = Path(config.teacher_cache) if config.teacher_cache else out / "views"
-    pool, pool_labels = cons.view_pool(config, tr_full, tr.labels, cache)
+    pool, pool_labels, teacher_pool = cons.view_pool(config, tr_full, tr.labels, cache, teacher_size)
     del tr_full
     t0 = time.time()
     last = cons.train_consistent(
@@ -994,6 +1002,7 @@ def _train_consistent(
         teacher,
         pool,
         pool_labels,
+        teacher_pool,
         to_float(tr.images, DEFAULT_RANGE),
         val_x,
         va.labels,
@@ -1011,6 +1020,10 @@ def _train_consistent(
             "teacher_val_accuracy": tmeta.get("val", {}).get("accuracy"),
             "teacher_cv_accuracy": tmeta.get("cv", {}).get("accuracy"),
             "teacher_sha256": teacher_sha,
+            "teacher_input": teacher.input_size,
+            "teacher_sees": "the student's tensor"
+            if not teacher_size
+            else f"the same views at {teacher_size}x{teacher_size}",
             "views": config.views,
             "mixup": config.mixup,
             "best": last,

@@ -164,7 +164,9 @@ def write_bench(
         c = result["training_cost"]
         lines.append(
             f"| training cost of the recipe | {c['cpu_hours']:.2f} CPU-hours ({c['cores']} cores; student "
-            f"{c['student_wall_s'] / 60:.0f} min, teacher {c['teacher_wall_s'] / 60:.0f} min wall) | |"
+            f"{c['student_wall_s'] / 60:.0f} min, teacher {c['teacher_wall_s'] / 60:.0f} min wall"
+            + (f"; warm-started from a run of {c['init_cpu_hours']:.2f} CPU-hours" if "init_cpu_hours" in c else "")
+            + ") | |"
         )
     if "int8_tflm_rescored" in result:
         r = result["int8_tflm_rescored"]

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,75 @@ def test_a_bank_written_by_another_teacher_is_refused(
     assert main([*args, "--out", str(tmp_path / "r2"), "--teacher", str(b)]) == 1
     one_line_error(capsys, "--teacher-cache", "teacher")
     assert (cache / "logits.npy").read_bytes() == logits
+
+
+# ----------------------------------------------------------------------------- a full-size teacher
+
+
+@pytest.fixture(scope="module")
+def big_teacher(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> Path:
+    """A teacher trained on full-size photos at 48x48 (``--via 0``), larger than the student's 32x32."""
+    root = tmp_path_factory.mktemp("big_teacher")
+    bb = tiny_backbone(root / "bb.keras")
+    args = ["teacher", str(tiny_dataset), "--out", str(root / "t"), "--backbone", str(bb), "--via", "0"]
+    args += ["--size", "48", "--epochs", "1", "--train-layers", "3", "--batch-size", "8"]
+    assert main(args) == 0
+    return root / "t" / "teacher.keras"
+
+
+def test_a_full_size_teacher_sees_the_same_mixed_view_at_its_size(big_teacher: Path, tiny_dataset: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    from sortcam.model.consistent import consistent_trainee, epoch_dataset, epoch_plan, view_pool
+    from sortcam.model.data import index_dataset, load_split, parse_split_spec
+    from sortcam.model.teacher import load_teacher
+    from sortcam.model.train import TrainConfig
+
+    t = load_teacher(big_teacher, list(TINY_CLASSES))
+    assert t.input_size == 48
+    config = TrainConfig(data_dir=str(tiny_dataset), out_dir="unused", height=SIZE, width=SIZE, views=3, seed=4)
+    split = index_dataset(str(tiny_dataset), parse_split_spec(config.split), 4).split("train")
+    tr, full = load_split(split, SIZE, SIZE, config.fit, keep_full=True)
+    pool, labels, tpool = view_pool(config, full, tr.labels, Path(tempfile.mkdtemp()), teacher_size=48)
+    assert tpool is not None and tpool.shape == (len(pool), 48, 48, 3) and pool.shape[1:] == (SIZE, SIZE, 3)
+    onehot = np.eye(3, dtype=np.float32)[labels]
+    plan = epoch_plan(len(pool), 8, seed=5, epoch=0, mixup=0.4, flip=True)
+    (x, xt), _, _ = next(iter(epoch_dataset(pool, onehot, np.ones(len(pool), np.float32), plan, tpool)))
+    x, xt = np.asarray(x), np.asarray(xt)
+    # The teacher's image, brought down to the student's size, is the student's image; the same
+    # views mixed with other partners are not.
+    down = np.asarray(tf.image.resize(xt, (SIZE, SIZE), antialias=True))
+    idx, mirror, partner, lam = plan[0]
+    other = epoch_dataset(pool, onehot, np.ones(len(pool), np.float32),
+                          [(idx, mirror, np.roll(partner, 1), lam)], tpool)  # fmt: skip
+    (_, xt_other), _, _ = next(iter(other))
+    down_other = np.asarray(tf.image.resize(np.asarray(xt_other), (SIZE, SIZE), antialias=True))
+    same, mismatched = np.abs(down - x).mean(), np.abs(down_other - x).mean()
+    assert same < 0.35 * mismatched, (same, mismatched)
+    # The trainee takes both; its teacher half is the teacher on the large image.
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    student = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp)))
+    trainee = consistent_trainee(student, t.model)
+    out = np.asarray(trainee((x, xt), training=True))
+    np.testing.assert_allclose(out[:, 3:], np.asarray(t.model(xt, training=False)), atol=1e-5)
+    np.testing.assert_allclose(out[:, :3], np.asarray(student(x)), atol=1e-5)
+
+
+def test_a_run_with_a_full_size_teacher_resumes_bit_identically(
+    big_teacher: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    args = ["--epochs", "2", "--teacher-cache", str(tmp_path / "views")]
+    whole = _run([*_distill_args(tiny_dataset, tmp_path / "whole", big_teacher), *args])
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert "a second view pool" in whole.stdout
+    summary = json.loads((tmp_path / "whole/summary.json").read_text())
+    assert summary["teacher_input"] == 48 and "48x48" in summary["teacher_sees"]
+    part = _run([*_distill_args(tiny_dataset, tmp_path / "part", big_teacher), *args, "--stop-after", "1"])
+    assert part.returncode == 0, part.stderr[-2000:]
+    assert "view pool: reusing" in part.stdout  # both pools from the cache the first run wrote
+    rest = _run(["train", str(tiny_dataset), "--resume", str(tmp_path / "part")])
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    a, b = np.load(tmp_path / "whole/resume/state.npz"), np.load(tmp_path / "part/resume/state.npz")
+    assert a.files == b.files
+    assert not [k for k in a.files if not np.array_equal(a[k], b[k])]
