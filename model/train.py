@@ -169,31 +169,11 @@ def build_student(config: TrainConfig, num_classes: int) -> tuple[Any, Any, Any]
     shape = (config.height, config.width, 3)
     weights = config.weights
     pretrained = weights.lower() != "none"
-    kw: dict[str, Any] = {"input_shape": shape, "alpha": config.alpha, "include_top": False, "pooling": None}
-    if weights.lower() == "imagenet":
-        if config.height != config.width or config.height not in IMAGENET_SIZES:
-            log.warning(
-                "ImageNet MobileNetV2 weights exist for square inputs %s; Keras will use the nearest", IMAGENET_SIZES
-            )
-        try:
-            backbone = keras.applications.MobileNetV2(weights="imagenet", **kw)
-        except Exception as exc:  # download or file errors
-            raise ModelError(
-                f"cannot get ImageNet MobileNetV2 weights (needs internet): {exc}; use --weights none or a file"
-            ) from None
-    else:
-        backbone = keras.applications.MobileNetV2(weights=None, **kw)
-        if pretrained:
-            path = Path(weights)
-            if not path.is_file():
-                raise ModelError(f"weights file not found: {path}")
-            try:
-                backbone.load_weights(str(path))
-            except Exception as exc:
-                first = first_line(exc)
-                raise ModelError(
-                    f"weights file {path} does not fit MobileNetV2 alpha={config.alpha}: {first}"
-                ) from None
+    if weights.lower() == "imagenet" and (config.height != config.width or config.height not in IMAGENET_SIZES):
+        log.warning(
+            "ImageNet MobileNetV2 weights exist for square inputs %s; Keras will use the nearest", IMAGENET_SIZES
+        )
+    backbone = mobilenet_v2(shape, config.alpha, weights if pretrained else None, "", "use --weights none or a file")
     if config.init_select and not config.resume:  # a resumed run loads its own weights
         select_weights(backbone, config.init_select, config.init_select_alpha)
     for layer in backbone.layers:
@@ -208,6 +188,35 @@ def build_student(config: TrainConfig, num_classes: int) -> tuple[Any, Any, Any]
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     probs = keras.layers.Softmax(name="probs")(logits)
     return keras.Model(inputs, probs, name="sortcam_student"), keras.Model(inputs, logits), backbone
+
+
+def mobilenet_v2(
+    shape: tuple[int, ...], alpha: float, weights: str | None, what: str, imagenet_hint: str
+) -> Any:  # fmt: skip
+    """A MobileNetV2 backbone (no top, no pooling): random (``weights`` None), the ImageNet download
+    (``imagenet``), or a weights file. Errors are one line, prefixed with ``what`` (the option)."""
+    keras = _keras()
+    kw: dict[str, Any] = {"input_shape": shape, "alpha": alpha, "include_top": False, "pooling": None}
+    if weights is not None and weights.lower() == "imagenet":
+        try:
+            return keras.applications.MobileNetV2(weights="imagenet", **kw)
+        except Exception as exc:  # download or file errors
+            raise ModelError(
+                f"{what}cannot get ImageNet MobileNetV2 {alpha} weights (needs internet): {first_line(exc)}; "
+                + imagenet_hint
+            ) from None
+    model = keras.applications.MobileNetV2(weights=None, **kw)
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise ModelError(f"{what}weights file not found: {path}")
+        try:
+            model.load_weights(str(path))
+        except Exception as exc:
+            raise ModelError(
+                f"{what}weights file {path} does not fit MobileNetV2 alpha={alpha}: {first_line(exc)}"
+            ) from None
+    return model
 
 
 def selected_indices(source: int, target: int) -> npt.NDArray[np.int64]:
@@ -225,28 +234,9 @@ def select_weights(backbone: Any, path: str | Path, source_alpha: float = 1.0) -
     MobileNetV2 of width ``source_alpha`` loaded from ``path``. Returns the number of
     tensors copied; a file that does not fit is a one-line :class:`ModelError`.
     """
-    keras = _keras()
-    kw: dict[str, Any] = {"alpha": source_alpha, "include_top": False, "pooling": None,
-                          "input_shape": tuple(backbone.input_shape[1:])}  # fmt: skip
-    if str(path).lower() == "imagenet":
-        try:
-            source = keras.applications.MobileNetV2(weights="imagenet", **kw)
-        except Exception as exc:  # download or file errors
-            first = first_line(exc)
-            raise ModelError(
-                f"--init-select imagenet: cannot get ImageNet MobileNetV2 {source_alpha} weights (needs internet): "
-                f"{first}; give a weights file"
-            ) from None
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"--init-select: weights file not found: {path}")
-        source = keras.applications.MobileNetV2(weights=None, **kw)
-        try:
-            source.load_weights(str(path))
-        except Exception as exc:
-            first = first_line(exc)
-            raise ModelError(f"--init-select: {path} does not fit MobileNetV2 alpha={source_alpha}: {first}") from None
+    source = mobilenet_v2(
+        tuple(backbone.input_shape[1:]), source_alpha, str(path), "--init-select: ", "give a weights file"
+    )
     theirs = {layer.name: layer for layer in source.layers}
     copied = 0
     for layer in backbone.layers:
