@@ -3,10 +3,15 @@
 The stages, each one the existing command's own code (no second copy of any step):
 
 1. **check** the data: classes, enough train photos per class, every class in the held-out split;
-2. **teacher** (``--recipe shipped`` only): `sortcam teacher`, a fine-tuned backbone;
-3. **train**: ``shipped`` is the recipe of the shipped model (consistent distillation from the
-   teacher, MobileNetV2 0.35 started by weight selection from MobileNetV2 1.0); ``quick`` is plain
-   transfer learning from ImageNet weights (needs internet, or ``--weights FILE``);
+2. **teacher** (``--recipe shipped`` only): `sortcam teacher`, a fine-tuned backbone on the
+   student's input (84x84 scaled up to 160), and with ``--refine-epochs N`` a second one on
+   full-size photos at 192x192 for the refinement;
+3. **train**: ``shipped`` is the recipe of the shipped model: consistent distillation from the
+   first teacher, MobileNetV2 0.35 started by weight selection from MobileNetV2 1.0; with
+   ``--refine-epochs N`` (an experiment, not the shipped model's recipe: docs/model.md) the same
+   student is then continued for N epochs with the full-size teacher shown the same mixed views
+   at 192x192; ``quick`` is plain transfer learning from ImageNet weights (needs internet, or
+   ``--weights FILE``);
 4. **quantize** to full int8 (TFLM check, arena measured, card written);
 5. **budget**: flash and arena against the target, with the overshoot and a smaller alpha or input
    size that would fit;
@@ -58,6 +63,9 @@ class BuildConfig:
     epochs: int = 0
     """Student epochs (0: the recipe's)."""
     teacher_epochs: int = 8
+    refine_epochs: int = 0
+    """Epochs of the refinement with the full-size teacher after the shipped recipe (0: none)."""
+    refine_teacher_size: int = 192
     min_per_class: int = MIN_PER_CLASS
     seed: int = 1337
 
@@ -68,6 +76,8 @@ class BuildConfig:
             raise UsageError(f"--target must be one of {', '.join(TARGETS)}")
         if self.min_per_class < 2:
             raise UsageError("--min-per-class must be >= 2")
+        if self.refine_epochs < 0:
+            raise UsageError("--refine-epochs must be >= 0")
 
     @property
     def student_size(self) -> int:
@@ -78,6 +88,9 @@ class BuildConfig:
         d = asdict(self)
         for k in ("flash", "port", "firmware_dir", "out_dir"):
             d.pop(k)
+        if not self.refine_epochs:  # so a build folder written before the option existed still continues
+            d.pop("refine_epochs")
+            d.pop("refine_teacher_size")
         d["data_dir"] = str(Path(self.data_dir).resolve())
         return d
 
@@ -143,20 +156,46 @@ def _student_out(out: Path) -> Path:
     return out / "student"
 
 
-def run_teacher(config: BuildConfig, out: Path) -> dict[str, Any]:
-    from sortcam.model.teacher import TeacherConfig, train_teacher
+def _refine_out(out: Path) -> Path:
+    return out / "refine"
 
-    meta = train_teacher(
-        TeacherConfig(
-            data_dir=config.data_dir,
-            out_dir=str(out / "teacher"),
-            backbone=config.teacher_backbone,
-            via=config.student_size,
-            epochs=config.teacher_epochs,
-            seed=config.seed,
-        )
-    )
-    return {"teacher": str(out / "teacher" / "teacher.keras"), "val": meta.get("val")}
+
+def _refines(config: BuildConfig) -> bool:
+    return config.recipe == "shipped" and config.refine_epochs > 0
+
+
+def run_teacher(config: BuildConfig, out: Path) -> dict[str, Any]:
+    """The shipped recipe's teachers: on the student's input, then (for the refinement) on full-size photos."""
+    from sortcam.model.teacher import TEACHER_KIND, TeacherConfig, train_teacher
+
+    wanted = [("teacher", config.student_size, 160)]
+    if _refines(config):
+        wanted.append(("teacher_full", 0, config.refine_teacher_size))
+    result: dict[str, Any] = {}
+    for name, via, size in wanted:
+        folder = out / name
+        meta_file = folder / "teacher.json"
+        meta: dict[str, Any] = {}
+        try:  # a teacher finished before a stop is kept: only the other one trains again
+            meta = json.loads(meta_file.read_text()) if (folder / "teacher.keras").is_file() else {}
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("kind") != TEACHER_KIND or meta.get("config", {}).get("backbone") != config.teacher_backbone:
+            meta = train_teacher(
+                TeacherConfig(
+                    data_dir=config.data_dir,
+                    out_dir=str(folder),
+                    backbone=config.teacher_backbone,
+                    via=via,
+                    size=size,
+                    epochs=config.teacher_epochs,
+                    seed=config.seed,
+                )
+            )
+        else:
+            print(f"teacher: {folder / 'teacher.keras'} finished earlier, kept", flush=True)
+        result[name] = {"teacher": str(folder / "teacher.keras"), "val": meta.get("val")}
+    return {"teacher": result["teacher"]["teacher"], "val": result["teacher"]["val"], "teachers": result}
 
 
 def train_config(config: BuildConfig, out: Path) -> Any:
@@ -201,18 +240,54 @@ def train_config(config: BuildConfig, out: Path) -> Any:
     )
 
 
-def run_train(config: BuildConfig, out: Path) -> dict[str, Any]:
+def refine_config(config: BuildConfig, out: Path) -> Any:
+    """The shipped recipe's refinement: the student continued (``--init``) from the full-size teacher."""
+    from dataclasses import replace
+
+    base = train_config(config, out)
+    return replace(
+        base,
+        out_dir=str(_refine_out(out)),
+        teacher=str(out / "teacher_full" / "teacher.keras"),
+        epochs=config.refine_epochs,
+        lr=1e-3,
+        init=str(_student_out(out) / "model.keras"),
+        init_select=None,
+    )
+
+
+def _run_or_continue(tc: Any) -> dict[str, Any]:
+    """Train ``tc``, continuing its run folder after the last finished epoch; a finished run is kept."""
     from sortcam.model.consistent import read_state_meta
     from sortcam.model.train import train
 
-    tc = train_config(config, out)
-    run = _student_out(out)
+    run = Path(tc.out_dir)
     if (run / "resume" / "state.json").is_file():
         meta = read_state_meta(run)
+        if int(meta["epoch"]) >= tc.epochs and (run / "summary.json").is_file():
+            print(f"train: {run} finished earlier ({meta['epoch']} epochs), kept", flush=True)
+            return dict(json.loads((run / "summary.json").read_text()))
         print(f"train: continuing {run} after epoch {meta['epoch']}", flush=True)
         tc.resume = str(run)
-    summary = train(tc)
-    return {"model": str(run / "model.keras"), "epochs": summary.get("epochs_done"), "best": summary.get("best")}
+    return dict(train(tc))
+
+
+def run_train(config: BuildConfig, out: Path) -> dict[str, Any]:
+    summary = _run_or_continue(train_config(config, out))
+    run = _student_out(out)
+    result = {"model": str(run / "model.keras"), "epochs": summary.get("epochs_done"), "best": summary.get("best")}
+    if _refines(config):
+        print(f"train: refinement, {config.refine_epochs} epochs with the full-size teacher", flush=True)
+        refined = _run_or_continue(refine_config(config, out))
+        result.update(
+            {
+                "model": str(_refine_out(out) / "model.keras"),
+                "student": str(run / "model.keras"),
+                "refine_epochs": refined.get("epochs_done"),
+                "best": refined.get("best"),
+            }
+        )
+    return result
 
 
 def _fits(card: Any, target: Target) -> list[str]:

@@ -153,6 +153,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     b.add_argument("--size", type=int, default=0, help="input size (default: 84 shipped, 96 quick)")
     b.add_argument("--epochs", type=int, default=0, help="student epochs (default: 40 shipped, 10 quick)")
     b.add_argument("--teacher-epochs", type=int, default=8, help="teacher fine-tuning epochs (default 8)")
+    b.add_argument(
+        "--refine-epochs",
+        type=int,
+        default=0,
+        help="shipped recipe: then N epochs of refinement with a second teacher on full-size photos at 192x192 "
+        "(default 0: none; an experiment, see docs/model.md)",
+    )
     b.add_argument("--min-per-class", type=int, default=10, help="fewest train photos a class may have (default 10)")
     b.add_argument("--seed", type=int, default=1337)
     b.set_defaults(func=_build)
@@ -224,6 +231,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     q.add_argument("--fit", choices=("crop", "stretch"), help="photo fit (default: the training's)")
     q.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning (tfmot, legacy tf-keras) first")
     q.add_argument("--qat-epochs", type=int, default=3)
+    q.add_argument(
+        "--bias-correct",
+        action="store_true",
+        help="move the final layer's bias against the int8 - float logit shift measured on the calibration "
+        "images, and convert again (PTQ only)",
+    )
     q.add_argument("--seed", type=int, default=1337)
     q.add_argument("--no-eval", action="store_true", help="skip float/int8 val metrics in the card")
     q.add_argument("--note", help="free text stored in the card as 'notes' (e.g. how val was used)")
@@ -352,6 +365,7 @@ def _build(args: argparse.Namespace) -> int:
             size=args.size,
             epochs=args.epochs,
             teacher_epochs=args.teacher_epochs,
+            refine_epochs=args.refine_epochs,
             min_per_class=args.min_per_class,
             seed=args.seed,
         )

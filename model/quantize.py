@@ -89,6 +89,61 @@ def convert_full_int8(model: Any, rep: npt.NDArray[np.float32]) -> bytes:
     return bytes(data)
 
 
+def int8_logit_shift(model: Any, data: bytes, rep: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+    """The mean difference, int8 minus float, of the logits (the input of the final SOFTMAX) over
+    the calibration images ``rep``, centred (softmax ignores a common shift). ``None`` when the
+    model has no layer named ``logits`` before its softmax.
+
+    The int8 logits are read from the TensorFlow Lite interpreter with every tensor kept; its int8
+    kernels compute what TFLM's reference kernels do, up to rounding in a few ops, which is far
+    below the shift this measures.
+    """
+    from sortcam.model.train import _keras, _tf
+
+    tf, keras = _tf(), _keras()
+    try:
+        head = keras.Model(model.inputs, model.get_layer("logits").output)
+    except ValueError:
+        return None
+    interp = tf.lite.Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    softmax = [op for op in interp._get_ops_details() if op["op_name"] == "SOFTMAX"]
+    if not softmax:
+        return None
+    logits_index = int(softmax[-1]["inputs"][0])
+    scale, zero = next(d for d in interp.get_tensor_details() if d["index"] == logits_index)["quantization"]
+    inp = interp.get_input_details()[0]
+    s_in, z_in = inp["quantization"]
+    zq = np.empty((len(rep), int(head.output_shape[-1])), np.float64)
+    for i in range(len(rep)):
+        q = np.clip(np.round(rep[i : i + 1] / s_in + z_in), -128, 127).astype(np.int8)
+        interp.set_tensor(inp["index"], q)
+        interp.invoke()
+        zq[i] = (interp.get_tensor(logits_index).astype(np.float64).reshape(-1) - zero) * scale
+    zf = np.asarray(head.predict(rep, batch_size=64, verbose=0), np.float64)
+    shift = (zq - zf).mean(axis=0)
+    return shift - shift.mean()
+
+
+def convert_bias_corrected(
+    model: Any, rep: npt.NDArray[np.float32], data: bytes
+) -> tuple[bytes, list[float]] | None:  # fmt: skip
+    """Convert again with the final layer's bias moved against the int8 logit shift measured on the
+    calibration images (bias correction: the int8 model's logits then centre on the float model's).
+    Returns the new flatbuffer and the shift, or ``None`` when there is no ``logits`` layer."""
+    shift = int8_logit_shift(model, data, rep)
+    if shift is None:
+        return None
+    layer = model.get_layer("logits")
+    saved = [np.asarray(w).copy() for w in layer.get_weights()]
+    try:
+        layer.set_weights([saved[0], (saved[1] - shift).astype(saved[1].dtype)])
+        corrected = convert_full_int8(model, rep)
+    finally:
+        layer.set_weights(saved)
+    return corrected, [round(float(v), 4) for v in shift]
+
+
 def check_full_int8(data: bytes, name: str) -> None:
     """Refuse, with the reason, a model that is float or hybrid (the firmware needs full int8)."""
     from sortcam.tools.tflite_info import read_info
@@ -196,6 +251,7 @@ def quantize(
     seed: int = 1337,
     evaluate: bool = True,
     note: str | None = None,
+    bias_correct: bool = False,
 ) -> ModelCard:
     """Quantize (or, for a full-int8 ``.tflite``, re-check) a model and write its card; returns the card."""
     from sortcam.model.evaluate import evaluate_model
@@ -241,6 +297,23 @@ def quantize(
             extra["qat_epochs"] = qat_epochs
         else:
             data = convert_full_int8(model, rep)
+            if bias_correct:
+                fixed = convert_bias_corrected(model, rep, data)
+                if fixed is None:
+                    log.warning("--bias-correct: %s has no layer named 'logits' before its softmax; left as it is", mp)
+                else:
+                    data, shift = fixed
+                    extra["bias_correction"] = {
+                        "logit_shift_before": dict(zip(classes, shift, strict=True)),
+                        "images": int(len(rep)),
+                        "what": "final layer's bias moved against the mean int8 - float logit shift on the "
+                        "calibration images, then converted again",
+                    }
+                    print(
+                        "bias correction: int8 - float logit shift on the calibration images "
+                        + ", ".join(f"{c} {v:+.3f}" for c, v in zip(classes, shift, strict=True)),
+                        flush=True,
+                    )
         check_full_int8(data, "converted model")
         float_model_path = mp
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +440,7 @@ def quantize_cli(args: argparse.Namespace) -> int:
         args.seed,
         not args.no_eval,
         getattr(args, "note", None),
+        bias_correct=getattr(args, "bias_correct", False),
     )
     m = card.metrics
     print(f"wrote {card.model_path} and {card.path}")

@@ -1,6 +1,7 @@
-"""`sortcam build` end to end on the tiny generated data set: the shipped recipe (teacher, consistent
-distillation), killed mid-training and run again (it continues), and the one-line refusals with
-nothing written into the firmware folder."""
+"""`sortcam build` end to end on the tiny generated data set: the shipped recipe (two teachers,
+consistent distillation, then the refinement with the full-size teacher), killed mid-refinement and
+run again (it keeps what finished and continues), and the one-line refusals with nothing written
+into the firmware folder."""
 
 from __future__ import annotations
 
@@ -38,11 +39,12 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     wide = _wide_weights(tmp_path / "wide.weights.h5")
     out, fw = tmp_path / "build", tmp_path / "fw"
     args = _build_args(tiny_dataset, out, fw, "--recipe", "shipped", "--teacher-backbone", str(bb), "--epochs", "3",
-                       "--teacher-epochs", "1", "--min-per-class", "5", "--init-select", str(wide))  # fmt: skip
+                       "--teacher-epochs", "1", "--min-per-class", "5", "--init-select", str(wide),
+                       "--refine-epochs", "2")  # fmt: skip
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     log = open(tmp_path / "first.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "sortcam.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
-    state = out / "student" / "resume" / "state.json"
+    state = out / "refine" / "resume" / "state.json"
     deadline = time.time() + 600
     while not state.is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -52,14 +54,15 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     assert state.is_file(), (tmp_path / "first.log").read_text()[-3000:]
     assert f"weight selection: 260 tensors from {wide}" in (tmp_path / "first.log").read_text()
     stopped_at = json.loads(state.read_text())["epoch"]
-    assert stopped_at < 3, "the first run was not interrupted mid-training"
+    assert stopped_at < 2, "the first run was not interrupted mid-refinement"
     assert not fw.exists()  # nothing exported before the model passed every stage
 
     second = subprocess.run([sys.executable, "-m", "sortcam.cli", *args], capture_output=True, text=True, env=env,
                             timeout=900)  # fmt: skip
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "check: done earlier, skipped" in second.stdout and "teacher: done earlier, skipped" in second.stdout
-    assert f"continuing {out / 'student'} after epoch {stopped_at}" in second.stdout
+    assert f"{out / 'student'} finished earlier (3 epochs), kept" in second.stdout
+    assert f"continuing {out / 'refine'} after epoch {stopped_at}" in second.stdout
     assert "== sortcam build summary ==" in second.stdout and "(95% interval)" in second.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["recipe"] == "shipped" and 0.0 <= summary["int8_accuracy"] <= 1.0
@@ -67,7 +70,13 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     assert Path(summary["report"]).is_file()
     assert sorted(p.name for p in fw.iterdir()) == ["model_data.cc", "model_data.h", "model_ops.h", "model_settings.h"]
     hist = json.loads((out / "student" / "history.json").read_text())
-    assert [h["epoch"] for h in hist] == [1, 2, 3] and hist[-1]["run"] == 2  # one curve across the resume
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and {h["run"] for h in hist} == {1}
+    hist = json.loads((out / "refine" / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2] and hist[-1]["run"] == 2  # one curve across the resume
+    refine = json.loads((out / "refine" / "summary.json").read_text())
+    assert refine["teacher_input"] == 192 and refine["teacher"] == str(out / "teacher_full" / "teacher.keras")
+    assert json.loads((out / "refine" / "train_config.json").read_text())["init"] == str(out / "student/model.keras")
+    assert json.loads((out / "build.json").read_text())["stages"]["train"]["model"] == str(out / "refine/model.keras")
     # A third run has nothing left to do.
     third = subprocess.run([sys.executable, "-m", "sortcam.cli", *args], capture_output=True, text=True, env=env,
                            timeout=600)  # fmt: skip

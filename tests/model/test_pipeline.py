@@ -510,3 +510,24 @@ def test_mixup_bad_values_are_refused(tiny_dataset: Path, tmp_path: Path, capsys
     args = _train_args(tiny_dataset, tmp_path / "r", "--mixup", "0.4", "--distill", "--teacher", "x.keras")
     assert main([*args, "--feature-distill", "1"]) == 2
     one_line_error(capsys, "--mixup and --feature-distill do not go together")
+
+
+def test_bias_correction_centres_the_int8_logits_on_the_float_ones(tiny_model: TinyModel, tmp_path: Path) -> None:
+    """--bias-correct measures the int8 - float logit shift on the calibration images and moves the final
+    bias against it: measured again on the corrected flatbuffer, the shift is (about) gone."""
+    from sortcam.model.quantize import convert_full_int8, int8_logit_shift, quantize, representative_images
+    from sortcam.model.train import load_keras_model
+
+    card = quantize(tiny_model.keras_path, tiny_model.data, out=tmp_path / "bc.tflite", name="bc", representative=20,
+                    fit="crop", bias_correct=True)  # fmt: skip
+    info = json.loads(card.path.read_text())["bias_correction"]
+    shift = np.array(list(info["logit_shift_before"].values()))
+    assert list(info["logit_shift_before"]) == list(card.classes) and info["images"] == 20
+    assert abs(shift.sum()) < 1e-3  # centred: softmax ignores a common shift
+    model = load_keras_model(tiny_model.keras_path)
+    rep = representative_images(tiny_model.data, list(card.classes), TINY_SIZE, TINY_SIZE, "crop", 20, 1337)
+    before = int8_logit_shift(model, convert_full_int8(model, rep), rep)
+    after = int8_logit_shift(model, card.model_path.read_bytes(), rep)
+    assert before is not None and after is not None
+    np.testing.assert_allclose(before, shift, atol=1e-3)  # the card records what was measured
+    assert np.abs(after).max() <= 0.5 * np.abs(before).max() + 0.02, (before, after)
