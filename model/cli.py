@@ -232,6 +232,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     q.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning (tfmot, legacy tf-keras) first")
     q.add_argument("--qat-epochs", type=int, default=3)
     q.add_argument(
+        "--qat-distill-views",
+        type=int,
+        default=4,
+        metavar="N",
+        help="--qat fine-tunes on N augmented views per train photo towards the float model's own "
+        "probabilities, BatchNorm frozen (default 4; 0: cross-entropy on the photos)",
+    )
+    q.add_argument(
         "--bias-correct",
         action="store_true",
         help="move the final layer's bias against the int8 - float logit shift measured on the calibration "

@@ -5,7 +5,9 @@ tensorflow-model-optimization (tfmot) works only with legacy tf-keras
 So this script reads the Keras 3 student's weights, rebuilds the same MobileNetV2
 student flat in tf-keras (``input_tensor=`` puts the backbone layers in the top-level
 graph), copies the weights in order, wraps it with ``quantize_model``, fine-tunes a
-few epochs at a low rate on the train split and converts to full int8.
+few epochs at a low rate on the train split and converts to full int8. By default
+(``--distill-views 4``) it fine-tunes on augmented views towards the float model's own
+probabilities with BatchNorm frozen; ``--distill-views 0`` is cross-entropy on the photos.
 
 Only the MobileNetV2 students that ``sortcam train`` builds are supported.
 
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--representative", type=int, default=300)
     ap.add_argument("--classes", required=True)
     ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--distill-views", type=int, default=4,
+                    help="fine-tune on this many augmented views per train photo towards the float model's own "
+                    "probabilities (KL), BatchNorm frozen; 0: cross-entropy on the photos")  # fmt: skip
     args = ap.parse_args(argv)
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         print("sortcam.model.qat must run with TF_USE_LEGACY_KERAS=1 (tfmot needs tf-keras)", file=sys.stderr)
@@ -70,13 +75,36 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 3
     flat.set_weights(weights)
-    qmodel = tfmot.quantization.keras.quantize_model(flat)
     index = index_dataset(args.data_dir, classes=classes)
-    tr, _ = load_split(index.split("train"), args.height, args.width, args.fit)
+    tr, full = load_split(index.split("train"), args.height, args.width, args.fit, keep_full=args.distill_views > 0)
     x_tr = to_float(tr.images)
     cw = class_weights(tr.labels, len(classes))
-    qmodel.compile(tf_keras.optimizers.Adam(args.lr), tf_keras.losses.SparseCategoricalCrossentropy())
-    qmodel.fit(x_tr, tr.labels, sample_weight=cw[tr.labels], batch_size=32, epochs=args.epochs, verbose=2, shuffle=True)
+    if args.distill_views > 0:
+        # The float model teaches its own quantized copy, on augmented views, with BatchNorm in
+        # inference mode (its statistics are the float model's): only the rounding is learnt around.
+        from sortcam.model.augment import AugmentSpec, augment_photo
+        from sortcam.preprocess import fit_resize
+
+        for layer in flat.layers:
+            if isinstance(layer, tf_keras.layers.BatchNormalization):
+                layer.trainable = False
+        spec = AugmentSpec(**cfg.get("augment", {}))
+        vrng = np.random.default_rng(args.seed)
+        views = np.stack([fit_resize(p if v == 0 else augment_photo(p, vrng, spec), args.height, args.width, args.fit)
+                          for p in full for v in range(args.distill_views)])  # fmt: skip
+        flip = vrng.random(len(views)) < 0.5
+        views[flip] = views[flip][:, :, ::-1]
+        x_fit = to_float(views)
+        y_fit = np.asarray(src.predict(x_fit, batch_size=64, verbose=0), np.float32)
+        w_fit = cw[np.repeat(tr.labels, args.distill_views)]
+        loss = tf_keras.losses.KLDivergence()
+        print(f"qat: {len(x_fit)} views, towards the float model's probabilities", flush=True)
+    else:
+        x_fit, y_fit, w_fit = x_tr, tr.labels, cw[tr.labels]
+        loss = tf_keras.losses.SparseCategoricalCrossentropy()
+    qmodel = tfmot.quantization.keras.quantize_model(flat)
+    qmodel.compile(tf_keras.optimizers.Adam(args.lr), loss)
+    qmodel.fit(x_fit, y_fit, sample_weight=w_fit, batch_size=32, epochs=args.epochs, verbose=2, shuffle=True)
     rng = np.random.default_rng(args.seed)
     rep = x_tr[rng.permutation(len(x_tr))[: args.representative]]
     conv = tf.lite.TFLiteConverter.from_keras_model(qmodel)

@@ -252,6 +252,7 @@ def quantize(
     evaluate: bool = True,
     note: str | None = None,
     bias_correct: bool = False,
+    qat_distill_views: int = 4,
 ) -> ModelCard:
     """Quantize (or, for a full-int8 ``.tflite``, re-check) a model and write its card; returns the card."""
     from sortcam.model.evaluate import evaluate_model
@@ -293,8 +294,11 @@ def quantize(
         print(f"calibration: {representative} train images at {height}x{width} ({fit})", flush=True)
         rep = representative_images(data_dir, classes, height, width, fit, representative, seed)
         if qat:
-            data = _run_qat(mp, data_dir, classes, height, width, fit, qat_epochs, seed, representative)
+            data = _run_qat(
+                mp, data_dir, classes, height, width, fit, qat_epochs, seed, representative, qat_distill_views
+            )
             extra["qat_epochs"] = qat_epochs
+            extra["qat_distill_views"] = qat_distill_views
         else:
             data = convert_full_int8(model, rep)
             if bias_correct:
@@ -392,6 +396,7 @@ def _run_qat(
     epochs: int,
     seed: int,
     representative: int,
+    distill_views: int = 4,
 ) -> bytes:
     """Quantization-aware fine-tuning in a child process with legacy tf-keras (see ``sortcam.model.qat``)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -418,6 +423,8 @@ def _run_qat(
             str(representative),
             "--classes",
             ",".join(classes),
+            "--distill-views",
+            str(distill_views),
         ]
         proc = subprocess.run(cmd, env=env, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0 or not out.is_file():
@@ -441,6 +448,7 @@ def quantize_cli(args: argparse.Namespace) -> int:
         not args.no_eval,
         getattr(args, "note", None),
         bias_correct=getattr(args, "bias_correct", False),
+        qat_distill_views=getattr(args, "qat_distill_views", 4),
     )
     m = card.metrics
     print(f"wrote {card.model_path} and {card.path}")

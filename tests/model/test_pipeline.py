@@ -531,3 +531,20 @@ def test_bias_correction_centres_the_int8_logits_on_the_float_ones(tiny_model: T
     assert before is not None and after is not None
     np.testing.assert_allclose(before, shift, atol=1e-3)  # the card records what was measured
     assert np.abs(after).max() <= 0.5 * np.abs(before).max() + 0.02, (before, after)
+
+
+@pytest.mark.parametrize("views", [2, 0])
+def test_qat_converts_to_full_int8_that_runs_in_tflm(tiny_model: TinyModel, tmp_path: Path, views: int) -> None:
+    """--qat (tfmot in a legacy tf-keras child process), towards the float model on augmented views
+    (the default) or by cross-entropy on the photos: a full-int8 model that loads and runs in TFLM."""
+    from sortcam.model.quantize import quantize
+    from sortcam.runtime import Int8Classifier
+
+    card = quantize(tiny_model.keras_path, tiny_model.data, out=tmp_path / "q.tflite", name="q", representative=20,
+                    qat=True, qat_epochs=1, qat_distill_views=views)  # fmt: skip
+    extra = json.loads(card.path.read_text())
+    assert extra["qat_epochs"] == 1 and extra["qat_distill_views"] == views
+    clf = Int8Classifier(card.model_path.read_bytes())
+    out = clf.invoke_int8(np.zeros(clf.input_shape, np.int8))
+    assert out.shape[-1] == len(card.classes)
+    assert 0.0 <= card.metrics["int8"]["accuracy"] <= 1.0
