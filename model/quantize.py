@@ -107,7 +107,11 @@ def int8_logit_shift(model: Any, data: bytes, rep: npt.NDArray[np.float32]) -> n
         return None
     interp = tf.lite.Interpreter(model_content=data, experimental_preserve_all_tensors=True)
     interp.allocate_tensors()
-    softmax = [op for op in interp._get_ops_details() if op["op_name"] == "SOFTMAX"]
+    try:  # a private method of the interpreter (TensorFlow 2.21); without it there is nothing to measure
+        ops = interp._get_ops_details()
+    except AttributeError:
+        return None
+    softmax = [op for op in ops if op.get("op_name") == "SOFTMAX"]
     if not softmax:
         return None
     logits_index = int(softmax[-1]["inputs"][0])
@@ -130,7 +134,7 @@ def convert_bias_corrected(
 ) -> tuple[bytes, list[float]] | None:  # fmt: skip
     """Convert again with the final layer's bias moved against the int8 logit shift measured on the
     calibration images (bias correction: the int8 model's logits then centre on the float model's).
-    Returns the new flatbuffer and the shift, or ``None`` when there is no ``logits`` layer."""
+    Returns the new flatbuffer and the shift, or ``None`` when the logits cannot be read."""
     shift = int8_logit_shift(model, data, rep)
     if shift is None:
         return None
@@ -304,7 +308,11 @@ def quantize(
             if bias_correct:
                 fixed = convert_bias_corrected(model, rep, data)
                 if fixed is None:
-                    log.warning("--bias-correct: %s has no layer named 'logits' before its softmax; left as it is", mp)
+                    log.warning(
+                        "--bias-correct: cannot read the int8 logits of %s (no layer named 'logits' before its "
+                        "softmax, or this TensorFlow's interpreter lists no ops); left as it is",
+                        mp,
+                    )
                 else:
                     data, shift = fixed
                     extra["bias_correction"] = {
