@@ -166,7 +166,7 @@ def _refines(config: BuildConfig) -> bool:
 
 def run_teacher(config: BuildConfig, out: Path) -> dict[str, Any]:
     """The shipped recipe's teachers: on the student's input, then (for the refinement) on full-size photos."""
-    from sortcam.model.teacher import TEACHER_KIND, TeacherConfig, train_teacher
+    from sortcam.model.teacher import TeacherConfig, is_teacher_file, train_teacher
 
     wanted = [("teacher", config.student_size, 160)]
     if _refines(config):
@@ -174,13 +174,11 @@ def run_teacher(config: BuildConfig, out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, via, size in wanted:
         folder = out / name
-        meta_file = folder / "teacher.json"
-        meta: dict[str, Any] = {}
-        try:  # a teacher finished before a stop is kept: only the other one trains again
-            meta = json.loads(meta_file.read_text()) if (folder / "teacher.keras").is_file() else {}
-        except (OSError, ValueError):
-            meta = {}
-        if meta.get("kind") != TEACHER_KIND or meta.get("config", {}).get("backbone") != config.teacher_backbone:
+        # A teacher finished before a stop is kept (build.json fixes its settings): only the other trains again.
+        if is_teacher_file(folder / "teacher.keras"):
+            meta = json.loads((folder / "teacher.json").read_text())
+            print(f"teacher: {folder / 'teacher.keras'} finished earlier, kept", flush=True)
+        else:
             meta = train_teacher(
                 TeacherConfig(
                     data_dir=config.data_dir,
@@ -192,8 +190,6 @@ def run_teacher(config: BuildConfig, out: Path) -> dict[str, Any]:
                     seed=config.seed,
                 )
             )
-        else:
-            print(f"teacher: {folder / 'teacher.keras'} finished earlier, kept", flush=True)
         result[name] = {"teacher": str(folder / "teacher.keras"), "val": meta.get("val")}
     return {"teacher": result["teacher"]["teacher"], "val": result["teacher"]["val"], "teachers": result}
 
