@@ -242,8 +242,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     q.add_argument(
         "--bias-correct",
         action="store_true",
-        help="move the final layer's bias against the int8 - float logit shift measured on the calibration "
-        "images, and convert again (PTQ only)",
+        help="move every layer's bias, in graph order, against the mean int8 - float error of its output "
+        "measured on the calibration images, converting again after each (PTQ only; N+1 conversions)",
+    )
+    q.add_argument(
+        "--bias-correct-layers",
+        type=int,
+        metavar="N",
+        help="--bias-correct only the first N layers (the ones that matter most; default: all)",
     )
     q.add_argument("--seed", type=int, default=1337)
     q.add_argument("--no-eval", action="store_true", help="skip float/int8 val metrics in the card")

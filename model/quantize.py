@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sortcam.card import MODEL_DIR, TRASHNET_BINS, TRASHNET_BIODEGRADABLE, InputSpec, ModelCard, PreprocessSpec
-from sortcam.errors import DataError, ModelError, first_line
+from sortcam.errors import DataError, ModelError, UsageError, first_line
 from sortcam.model.data import index_dataset, load_split
 from sortcam.preprocess import DEFAULT_RANGE, RESIZE_METHOD, to_float
 from sortcam.runtime import Int8Classifier, capture_native_output
@@ -98,15 +98,16 @@ def int8_logit_shift(model: Any, data: bytes, rep: npt.NDArray[np.float32]) -> n
     kernels compute what TFLM's reference kernels do, up to rounding in a few ops, which is far
     below the shift this measures.
     """
-    from sortcam.model.train import _keras, _tf
+    from sortcam.model.train import _keras
 
-    tf, keras = _tf(), _keras()
+    keras = _keras()
     try:
         head = keras.Model(model.inputs, model.get_layer("logits").output)
     except ValueError:
         return None
-    interp = tf.lite.Interpreter(model_content=data, experimental_preserve_all_tensors=True)
-    interp.allocate_tensors()
+    from sortcam.model.bias_correct import interpreter
+
+    interp = interpreter(data)
     try:  # a private method of the interpreter (TensorFlow 2.21); without it there is nothing to measure
         ops = interp._get_ops_details()
     except AttributeError:
@@ -130,22 +131,22 @@ def int8_logit_shift(model: Any, data: bytes, rep: npt.NDArray[np.float32]) -> n
 
 
 def convert_bias_corrected(
-    model: Any, rep: npt.NDArray[np.float32], data: bytes
-) -> tuple[bytes, list[float]] | None:  # fmt: skip
-    """Convert again with the final layer's bias moved against the int8 logit shift measured on the
-    calibration images (bias correction: the int8 model's logits then centre on the float model's).
-    Returns the new flatbuffer and the shift, or ``None`` when the logits cannot be read."""
+    model: Any, rep: npt.NDArray[np.float32], data: bytes, max_layers: int | None = None
+) -> tuple[bytes, dict[str, Any], list[float] | None] | None:  # fmt: skip
+    """Layer-wise bias correction (``sortcam.model.bias_correct``): every layer's bias moved against
+    the mean int8 - float error of its output on the calibration images, in graph order. Returns
+    the new flatbuffer, what was done, and the centred logit shift of plain PTQ (``data``) where it
+    can be read; ``None`` when no layer's output can be found in the int8 graph."""
+    from sortcam.model.bias_correct import convert_layer_bias_corrected
+
     shift = int8_logit_shift(model, data, rep)
-    if shift is None:
+    fixed = convert_layer_bias_corrected(
+        model, rep, convert_full_int8, progress=lambda m: print(m, flush=True), max_layers=max_layers
+    )
+    if fixed is None:
         return None
-    layer = model.get_layer("logits")
-    saved = [np.asarray(w).copy() for w in layer.get_weights()]
-    try:
-        layer.set_weights([saved[0], (saved[1] - shift).astype(saved[1].dtype)])
-        corrected = convert_full_int8(model, rep)
-    finally:
-        layer.set_weights(saved)
-    return corrected, [round(float(v), 4) for v in shift]
+    corrected, info = fixed
+    return corrected, info, (None if shift is None else [round(float(v), 4) for v in shift])
 
 
 def check_full_int8(data: bytes, name: str) -> None:
@@ -257,11 +258,18 @@ def quantize(
     note: str | None = None,
     bias_correct: bool = False,
     qat_distill_views: int = 4,
+    bias_correct_layers: int | None = None,
 ) -> ModelCard:
     """Quantize (or, for a full-int8 ``.tflite``, re-check) a model and write its card; returns the card."""
     from sortcam.model.evaluate import evaluate_model
 
     mp = Path(model_path)
+    if bias_correct and qat:
+        raise UsageError("--bias-correct is for post-training quantization; it does not go with --qat")
+    if bias_correct_layers is not None and (not bias_correct or bias_correct_layers < 1):
+        raise UsageError("--bias-correct-layers N needs --bias-correct and N >= 1")
+    if bias_correct and mp.suffix == ".tflite":
+        raise UsageError("--bias-correct needs the float .keras model, not a .tflite")
     if not mp.is_file():
         raise ModelError(f"model not found: {mp}")
     out_path = Path(out) if out else MODEL_DIR / f"{name}.tflite"
@@ -306,24 +314,29 @@ def quantize(
         else:
             data = convert_full_int8(model, rep)
             if bias_correct:
-                fixed = convert_bias_corrected(model, rep, data)
+                fixed = convert_bias_corrected(model, rep, data, bias_correct_layers)
                 if fixed is None:
                     log.warning(
-                        "--bias-correct: cannot read the int8 logits of %s (no layer named 'logits' before its "
-                        "softmax, or this TensorFlow's interpreter lists no ops); left as it is",
+                        "--bias-correct: no layer's output of %s can be found in the int8 graph (or this "
+                        "TensorFlow's interpreter lists no ops); left as it is",
                         mp,
                     )
                 else:
-                    data, shift = fixed
-                    extra["bias_correction"] = {
-                        "logit_shift_before": dict(zip(classes, shift, strict=True)),
-                        "images": int(len(rep)),
-                        "what": "final layer's bias moved against the mean int8 - float logit shift on the "
-                        "calibration images, then converted again",
-                    }
+                    data, info, shift = fixed
+                    if shift is not None:
+                        info["logit_shift_before"] = dict(zip(classes, shift, strict=True))
+                        print(
+                            "bias correction: plain PTQ's int8 - float logit shift on the calibration images "
+                            + ", ".join(f"{c} {v:+.3f}" for c, v in zip(classes, shift, strict=True)),
+                            flush=True,
+                        )
+                    extra["bias_correction"] = info
+                    if info["kept_plain"]:
+                        log.warning("--bias-correct: the corrected logits sit further from the float ones; "
+                                    "kept plain PTQ")  # fmt: skip
                     print(
-                        "bias correction: int8 - float logit shift on the calibration images "
-                        + ", ".join(f"{c} {v:+.3f}" for c, v in zip(classes, shift, strict=True)),
+                        f"bias correction: {info['layers']} layers; logit RMS error on the calibration images "
+                        f"{info['logit_rms_error_before']} -> {info['logit_rms_error_after']}",
                         flush=True,
                     )
         check_full_int8(data, "converted model")
@@ -456,6 +469,7 @@ def quantize_cli(args: argparse.Namespace) -> int:
         not args.no_eval,
         getattr(args, "note", None),
         bias_correct=getattr(args, "bias_correct", False),
+        bias_correct_layers=getattr(args, "bias_correct_layers", None),
         qat_distill_views=getattr(args, "qat_distill_views", 4),
     )
     m = card.metrics
