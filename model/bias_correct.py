@@ -25,6 +25,8 @@ and are put back afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
 import warnings
@@ -223,7 +225,10 @@ def convert_layer_bias_corrected(
     if not all_targets:
         return None
     keys = {t.key for t in all_targets}
-    float_interp = interpreter(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
+    from sortcam.runtime import capture_native_output
+
+    with capture_native_output(), contextlib.redirect_stdout(io.StringIO()):  # it prints the saved signature
+        float_interp = interpreter(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
     fidx = tensor_indices(float_interp, keys)
     plain = convert(model, rep)
     qidx = tensor_indices(interpreter(plain), keys)

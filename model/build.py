@@ -4,15 +4,15 @@ The stages, each one the existing command's own code (no second copy of any step
 
 1. **check** the data: classes, enough train photos per class, every class in the held-out split;
 2. **teacher** (``--recipe shipped`` only): `sortcam teacher`, a fine-tuned backbone on the
-   student's input (84x84 scaled up to 160), and with ``--refine-epochs N`` a second one on
+   student's input (84x84 scaled up to 160), and (unless ``--refine-epochs 0``) a second one on
    full-size photos at 192x192 for the refinement;
 3. **train**: ``shipped`` is the recipe of the shipped model: consistent distillation from the
-   first teacher, MobileNetV2 0.35 started by weight selection from MobileNetV2 1.0; with
-   ``--refine-epochs N`` (an experiment, not the shipped model's recipe: docs/model.md) the same
-   student is then continued for N epochs with the full-size teacher shown the same mixed views
-   at 192x192; ``quick`` is plain transfer learning from ImageNet weights (needs internet, or
-   ``--weights FILE``);
-4. **quantize** to full int8 (TFLM check, arena measured, card written);
+   first teacher, MobileNetV2 0.35 started by weight selection from MobileNetV2 1.0; then
+   (``--refine-epochs N``, 25 by default, 0 to skip) the same student is continued for N epochs
+   with the full-size teacher shown the same mixed views at 192x192; ``quick`` is plain transfer
+   learning from ImageNet weights (needs internet, or ``--weights FILE``);
+4. **quantize** to full int8 (TFLM check, arena measured, card written; the shipped recipe with
+   layer-wise bias correction, ``sortcam quantize --bias-correct``);
 5. **budget**: flash and arena against the target, with the overshoot and a smaller alpha or input
    size that would fit;
 6. **evaluate** float and int8 on the held-out split (``test`` when the data has one, else ``val``),
@@ -63,8 +63,9 @@ class BuildConfig:
     epochs: int = 0
     """Student epochs (0: the recipe's)."""
     teacher_epochs: int = 8
-    refine_epochs: int = 0
-    """Epochs of the refinement with the full-size teacher after the shipped recipe (0: none)."""
+    refine_epochs: int = 25
+    """Epochs of the refinement with the full-size teacher after the shipped recipe's first student
+    (0: none, the shipped model before 2026-12-02 evening)."""
     refine_teacher_size: int = 192
     min_per_class: int = MIN_PER_CLASS
     seed: int = 1337
@@ -88,7 +89,7 @@ class BuildConfig:
         d = asdict(self)
         for k in ("flash", "port", "firmware_dir", "out_dir"):
             d.pop(k)
-        if not self.refine_epochs:  # so a build folder written before the option existed still continues
+        if not _refines(self):  # so a build folder written before the option existed still continues
             d.pop("refine_epochs")
             d.pop("refine_teacher_size")
         d["data_dir"] = str(Path(self.data_dir).resolve())
@@ -355,10 +356,14 @@ def build(config: BuildConfig) -> dict[str, Any]:
     def do_quantize() -> dict[str, Any]:
         from sortcam.model.quantize import quantize
 
-        card = quantize(trained["model"], config.data_dir, out=tflite, name="model", seed=config.seed)
-        return {"tflite": str(tflite), "flash_bytes": card.flash_bytes, "arena_bytes": card.arena_bytes}
+        corrected = config.recipe == "shipped"  # the shipped model's PTQ: layer-wise bias correction
+        card = quantize(trained["model"], config.data_dir, out=tflite, name="model", seed=config.seed,
+                        bias_correct=corrected)  # fmt: skip
+        return {"tflite": str(tflite), "flash_bytes": card.flash_bytes, "arena_bytes": card.arena_bytes,
+                "bias_correct": corrected}  # fmt: skip
 
-    stage(4, "quantize", "full int8, TFLM check", do_quantize)
+    stage(4, "quantize", "full int8, TFLM check" + (", bias correction" if config.recipe == "shipped" else ""),
+          do_quantize)  # fmt: skip
 
     def do_budget() -> dict[str, Any]:
         card = load_card(tflite)

@@ -156,9 +156,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     b.add_argument(
         "--refine-epochs",
         type=int,
-        default=0,
+        default=25,
         help="shipped recipe: then N epochs of refinement with a second teacher on full-size photos at 192x192 "
-        "(default 0: none; an experiment, see docs/model.md)",
+        "(0: none, the shipped recipe before 2026-12-02 evening; see docs/model.md)",
     )
     b.add_argument("--min-per-class", type=int, default=10, help="fewest train photos a class may have (default 10)")
     b.add_argument("--seed", type=int, default=1337)

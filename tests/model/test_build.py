@@ -17,6 +17,7 @@ import pytest
 from cli_errors import one_line_error
 from tinydata import make_dataset, tiny_backbone
 
+from sortcam.card import load_card
 from sortcam.cli import main
 
 
@@ -77,6 +78,8 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     assert refine["teacher_input"] == 192 and refine["teacher"] == str(out / "teacher_full" / "teacher.keras")
     assert json.loads((out / "refine" / "train_config.json").read_text())["init"] == str(out / "student/model.keras")
     assert json.loads((out / "build.json").read_text())["stages"]["train"]["model"] == str(out / "refine/model.keras")
+    assert json.loads((out / "build.json").read_text())["stages"]["quantize"]["bias_correct"] is True
+    assert load_card(out / "model.tflite").extra["bias_correction"]["layers_found"] == 53
     # A third run has nothing left to do.
     third = subprocess.run([sys.executable, "-m", "sortcam.cli", *args], capture_output=True, text=True, env=env,
                            timeout=600)  # fmt: skip

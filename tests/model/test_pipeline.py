@@ -574,6 +574,25 @@ def test_quantize_bias_correct_writes_what_it_did_to_the_card(tiny_model: TinyMo
     assert clf.predict(np.zeros(clf.input_shape, np.int8)).shape == (len(card.classes),)
 
 
+def test_quant_layer_error_prints_each_layers_drift(tiny_model: TinyModel, capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/quant_layer_error.py: one row per layer with a bias, in graph order, then the logits' error."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "quant_layer_error.py"
+    spec = importlib.util.spec_from_file_location("quant_layer_error", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rc = mod.main([str(tiny_model.keras_path), str(tiny_model.tflite), str(tiny_model.data), "--images", "6",
+                   "--fit", "crop"])  # fmt: skip
+    assert rc == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].split() == ["layer", "rel_err", "mean_share"]
+    assert rows[1].split()[0] == "Conv1_relu" and rows[-2].split()[0] == "logits" and len(rows) == 55
+    assert all(0 <= float(r.split()[1]) and 0 <= float(r.split()[2]) <= 1.0001 for r in rows[1:-1])
+    assert rows[-1].startswith("logits RMS error (logits): ") and rows[-1].endswith("over 6 train photos")
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
