@@ -242,8 +242,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     q.add_argument(
         "--bias-correct",
         action="store_true",
-        help="move every layer's bias, in graph order, against the mean int8 - float error of its output "
-        "measured on the calibration images, converting again after each (PTQ only; N+1 conversions)",
+        help="layer-wise bias correction: move each layer's int32 bias, in graph order, against the mean "
+        "int8 - float error of its output channels on the calibration images (PTQ only; about 1 min)",
     )
     q.add_argument(
         "--bias-correct-layers",
