@@ -210,8 +210,12 @@ def convert_layer_bias_corrected(
     corrected full-int8 flatbuffer with what was done, or ``None`` when no layer's output and bias
     can be found in the int8 graph. If the corrected model's logits sit further from the float
     ones than plain PTQ's on the calibration images, plain PTQ's flatbuffer is returned (and
-    ``kept_plain`` says so) unless ``keep_plain_if_worse`` is false."""
-    from tensorflow.lite.tools import flatbuffer_utils
+    ``kept_plain`` says so) unless ``keep_plain_if_worse`` is false. Also ``None`` where this
+    TensorFlow lacks ``tensorflow.lite.tools.flatbuffer_utils`` (the flatbuffer cannot be edited)."""
+    try:
+        from tensorflow.lite.tools import flatbuffer_utils
+    except ImportError:
+        return None
 
     from sortcam.model.train import _tf
 

@@ -318,7 +318,8 @@ def quantize(
                 if fixed is None:
                     log.warning(
                         "--bias-correct: no layer's output of %s can be found in the int8 graph (or this "
-                        "TensorFlow's interpreter lists no ops); left as it is",
+                        "TensorFlow's interpreter lists no ops, or it lacks tensorflow.lite.tools."
+                        "flatbuffer_utils); left as plain PTQ",
                         mp,
                     )
                 else:

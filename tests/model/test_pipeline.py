@@ -574,6 +574,34 @@ def test_quantize_bias_correct_writes_what_it_did_to_the_card(tiny_model: TinyMo
     assert clf.predict(np.zeros(clf.input_shape, np.int8)).shape == (len(card.classes),)
 
 
+@pytest.mark.parametrize("missing", ["flatbuffer_utils", "ops_details"])
+def test_bias_correct_falls_back_to_plain_ptq_in_one_line(
+    tiny_model: TinyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    missing: str,
+) -> None:  # fmt: skip
+    """Where this TensorFlow cannot edit the flatbuffer or list the interpreter's ops, --bias-correct warns in
+    one line and the model is plain PTQ (full int8, no ``bias_correction`` in the card)."""
+    import sys
+
+    import tensorflow as tf
+
+    from sortcam.model.quantize import quantize
+
+    if missing == "flatbuffer_utils":
+        monkeypatch.setitem(sys.modules, "tensorflow.lite.tools.flatbuffer_utils", None)  # import raises
+        tools = sys.modules.get("tensorflow.lite.tools")  # an earlier import left the name on the package
+        if tools is not None:
+            monkeypatch.delattr(tools, "flatbuffer_utils", raising=False)
+    else:
+        monkeypatch.delattr(tf.lite.Interpreter, "_get_ops_details")
+    with caplog.at_level("WARNING"):
+        card = quantize(tiny_model.keras_path, tiny_model.data, out=tmp_path / "p.tflite", name="p",
+                        representative=20, fit="crop", bias_correct=True, evaluate=False)  # fmt: skip
+    warned = [r.getMessage() for r in caplog.records if "--bias-correct" in r.getMessage()]
+    assert len(warned) == 1 and "left as plain PTQ" in warned[0] and "\n" not in warned[0]
+    assert "bias_correction" not in card.extra and read_info(card.model_path).is_full_int8
+
+
 def test_quant_layer_error_prints_each_layers_drift(tiny_model: TinyModel, capsys: pytest.CaptureFixture[str]) -> None:
     """benchmarks/quant_layer_error.py: one row per layer with a bias, in graph order, then the logits' error."""
     import importlib.util
