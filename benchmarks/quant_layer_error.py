@@ -19,9 +19,6 @@ docs/model.md ("A full-size teacher and a refinement") reads these figures for t
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import sys
 from pathlib import Path
 
@@ -39,53 +36,38 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from sortcam.model import bias_correct as bc
-    from sortcam.model.quantize import representative_images
-    from sortcam.model.train import _tf, classes_for, load_keras_model
+    from sortcam.model.quantize import _train_meta, representative_images
+    from sortcam.model.train import classes_for, load_keras_model
 
-    tf = _tf()
-    model = load_keras_model(Path(args.float_model))
-    cfg = Path(args.float_model).with_name("train_config.json")
-    fit = args.fit or (json.loads(cfg.read_text()).get("fit", "crop") if cfg.is_file() else "crop")
-    classes = classes_for(Path(args.float_model))
+    mp = Path(args.float_model)
+    model = load_keras_model(mp)
+    fit = args.fit or str(_train_meta(mp).get("fit", "crop"))
+    classes = classes_for(mp)
     if classes is None:
         from sortcam.model.data import index_dataset
 
         classes = index_dataset(args.data_dir).classes
     _, h, w, _ = model.input_shape
     x = representative_images(args.data_dir, list(classes), int(h), int(w), fit, args.images, args.seed)
-    targets = bc.targets(model)
-    keys = {t.key for t in targets}
-    from sortcam.runtime import capture_native_output
-
-    with capture_native_output(), contextlib.redirect_stdout(io.StringIO()):  # it prints the saved signature
-        fi = bc.interpreter(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
+    keys = {t.key for t in bc.targets(model)}
+    fi = bc.float_interpreter(model)
     qi = bc.interpreter(Path(args.int8_model).read_bytes())
     fidx, qidx = bc.tensor_indices(fi, keys), bc.tensor_indices(qi, keys)
-    found = [t for t in targets if t.key in fidx and t.key in qidx]
+    found = [t for t in bc.targets(model) if t.key in fidx and t.key in qidx]
     if not found:
         print("no layer of the float model can be found in the int8 graph", file=sys.stderr)
         return 1
-    qdet = {d["index"]: d for d in qi.get_tensor_details()}
     se = {t.key: 0.0 for t in found}
     var = {t.key: 0.0 for t in found}
     ch_sum: dict[str, np.ndarray] = {}
     ch_n = {t.key: 0 for t in found}
-    f_in, q_in = fi.get_input_details()[0]["index"], qi.get_input_details()[0]["index"]
-    s_in, z_in = qi.get_input_details()[0]["quantization"]
-    for i in range(len(x)):
-        fi.set_tensor(f_in, x[i : i + 1])
-        fi.invoke()
-        qi.set_tensor(q_in, np.clip(np.round(x[i : i + 1] / s_in + z_in), -128, 127).astype(np.int8))
-        qi.invoke()
-        for t in found:
-            f = fi.get_tensor(fidx[t.key]).astype(np.float64)
-            scale, zero = qdet[qidx[t.key]]["quantization"]
-            e = (qi.get_tensor(qidx[t.key]).astype(np.float64) - zero) * scale - f
-            e2 = e.reshape(-1, e.shape[-1])
-            se[t.key] += float((e**2).sum())
-            var[t.key] += float(((f - f.mean()) ** 2).sum())
-            ch_sum[t.key] = ch_sum.get(t.key, 0.0) + e2.sum(axis=0)
-            ch_n[t.key] += e2.shape[0]
+    for i, outputs in enumerate(bc.paired_outputs(fi, fidx, qi, qidx, [t.key for t in found], x)):
+        for k, (f, q) in outputs.items():
+            e = q - f
+            se[k] += float((e**2).sum())
+            var[k] += float(((f - f.mean()) ** 2).sum())
+            ch_sum[k] = ch_sum.get(k, 0.0) + e.sum(axis=0)
+            ch_n[k] += e.shape[0]
         print(f"\r{i + 1}/{len(x)} photos", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     print(f"{'layer':34s} {'rel_err':>8s} {'mean_share':>10s}")

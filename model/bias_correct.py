@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-log = logging.getLogger(__name__)
 
 MIN_LINEAR_SHARE = 0.05
 """A channel after a ReLU is corrected only where at least this share of its float outputs lies in
@@ -46,10 +43,9 @@ the ReLU's linear range (below it, the estimate of the shift is too noisy)."""
 @dataclass
 class Target:
     """One layer whose bias moves: the name its output tensor carries in the TFLite graph (the
-    ReLU's where one follows), the layer, and the ReLU's upper bound (``None``: no ReLU follows)."""
+    ReLU's where one follows) and the ReLU's upper bound (``None``: no ReLU follows)."""
 
     key: str
-    layer: Any
     relu_max: float | None
 
 
@@ -85,7 +81,7 @@ def targets(model: Any) -> list[Target]:
             if fed:
                 key = nxt.name
                 relu_max = float(nxt.max_value) if nxt.max_value is not None else float("inf")
-        out.append(Target(key, layer, relu_max))
+        out.append(Target(key, relu_max))
     return out
 
 
@@ -127,9 +123,43 @@ def tensor_indices(interp: Any, keys: set[str]) -> dict[str, int]:
     return found
 
 
-def _int8_input(interp: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:
+def float_interpreter(model: Any) -> Any:
+    """:func:`interpreter` on the Keras model converted to float TFLite (the reference)."""
+    from sortcam.model.train import _tf
+    from sortcam.runtime import capture_native_output
+
+    tf = _tf()
+    with capture_native_output(), contextlib.redirect_stdout(io.StringIO()):  # it prints the saved signature
+        return interpreter(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
+
+
+def int8_input(interp: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:
+    """Float model input ``x`` quantized with the int8 interpreter's input scale and zero point."""
     scale, zero = interp.get_input_details()[0]["quantization"]
     return np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+
+
+def paired_outputs(
+    float_interp: Any, fidx: dict[str, int], qi: Any, qidx: dict[str, int], keys: Iterable[str],
+    rep: npt.NDArray[np.float32],
+) -> Iterator[dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]]:  # fmt: skip
+    """For each image of ``rep``: the float and the dequantized int8 output named by each key, both
+    as ``(positions, channels)``."""
+    keys = list(keys)
+    qdet = {d["index"]: d for d in qi.get_tensor_details()}
+    f_in, q_in = float_interp.get_input_details()[0]["index"], qi.get_input_details()[0]["index"]
+    for i in range(len(rep)):
+        float_interp.set_tensor(f_in, rep[i : i + 1])
+        float_interp.invoke()
+        qi.set_tensor(q_in, int8_input(qi, rep[i : i + 1]))
+        qi.invoke()
+        out = {}
+        for k in keys:
+            f = float_interp.get_tensor(fidx[k]).astype(np.float64)
+            scale, zero = qdet[qidx[k]]["quantization"]
+            q = (qi.get_tensor(qidx[k]).astype(np.float64) - zero) * scale
+            out[k] = (f.reshape(-1, f.shape[-1]), q.reshape(-1, q.shape[-1]))
+        yield out
 
 
 def channel_errors(
@@ -140,33 +170,21 @@ def channel_errors(
     the summed error over the linear positions, NaN for channels under MIN_LINEAR_SHARE), and the
     RMS error of the logits (NaN without ``logits_key``)."""
     qi = interpreter(data)
-    qidx = tensor_indices(qi, set(keys) | ({logits_key} if logits_key else set()))
-    qdet = {d["index"]: d for d in qi.get_tensor_details()}
-    f_in, q_in = float_interp.get_input_details()[0]["index"], qi.get_input_details()[0]["index"]
+    wanted = set(keys) | ({logits_key} if logits_key else set())
+    qidx = tensor_indices(qi, wanted)
     sums: dict[str, Any] = {k: 0.0 for k in keys}
     linear: dict[str, Any] = {k: 0 for k in keys}
     total: dict[str, int] = {k: 0 for k in keys}
     se, n = 0.0, 0
-
-    def read(k: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        f = float_interp.get_tensor(fidx[k]).astype(np.float64)
-        scale, zero = qdet[qidx[k]]["quantization"]
-        q = (qi.get_tensor(qidx[k]).astype(np.float64) - zero) * scale
-        return f.reshape(-1, f.shape[-1]), q.reshape(-1, q.shape[-1])
-
-    for i in range(len(rep)):
-        float_interp.set_tensor(f_in, rep[i : i + 1])
-        float_interp.invoke()
-        qi.set_tensor(q_in, _int8_input(qi, rep[i : i + 1]))
-        qi.invoke()
+    for outputs in paired_outputs(float_interp, fidx, qi, qidx, wanted, rep):
         for k in keys:
-            f, q = read(k)
+            f, q = outputs[k]
             hi = relu_max[k]
             sums[k] = sums[k] + (q - f).sum(axis=0)
             linear[k] = linear[k] + (((f > 0) & (f < hi)).sum(axis=0) if hi is not None else f.shape[0])
             total[k] += f.shape[0]
         if logits_key:
-            f, q = read(logits_key)
+            f, q = outputs[logits_key]
             se += float(((q - f) ** 2).sum())
             n += f.size
     errors = {}
@@ -202,10 +220,11 @@ def _bias_writer(data: bytes, qidx: dict[str, int]) -> tuple[Any, dict[str, tupl
 
 
 def convert_layer_bias_corrected(
-    model: Any, rep: npt.NDArray[np.float32], convert: Callable[[Any, npt.NDArray[np.float32]], bytes],
+    model: Any, rep: npt.NDArray[np.float32], plain: bytes,
     progress: Callable[[str], None] = print, max_layers: int | None = None, keep_plain_if_worse: bool = True,
 ) -> tuple[bytes, dict[str, Any]] | None:  # fmt: skip
-    """Convert once, then correct every layer's int32 bias in the flatbuffer, in graph order (module
+    """Starting from ``plain``, the model's plain PTQ flatbuffer (calibrated on ``rep``), correct
+    every layer's int32 bias in the flatbuffer, in graph order (module
     docstring; ``max_layers``: only the first that many, the ones that matter most), and return the
     corrected full-int8 flatbuffer with what was done, or ``None`` when no layer's output and bias
     can be found in the int8 graph. If the corrected model's logits sit further from the float
@@ -217,19 +236,12 @@ def convert_layer_bias_corrected(
     except ImportError:
         return None
 
-    from sortcam.model.train import _tf
-
-    tf = _tf()
     all_targets = targets(model)
     if not all_targets:
         return None
     keys = {t.key for t in all_targets}
-    from sortcam.runtime import capture_native_output
-
-    with capture_native_output(), contextlib.redirect_stdout(io.StringIO()):  # it prints the saved signature
-        float_interp = interpreter(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
+    float_interp = float_interpreter(model)
     fidx = tensor_indices(float_interp, keys)
-    plain = convert(model, rep)
     qidx = tensor_indices(interpreter(plain), keys)
     obj, biases = _bias_writer(plain, {k: v for k, v in qidx.items() if k in fidx})
     found = [t for t in all_targets if t.key in biases]

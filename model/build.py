@@ -356,14 +356,13 @@ def build(config: BuildConfig) -> dict[str, Any]:
     def do_quantize() -> dict[str, Any]:
         from sortcam.model.quantize import quantize
 
-        corrected = config.recipe == "shipped"  # the shipped model's PTQ: layer-wise bias correction
         card = quantize(trained["model"], config.data_dir, out=tflite, name="model", seed=config.seed,
                         bias_correct=corrected)  # fmt: skip
         return {"tflite": str(tflite), "flash_bytes": card.flash_bytes, "arena_bytes": card.arena_bytes,
                 "bias_correct": corrected}  # fmt: skip
 
-    stage(4, "quantize", "full int8, TFLM check" + (", bias correction" if config.recipe == "shipped" else ""),
-          do_quantize)  # fmt: skip
+    corrected = config.recipe == "shipped"  # the shipped model's PTQ: layer-wise bias correction
+    stage(4, "quantize", "full int8, TFLM check" + (", bias correction" if corrected else ""), do_quantize)
 
     def do_budget() -> dict[str, Any]:
         card = load_card(tflite)

@@ -105,7 +105,7 @@ def int8_logit_shift(model: Any, data: bytes, rep: npt.NDArray[np.float32]) -> n
         head = keras.Model(model.inputs, model.get_layer("logits").output)
     except ValueError:
         return None
-    from sortcam.model.bias_correct import interpreter
+    from sortcam.model.bias_correct import int8_input, interpreter
 
     interp = interpreter(data)
     try:  # a private method of the interpreter (TensorFlow 2.21); without it there is nothing to measure
@@ -118,11 +118,9 @@ def int8_logit_shift(model: Any, data: bytes, rep: npt.NDArray[np.float32]) -> n
     logits_index = int(softmax[-1]["inputs"][0])
     scale, zero = next(d for d in interp.get_tensor_details() if d["index"] == logits_index)["quantization"]
     inp = interp.get_input_details()[0]
-    s_in, z_in = inp["quantization"]
     zq = np.empty((len(rep), int(head.output_shape[-1])), np.float64)
     for i in range(len(rep)):
-        q = np.clip(np.round(rep[i : i + 1] / s_in + z_in), -128, 127).astype(np.int8)
-        interp.set_tensor(inp["index"], q)
+        interp.set_tensor(inp["index"], int8_input(interp, rep[i : i + 1]))
         interp.invoke()
         zq[i] = (interp.get_tensor(logits_index).astype(np.float64).reshape(-1) - zero) * scale
     zf = np.asarray(head.predict(rep, batch_size=64, verbose=0), np.float64)
@@ -141,7 +139,7 @@ def convert_bias_corrected(
 
     shift = int8_logit_shift(model, data, rep)
     fixed = convert_layer_bias_corrected(
-        model, rep, convert_full_int8, progress=lambda m: print(m, flush=True), max_layers=max_layers
+        model, rep, data, progress=lambda m: print(m, flush=True), max_layers=max_layers
     )
     if fixed is None:
         return None

@@ -518,8 +518,6 @@ def test_layer_bias_correction_removes_the_channel_mean_errors(tiny_model: TinyM
     again on the corrected flatbuffer against the untouched float model, every layer's channel mean
     errors have shrunk, and the Keras model keeps its weights. (The logits' RMS error need not: on
     this tiny model it is mostly noise, not bias.)"""
-    import tensorflow as tf
-
     from sortcam.model import bias_correct as bc
     from sortcam.model.quantize import convert_full_int8, representative_images
     from sortcam.model.train import load_keras_model
@@ -533,8 +531,8 @@ def test_layer_bias_correction_removes_the_channel_mean_errors(tiny_model: TinyM
     assert [t.key for t in ts[:3]] == ["Conv1_relu", "expanded_conv_depthwise_relu", "expanded_conv_project_BN"]
     assert ts[-1].key == "logits" and ts[-1].relu_max is None and ts[0].relu_max == 6.0
     lines: list[str] = []
-    got = bc.convert_layer_bias_corrected(model, rep, convert_full_int8, progress=lines.append,
-                                          keep_plain_if_worse=False)  # fmt: skip
+    plain = convert_full_int8(model, rep)
+    got = bc.convert_layer_bias_corrected(model, rep, plain, progress=lines.append, keep_plain_if_worse=False)
     assert got is not None
     fixed, info = got
     assert info["layers"] == info["layers_found"] == 53 and info["images"] == 20 and not info["kept_plain"]
@@ -542,8 +540,7 @@ def test_layer_bias_correction_removes_the_channel_mean_errors(tiny_model: TinyM
     assert info["logit_rms_error_after"] > 0 and info["logit_rms_error_before"] > 0
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before_weights, strict=True))
 
-    plain = convert_full_int8(model, rep)
-    fi = bc.interpreter(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
+    fi = bc.float_interpreter(model)
     keys = [t.key for t in ts]
     fidx = bc.tensor_indices(fi, set(keys))
     relu = {t.key: t.relu_max for t in ts}
