@@ -194,6 +194,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--dropout", type=float, default=0.2)
     t.add_argument("--folds", type=int, default=0, help="stratified K-fold cross-validation on train first (0: off)")
+    t.add_argument(
+        "--cv-only",
+        action="store_true",
+        help="stop after the cross-validation (teacher.json with the CV figures and per-photo predictions, no teacher)",
+    )
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--split", default="70/10/20", help="train/val/test percentages when DATA_DIR has no split folders")
     t.add_argument("--no-class-weights", action="store_true", help="do not weight classes by inverse frequency")
@@ -405,12 +410,16 @@ def _teacher(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             dropout=args.dropout,
             folds=args.folds,
+            cv_only=args.cv_only,
             seed=args.seed,
             split=args.split,
             class_weighting=not args.no_class_weights,
         )
     )
-    print(json.dumps({k: meta[k] for k in ("val", "cv") if k in meta}))
+    brief = {k: meta[k] for k in ("val", "cv") if k in meta}
+    if "cv" in brief:  # the per-photo predictions stay in teacher.json
+        brief["cv"] = {k: v for k, v in brief["cv"].items() if k not in ("predicted", "labels")}
+    print(json.dumps(brief))
     return 0
 
 

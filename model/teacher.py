@@ -64,6 +64,8 @@ class TeacherConfig:
     class_weighting: bool = True
     folds: int = 0
     """Stratified K-fold cross-validation on train before the final fit (0: none)."""
+    cv_only: bool = False
+    """Stop after the cross-validation: write ``teacher.json`` with the CV figures, no teacher file."""
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
 
     def validate(self) -> None:
@@ -75,6 +77,8 @@ class TeacherConfig:
             raise UsageError("--epochs and --batch-size must be >= 1, --train-layers >= 0")
         if self.folds == 1 or self.folds < 0:
             raise UsageError("--folds must be 0 (off) or >= 2")
+        if self.cv_only and not self.folds:
+            raise UsageError("--cv-only needs --folds K (K >= 2)")
         if self.fit not in ("crop", "stretch"):
             raise UsageError("--fit must be crop or stretch")
         parse_split_spec(self.split)
@@ -225,9 +229,23 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
             acc_k = float((oof[held] == tr.labels[held]).mean())
             print(f"[teacher] fold {k + 1}/{config.folds}: held-out accuracy {acc_k:.4f}", flush=True)
             del model
-        meta["cv"] = {"folds": config.folds, **_accuracy_block(oof, tr.labels, classes)}
+        # The out-of-fold predictions, in train order (the index's order for this seed), so two
+        # settings can be compared photo by photo (McNemar) on the same folds.
+        meta["cv"] = {
+            "folds": config.folds,
+            **_accuracy_block(oof, tr.labels, classes),
+            "predicted": [int(p) for p in oof],
+            "labels": [int(t) for t in tr.labels],
+        }
         correct = int((oof == tr.labels).sum())
         print(f"[teacher] {config.folds}-fold CV accuracy on train: {format_interval(correct, len(oof))}", flush=True)
+        if config.cv_only:
+            meta["train_images"] = int(len(tr.labels))
+            meta["train_time_s"] = round(time.time() - t0, 1)
+            (out / "teacher.keras").unlink(missing_ok=True)  # this folder now describes a setting, not a teacher
+            (out / "teacher.json").write_text(json.dumps(meta, indent=2))
+            print(f"teacher: --cv-only: wrote {out / 'teacher.json'} (no teacher file)", flush=True)
+            return meta
     model, history = _fit_one(config, tr.images, tr.labels, nc, (va.images, va.labels), "final")
     if len(va.labels):
         meta["val"] = _accuracy_block(predict_logits(model, va.images).argmax(1), va.labels, classes)

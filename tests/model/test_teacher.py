@@ -71,7 +71,50 @@ def test_teacher_file_has_its_metadata_and_cv(teacher: Path) -> None:
     assert meta["cv"]["folds"] == 3 and meta["cv"]["images"] == meta["train_images"]
     lo, hi = meta["cv"]["interval95"]
     assert lo <= meta["cv"]["accuracy"] <= hi
+    pred, labels = meta["cv"]["predicted"], meta["cv"]["labels"]
+    assert len(pred) == len(labels) == meta["train_images"]
+    right = sum(p == t for p, t in zip(pred, labels, strict=True))
+    assert right / len(labels) == pytest.approx(meta["cv"]["accuracy"], abs=1e-4)
     assert len(meta["history"]) == 2 and "val" in meta
+
+
+def test_cv_only_measures_a_setting_and_compares_paired_with_another(
+    teacher: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """--cv-only writes the CV figures and no teacher file; paired_compare.py reads two such records."""
+    out = tmp_path / "cv"
+    bb = tiny_backbone(tmp_path / "bb.keras")
+    args = ["teacher", str(tiny_dataset), "--out", str(out), "--backbone", str(bb), "--via", str(SIZE)]
+    args += ["--size", "48", "--epochs", "1", "--train-layers", "5", "--folds", "3", "--batch-size", "8", "--cv-only"]
+    assert main(args) == 0
+    meta = json.loads((out / "teacher.json").read_text())
+    assert not (out / "teacher.keras").exists() and "val" not in meta and meta["config"]["cv_only"]
+    assert meta["cv"]["labels"] == json.loads(teacher.with_name("teacher.json").read_text())["cv"]["labels"]
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "paired_compare.py"
+    pair = [sys.executable, str(script), str(teacher.with_name("teacher.json")), str(out / "teacher.json")]
+    res = subprocess.run(pair, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    a, b = (np.asarray(m["cv"]["predicted"]) == np.asarray(m["cv"]["labels"]) for m in (
+        json.loads(teacher.with_name("teacher.json").read_text()), meta))
+    assert f"only A right: {int((a & ~b).sum())}, only B right: {int((~a & b).sum())}" in res.stdout
+    assert "3-fold CV" in res.stdout and "McNemar p =" in res.stdout
+    # A CV of other folds is not paired with this one: refused in one line.
+    other = json.loads((out / "teacher.json").read_text())
+    other["config"]["seed"] += 1
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    res = subprocess.run([*pair[:3], str(tmp_path / "other.json")], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and res.stderr.strip().splitlines() == [
+        "paired_compare: the two CVs differ in seed (1337 / 1338)"
+    ]
+
+
+def test_cv_only_without_folds_is_refused(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t"
+    assert main(["teacher", str(tiny_dataset), "--out", str(out), "--cv-only"]) == 2
+    one_line_error(capsys, "--cv-only", "--folds")
+    assert not out.exists()
 
 
 def test_teacher_sees_exactly_the_students_mixed_input(teacher: Path, tiny_dataset: Path) -> None:
