@@ -49,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         classes = index_dataset(args.data_dir).classes
     _, h, w, _ = model.input_shape
     x = representative_images(args.data_dir, list(classes), int(h), int(w), fit, args.images, args.seed)
-    keys = {t.key for t in bc.targets(model)}
+    targets = bc.targets(model)
+    keys = {t.key for t in targets}
     fi = bc.float_interpreter(model)
     qi = bc.interpreter(Path(args.int8_model).read_bytes())
     fidx, qidx = bc.tensor_indices(fi, keys), bc.tensor_indices(qi, keys)
-    found = [t for t in bc.targets(model) if t.key in fidx and t.key in qidx]
+    found = [t for t in targets if t.key in fidx and t.key in qidx]
     if not found:
         print("no layer of the float model can be found in the int8 graph", file=sys.stderr)
         return 1

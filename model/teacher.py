@@ -217,7 +217,9 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
         + f", top {config.train_layers} layers, {config.epochs} epochs; train {len(tr.labels)} val {len(va.labels)}",
         flush=True,
     )
-    meta: dict[str, Any] = {"kind": TEACHER_KIND, "classes": classes, "config": asdict(config)}
+    meta: dict[str, Any] = {
+        "kind": TEACHER_KIND, "classes": classes, "config": asdict(config), "train_images": int(len(tr.labels)),
+    }  # fmt: skip
     t0 = time.time()
     if config.folds:
         fold = stratified_folds(tr.labels, config.folds, config.seed)
@@ -240,7 +242,6 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
         correct = int((oof == tr.labels).sum())
         print(f"[teacher] {config.folds}-fold CV accuracy on train: {format_interval(correct, len(oof))}", flush=True)
         if config.cv_only:
-            meta["train_images"] = int(len(tr.labels))
             meta["train_time_s"] = round(time.time() - t0, 1)
             (out / "teacher.keras").unlink(missing_ok=True)  # this folder now describes a setting, not a teacher
             (out / "teacher.json").write_text(json.dumps(meta, indent=2))
@@ -255,7 +256,6 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
             flush=True,
         )
     meta["history"] = history
-    meta["train_images"] = int(len(tr.labels))
     meta["train_time_s"] = round(time.time() - t0, 1)
     tmp = out / "teacher.part.keras"
     # An uncompiled view of the same graph: the file holds the weights, not the optimizer's moments
