@@ -36,6 +36,9 @@ from sortcam.stats import format_interval, stratified_folds
 
 TEACHER_KIND = "sortcam-teacher"
 DEFAULT_BACKBONE = "EfficientNetB0"
+OOF_FILE = "cv_oof.npz"
+"""Beside ``teacher.json`` after a CV: out-of-fold ``probs``, ``probs_flip`` (of the mirrored photo),
+``labels`` and ``fold``, in train order."""
 
 
 @dataclass
@@ -183,6 +186,11 @@ def predict_logits(model: Any, x_u8: npt.NDArray[np.uint8], batch: int = 64) -> 
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
+def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def _accuracy_block(pred: npt.NDArray[np.int64], y: npt.NDArray[np.int32], classes: list[str]) -> dict[str, Any]:
     correct = int((pred == y).sum())
     recall = {c: float((pred[y == i] == i).mean()) for i, c in enumerate(classes) if (y == i).any()}
@@ -221,13 +229,21 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
         "kind": TEACHER_KIND, "classes": classes, "config": asdict(config), "train_images": int(len(tr.labels)),
     }  # fmt: skip
     t0 = time.time()
+    (out / OOF_FILE).unlink(missing_ok=True)  # a stale CV's probabilities must not pass for this run's
     if config.folds:
         fold = stratified_folds(tr.labels, config.folds, config.seed)
         oof = np.zeros(len(tr.labels), np.int64)
+        # Out-of-fold probabilities, of each photo and of its mirror image: an ensemble of settings
+        # run on the same folds, or a flip-averaged teacher, is scored from them without training
+        # again (benchmarks/ensemble_cv.py).
+        probs = np.zeros((len(tr.labels), nc), np.float32)
+        probs_flip = np.zeros((len(tr.labels), nc), np.float32)
         for k in range(config.folds):
             held = fold == k
             model, _ = _fit_one(config, tr.images[~held], tr.labels[~held], nc, None, f"fold {k + 1}/{config.folds}")
-            oof[held] = predict_logits(model, tr.images[held]).argmax(1)
+            probs[held] = _softmax(predict_logits(model, tr.images[held]))
+            probs_flip[held] = _softmax(predict_logits(model, tr.images[held][:, :, ::-1]))
+            oof[held] = probs[held].argmax(1)
             acc_k = float((oof[held] == tr.labels[held]).mean())
             print(f"[teacher] fold {k + 1}/{config.folds}: held-out accuracy {acc_k:.4f}", flush=True)
             del model
@@ -239,6 +255,10 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
             "predicted": [int(p) for p in oof],
             "labels": [int(t) for t in tr.labels],
         }
+        np.savez_compressed(
+            out / OOF_FILE, probs=probs, probs_flip=probs_flip, labels=tr.labels.astype(np.int32), fold=fold
+        )
+        meta["cv"]["oof_file"] = OOF_FILE
         correct = int((oof == tr.labels).sum())
         print(f"[teacher] {config.folds}-fold CV accuracy on train: {format_interval(correct, len(oof))}", flush=True)
         if config.cv_only:

@@ -108,6 +108,57 @@ def test_cv_only_measures_a_setting_and_compares_paired_with_another(
     ]
 
 
+def test_ensemble_cv_scores_the_mean_of_out_of_fold_probabilities(
+    teacher: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """The CV keeps each photo's out-of-fold probabilities (and its mirror's); ensemble_cv.py averages
+    two settings' and scores the mean; CVs on other folds are refused in one line; a later run
+    without --folds removes the stale probabilities."""
+    out = tmp_path / "cv"
+    bb = tiny_backbone(tmp_path / "bb.keras")
+    args = ["teacher", str(tiny_dataset), "--out", str(out), "--backbone", str(bb), "--via", str(SIZE)]
+    args += ["--size", "40", "--epochs", "1", "--train-layers", "5", "--batch-size", "8"]
+    assert main([*args, "--folds", "3", "--cv-only"]) == 0
+    records = [teacher.with_name("teacher.json"), out / "teacher.json"]
+    arrays = []
+    for rec in records:
+        meta = json.loads(rec.read_text())
+        with np.load(rec.with_name(meta["cv"]["oof_file"])) as z:
+            a = {k: z[k] for k in z.files}
+        assert a["probs"].argmax(1).tolist() == meta["cv"]["predicted"]
+        assert a["labels"].tolist() == meta["cv"]["labels"]
+        np.testing.assert_allclose(a["probs"].sum(1), 1.0, atol=1e-5)
+        assert not np.allclose(a["probs"], a["probs_flip"])  # the mirror image is scored, not copied
+        arrays.append(a)
+    labels = arrays[0]["labels"]
+    mean = (arrays[0]["probs"] + arrays[1]["probs"]) / 2
+    right = int((mean.argmax(1) == labels).sum())
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "ensemble_cv.py"
+    cmd = [sys.executable, str(script), *map(str, records)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if x.startswith("mean of 2:"))
+    assert f"{right}/{len(labels)}" in line, (line, right)
+    # The same record with other folds is not averaged with this one.
+    other = tmp_path / "other"
+    other.mkdir()
+    with np.load(out / "cv_oof.npz") as z:
+        moved = {k: z[k] for k in z.files}
+    moved["fold"] = (moved["fold"] + 1) % 3
+    np.savez(other / "cv_oof.npz", **moved)
+    (other / "teacher.json").write_text((out / "teacher.json").read_text())
+    res = subprocess.run([*cmd[:3], str(other / "teacher.json")], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    assert "other photos or folds" in res.stderr
+    # A final fit without --folds in that folder leaves no stale probabilities behind.
+    assert main(args) == 0
+    assert "cv" not in json.loads((out / "teacher.json").read_text()) and not (out / "cv_oof.npz").exists()
+    res = subprocess.run([*cmd[:2], str(out / "teacher.json")], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and res.stderr.strip().splitlines() == [
+        f"ensemble_cv: {out / 'teacher.json'} has no out-of-fold probabilities (sortcam teacher --folds K)"
+    ]
+
+
 def test_cv_only_without_folds_is_refused(
     tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
