@@ -199,6 +199,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="store_true",
         help="stop after the cross-validation (teacher.json with the CV figures and per-photo predictions, no teacher)",
     )
+    t.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="TEACHER",
+        help="average these teacher files into one instead of training (their probabilities; the CV from "
+        "their out-of-fold probabilities when all were cross-validated on the same folds)",
+    )
+    t.add_argument(
+        "--flip-average", action="store_true", help="with --ensemble: each member also sees the mirrored image"
+    )
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--split", default="70/10/20", help="train/val/test percentages when DATA_DIR has no split folders")
     t.add_argument("--no-class-weights", action="store_true", help="do not weight classes by inverse frequency")
@@ -393,9 +403,27 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _teacher(args: argparse.Namespace) -> int:
+    if args.flip_average and not args.ensemble:
+        raise UsageError("--flip-average needs --ensemble TEACHER [TEACHER ...]")
+    if args.ensemble:
+        if args.cv_only or args.folds:
+            raise UsageError("--ensemble trains nothing: its CV comes from its members' (no --folds, --cv-only)")
+        from sortcam.model.teacher_ensemble import build_ensemble
+
+        meta = build_ensemble(args.data_dir, args.ensemble, args.out, args.flip_average, args.seed, args.split)
+    else:
+        meta = _train_teacher_from(args)
+    brief = {k: meta[k] for k in ("val", "cv") if k in meta}
+    if "cv" in brief:  # the per-photo predictions stay in teacher.json
+        brief["cv"] = {k: v for k, v in brief["cv"].items() if k not in ("predicted", "labels")}
+    print(json.dumps(brief))
+    return 0
+
+
+def _train_teacher_from(args: argparse.Namespace) -> dict[str, Any]:
     from sortcam.model.teacher import TeacherConfig, train_teacher
 
-    meta = train_teacher(
+    return train_teacher(
         TeacherConfig(
             data_dir=args.data_dir,
             out_dir=args.out,
@@ -416,11 +444,6 @@ def _teacher(args: argparse.Namespace) -> int:
             class_weighting=not args.no_class_weights,
         )
     )
-    brief = {k: meta[k] for k in ("val", "cv") if k in meta}
-    if "cv" in brief:  # the per-photo predictions stay in teacher.json
-        brief["cv"] = {k: v for k, v in brief["cv"].items() if k not in ("predicted", "labels")}
-    print(json.dumps(brief))
-    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -186,6 +186,25 @@ def predict_logits(model: Any, x_u8: npt.NDArray[np.uint8], batch: int = 64) -> 
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
+def _finished_cv(config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32]) -> dict[str, Any] | None:
+    """The CV block of an earlier run of this very setting in ``out`` (``--cv-only`` aside), or None."""
+    try:
+        meta = json.loads((out / "teacher.json").read_text())
+        with np.load(out / OOF_FILE) as z:
+            oof_labels = z["labels"]
+    except (OSError, ValueError, KeyError):
+        return None
+    cv = meta.get("cv") if isinstance(meta, dict) else None
+    free = ("cv_only", "out_dir")
+    mine = {k: v for k, v in asdict(config).items() if k not in free}
+    theirs = {k: v for k, v in (meta.get("config") or {}).items() if k not in free}
+    if meta.get("kind") != TEACHER_KIND or not isinstance(cv, dict) or mine != theirs:
+        return None
+    if cv.get("labels") != [int(t) for t in labels] or not np.array_equal(oof_labels, labels):
+        return None
+    return dict(cv)
+
+
 def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -229,8 +248,14 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
         "kind": TEACHER_KIND, "classes": classes, "config": asdict(config), "train_images": int(len(tr.labels)),
     }  # fmt: skip
     t0 = time.time()
-    (out / OOF_FILE).unlink(missing_ok=True)  # a stale CV's probabilities must not pass for this run's
-    if config.folds:
+    kept = _finished_cv(config, out, tr.labels) if config.folds and not config.cv_only else None
+    if kept is not None:
+        # The same setting's CV ran before (--cv-only, or a run stopped after it): keep it, fit once.
+        meta["cv"] = kept
+        print(f"[teacher] {config.folds}-fold CV finished earlier, kept: {kept['accuracy']:.4f}", flush=True)
+    else:
+        (out / OOF_FILE).unlink(missing_ok=True)  # a stale CV's probabilities must not pass for this run's
+    if config.folds and kept is None:
         fold = stratified_folds(tr.labels, config.folds, config.seed)
         oof = np.zeros(len(tr.labels), np.int64)
         # Out-of-fold probabilities, of each photo and of its mirror image: an ensemble of settings
@@ -259,6 +284,7 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
             out / OOF_FILE, probs=probs, probs_flip=probs_flip, labels=tr.labels.astype(np.int32), fold=fold
         )
         meta["cv"]["oof_file"] = OOF_FILE
+        meta["cv"]["time_s"] = round(time.time() - t0, 1)
         correct = int((oof == tr.labels).sum())
         print(f"[teacher] {config.folds}-fold CV accuracy on train: {format_interval(correct, len(oof))}", flush=True)
         if config.cv_only:
@@ -334,6 +360,9 @@ def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, in
     theirs = [str(c) for c in meta.get("classes", [])]
     if theirs != list(classes):
         raise ModelError(f"teacher {p}: its classes {theirs} differ from the dataset's {list(classes)}")
+    from sortcam.model.teacher_ensemble import ensemble_layers
+
+    ensemble_layers()  # an ensemble file's own layers, registered before it loads
     try:
         model = keras.models.load_model(str(p), compile=False, safe_mode=False)
     except Exception as exc:

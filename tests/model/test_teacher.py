@@ -400,3 +400,100 @@ def test_a_run_with_a_full_size_teacher_resumes_bit_identically(
     a, b = np.load(tmp_path / "whole/resume/state.npz"), np.load(tmp_path / "part/resume/state.npz")
     assert a.files == b.files
     assert not [k for k in a.files if not np.array_equal(a[k], b[k])]
+
+
+# ----------------------------------------------------------------------------- ensembles and a kept CV
+
+
+def test_a_cv_measured_earlier_is_kept_by_the_final_fit_of_the_same_setting(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t"
+    bb = tiny_backbone(tmp_path / "bb.keras")
+    args = ["teacher", str(tiny_dataset), "--out", str(out), "--backbone", str(bb), "--via", str(SIZE)]
+    args += ["--size", "40", "--epochs", "1", "--train-layers", "3", "--folds", "3", "--batch-size", "8"]
+    assert main([*args, "--cv-only"]) == 0
+    cv = json.loads((out / "teacher.json").read_text())["cv"]
+    oof = (out / "cv_oof.npz").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "CV finished earlier, kept" in printed and "fold 1/3" not in printed  # no fold trained again
+    meta = json.loads((out / "teacher.json").read_text())
+    assert meta["cv"] == cv and (out / "cv_oof.npz").read_bytes() == oof and (out / "teacher.keras").is_file()
+    # Another setting in that folder does not take the CV: it cross-validates anew.
+    assert main([*args[:-2], "--epochs", "2", "--folds", "3"]) == 0
+    assert "fold 1/3" in capsys.readouterr().out
+
+
+def test_an_ensemble_teacher_averages_its_members_and_teaches_a_student(
+    teacher: Path, big_teacher: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two members on the same folds: the ensemble's CV is the mean of their out-of-fold
+    probabilities (mirrors included with --flip-average); the file outputs the log of the mean
+    probability; a student distils from it. A member of another input size is resized to it."""
+    from sortcam.model.teacher import load_teacher
+
+    second = tmp_path / "second"
+    bb = tiny_backbone(tmp_path / "bb.keras")
+    args = ["teacher", str(tiny_dataset), "--out", str(second), "--backbone", str(bb), "--via", str(SIZE)]
+    args += ["--size", "40", "--epochs", "1", "--train-layers", "5", "--folds", "3", "--batch-size", "8"]
+    assert main(args) == 0
+    members = [teacher, second / "teacher.keras"]
+    ens = tmp_path / "ens"
+    ens_args = ["teacher", str(tiny_dataset), "--ensemble", *map(str, members), "--flip-average", "--out", str(ens)]
+    assert main(ens_args) == 0
+    meta = json.loads((ens / "teacher.json").read_text())
+    views = []
+    for m in members:
+        with np.load(m.with_name("cv_oof.npz")) as z:
+            views += [z["probs"], z["probs_flip"]]
+            labels = z["labels"]
+    pred = np.mean(views, axis=0).argmax(1)
+    assert meta["cv"]["predicted"] == pred.tolist()
+    assert meta["cv"]["accuracy"] == pytest.approx(float((pred == labels).mean()), abs=1e-4)
+    assert [x["sha256"] for x in meta["members"]] and "val" in meta
+
+    t = load_teacher(ens / "teacher.keras", list(TINY_CLASSES))
+    loaded = [load_teacher(m, list(TINY_CLASSES)).model for m in members]
+    x = np.random.default_rng(0).uniform(-1, 1, (4, SIZE, SIZE, 3)).astype(np.float32)
+    probs = [np.asarray(tf_softmax(m(v, training=False))) for m in loaded for v in (x, x[:, :, ::-1])]
+    np.testing.assert_allclose(np.asarray(tf_softmax(t.model(x))), np.mean(probs, axis=0), atol=1e-5)
+
+    run = _run(_distill_args(tiny_dataset, tmp_path / "student", ens / "teacher.keras", "--epochs", "1"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((tmp_path / "student/summary.json").read_text())
+    assert summary["teacher_cv_accuracy"] == meta["cv"]["accuracy"]
+
+    # Members of two input sizes: the ensemble takes the larger; without a shared CV it says why.
+    mixed = tmp_path / "mixed"
+    assert main(["teacher", str(tiny_dataset), "--ensemble", str(teacher), str(big_teacher), "--out", str(mixed)]) == 0
+    meta = json.loads((mixed / "teacher.json").read_text())
+    assert "cv" not in meta and "no cross-validation" in meta["cv_missing"]
+    assert load_teacher(mixed / "teacher.keras", list(TINY_CLASSES)).input_size == 48
+
+
+def tf_softmax(logits: object) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def test_ensemble_refusals_are_one_line(
+    teacher: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_dataset(tmp_path / "d", per_class=8, classes=("blue", "green", "yellow"))
+    out = tmp_path / "e"
+    assert main(["teacher", str(data), "--ensemble", str(teacher), "--out", str(out)]) == 1
+    one_line_error(capsys, "teacher", "classes")
+    assert main(["teacher", str(tiny_dataset), "--ensemble", str(teacher), str(teacher), "--out", str(out)]) == 2
+    one_line_error(capsys, "same teacher file twice")
+    assert main(["teacher", str(tiny_dataset), "--ensemble", str(teacher), "--out", str(teacher.parent)]) == 2
+    one_line_error(capsys, "holds a member")
+    assert main(["teacher", str(tiny_dataset), "--flip-average", "--out", str(out)]) == 2
+    one_line_error(capsys, "--flip-average", "--ensemble")
+    assert main(["teacher", str(tiny_dataset), "--ensemble", str(teacher), "--folds", "3", "--out", str(out)]) == 2
+    one_line_error(capsys, "--ensemble")
+    assert main(["teacher", str(tiny_dataset), "--ensemble", str(tmp_path / "none.keras"), "--out", str(out)]) == 1
+    one_line_error(capsys, "not found")
+    assert not (out / "teacher.keras").exists()
