@@ -193,6 +193,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--dropout", type=float, default=0.2)
+    t.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) on every batch (0: off)")
     t.add_argument("--folds", type=int, default=0, help="stratified K-fold cross-validation on train first (0: off)")
     t.add_argument(
         "--cv-only",
@@ -437,6 +438,7 @@ def _train_teacher_from(args: argparse.Namespace) -> dict[str, Any]:
             train_layers=args.train_layers,
             batch_size=args.batch_size,
             dropout=args.dropout,
+            mixup=args.mixup,
             folds=args.folds,
             cv_only=args.cv_only,
             seed=args.seed,

@@ -62,6 +62,8 @@ class TeacherConfig:
     """How many of the backbone's top layers train (BatchNorm layers among them stay frozen)."""
     batch_size: int = 32
     dropout: float = 0.2
+    mixup: float = 0.0
+    """Mixup Beta(a, a) on every batch (0: off): a regulariser for a teacher that fits train almost exactly."""
     seed: int = 1337
     split: str = "70/10/20"
     class_weighting: bool = True
@@ -76,6 +78,8 @@ class TeacherConfig:
             raise UsageError(f"--size {self.size} outside 32..512")
         if self.via and not 32 <= self.via <= self.size:
             raise UsageError(f"--via {self.via} must be 32..--size ({self.size}), or 0")
+        if not 0.0 <= self.mixup <= 10.0:
+            raise UsageError(f"--mixup {self.mixup} outside 0..10 (0: off)")
         if self.epochs < 1 or self.train_layers < 0 or self.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be >= 1, --train-layers >= 0")
         if self.folds == 1 or self.folds < 0:
@@ -141,7 +145,7 @@ def _fit_one(
     label: str,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Fine-tune one teacher on ``x_u8`` for the fixed schedule; val (if any) is only watched."""
-    from sortcam.model.train import _augment_layers, _compile, _dataset, _optimizer
+    from sortcam.model.train import _augment_layers, _compile, _dataset, _mixup, _optimizer
 
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
@@ -149,7 +153,8 @@ def _fit_one(
     cw = class_weights(y, num_classes) if config.class_weighting else np.ones(num_classes, np.float32)
     eye = np.eye(num_classes, dtype=np.float32)
     aug = _augment_layers(AugmentSpec(**config.augment), config.seed)
-    ds = _dataset(x_u8, eye[y], cw[y], config.batch_size, config.seed, aug, DEFAULT_RANGE)
+    mix = _mixup(config.mixup, config.seed) if config.mixup > 0 else None
+    ds = _dataset(x_u8, eye[y], cw[y], config.batch_size, config.seed, aug, DEFAULT_RANGE, mix)
     steps = math.ceil(len(x_u8) / config.batch_size)
     warm = max(1, steps // 2)
     _compile(
@@ -197,7 +202,9 @@ def _finished_cv(config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32]
     cv = meta.get("cv") if isinstance(meta, dict) else None
     free = ("cv_only", "out_dir")
     mine = {k: v for k, v in asdict(config).items() if k not in free}
-    theirs = {k: v for k, v in (meta.get("config") or {}).items() if k not in free}
+    # A record from before a setting existed ran with its default.
+    defaults = asdict(TeacherConfig(data_dir=config.data_dir))
+    theirs = {k: v for k, v in {**defaults, **(meta.get("config") or {})}.items() if k not in free}
     if meta.get("kind") != TEACHER_KIND or not isinstance(cv, dict) or mine != theirs:
         return None
     if cv.get("labels") != [int(t) for t in labels] or not np.array_equal(oof_labels, labels):

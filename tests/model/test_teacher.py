@@ -497,3 +497,25 @@ def test_ensemble_refusals_are_one_line(
     assert main(["teacher", str(tiny_dataset), "--ensemble", str(tmp_path / "none.keras"), "--out", str(out)]) == 1
     one_line_error(capsys, "not found")
     assert not (out / "teacher.keras").exists()
+
+
+def test_teacher_mixup_blends_the_batches(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--mixup trains on blended images and labels: the same seed without it gives another loss;
+    its value is part of the setting (teacher.json), and out of range it is refused in one line."""
+    bb = tiny_backbone(tmp_path / "bb.keras")
+    losses = []
+    for mixup in ("0", "0.4"):
+        out = tmp_path / f"m{mixup}"
+        args = ["teacher", str(tiny_dataset), "--out", str(out), "--backbone", str(bb), "--via", str(SIZE)]
+        args += ["--size", "40", "--epochs", "1", "--train-layers", "3", "--batch-size", "8", "--mixup", mixup]
+        assert main(args) == 0
+        meta = json.loads((out / "teacher.json").read_text())
+        assert meta["config"]["mixup"] == float(mixup)
+        losses.append(meta["history"][0]["loss"])
+    assert losses[0] != pytest.approx(losses[1], rel=1e-3), losses
+    capsys.readouterr()
+    assert main(["teacher", str(tiny_dataset), "--out", str(tmp_path / "bad"), "--mixup", "-1"]) == 2
+    one_line_error(capsys, "--mixup")
+    assert not (tmp_path / "bad").exists()
