@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from sortcam.errors import DataError, ModelError, UsageError, first_line
 from sortcam.model.augment import AugmentSpec
-from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
+from sortcam.model.data import class_weights, dataset_fingerprint, index_dataset, load_split, parse_split_spec
 from sortcam.preprocess import DEFAULT_RANGE, to_float
 from sortcam.stats import format_interval, stratified_folds
 
@@ -191,8 +191,11 @@ def predict_logits(model: Any, x_u8: npt.NDArray[np.uint8], batch: int = 64) -> 
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
-def _finished_cv(config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32]) -> dict[str, Any] | None:
-    """The CV block of an earlier run of this very setting in ``out`` (``--cv-only`` aside), or None."""
+def _finished_cv(
+    config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32], fingerprint: str
+) -> dict[str, Any] | None:
+    """The CV block of an earlier run of this very setting on these very photos in ``out``
+    (``--cv-only`` aside), or None."""
     try:
         meta = json.loads((out / "teacher.json").read_text())
         with np.load(out / OOF_FILE) as z:
@@ -206,6 +209,8 @@ def _finished_cv(config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32]
     defaults = asdict(TeacherConfig(data_dir=config.data_dir))
     theirs = {k: v for k, v in {**defaults, **(meta.get("config") or {})}.items() if k not in free}
     if meta.get("kind") != TEACHER_KIND or not isinstance(cv, dict) or mine != theirs:
+        return None
+    if meta.get("data_fingerprint") != fingerprint:  # other photos under the same folder name
         return None
     if cv.get("labels") != [int(t) for t in labels] or not np.array_equal(oof_labels, labels):
         return None
@@ -253,9 +258,12 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
     )
     meta: dict[str, Any] = {
         "kind": TEACHER_KIND, "classes": classes, "config": asdict(config), "train_images": int(len(tr.labels)),
+        "data_fingerprint": dataset_fingerprint(index),
     }  # fmt: skip
     t0 = time.time()
-    kept = _finished_cv(config, out, tr.labels) if config.folds and not config.cv_only else None
+    kept = None
+    if config.folds and not config.cv_only:
+        kept = _finished_cv(config, out, tr.labels, meta["data_fingerprint"])
     if kept is not None:
         # The same setting's CV ran before (--cv-only, or a run stopped after it): keep it, fit once.
         meta["cv"] = kept

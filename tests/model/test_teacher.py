@@ -406,11 +406,16 @@ def test_a_run_with_a_full_size_teacher_resumes_bit_identically(
 
 
 def test_a_cv_measured_earlier_is_kept_by_the_final_fit_of_the_same_setting(
-    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Kept only for the same setting on the same photos: another setting, or a photo replaced
+    under the same name (the labels unchanged), cross-validates anew."""
+    from PIL import Image
+
+    data = make_dataset(tmp_path / "data", per_class=14, seed=5)
     out = tmp_path / "t"
     bb = tiny_backbone(tmp_path / "bb.keras")
-    args = ["teacher", str(tiny_dataset), "--out", str(out), "--backbone", str(bb), "--via", str(SIZE)]
+    args = ["teacher", str(data), "--out", str(out), "--backbone", str(bb), "--via", str(SIZE)]
     args += ["--size", "40", "--epochs", "1", "--train-layers", "3", "--folds", "3", "--batch-size", "8"]
     assert main([*args, "--cv-only"]) == 0
     cv = json.loads((out / "teacher.json").read_text())["cv"]
@@ -422,8 +427,20 @@ def test_a_cv_measured_earlier_is_kept_by_the_final_fit_of_the_same_setting(
     meta = json.loads((out / "teacher.json").read_text())
     assert meta["cv"] == cv and (out / "cv_oof.npz").read_bytes() == oof and (out / "teacher.keras").is_file()
     # Another setting in that folder does not take the CV: it cross-validates anew.
-    assert main([*args[:-2], "--epochs", "2", "--folds", "3"]) == 0
+    assert main([*args[:-2], "--epochs", "2", "--folds", "3", "--cv-only"]) == 0
     assert "fold 1/3" in capsys.readouterr().out
+    assert main([*args[:-2], "--epochs", "2", "--folds", "3"]) == 0
+    assert "CV finished earlier, kept" in capsys.readouterr().out
+    # The same setting after one photo was replaced by another of the same class and name.
+    assert main([*args[:-2], "--epochs", "2", "--folds", "3", "--cv-only"]) == 0
+    from sortcam.model.data import index_dataset, parse_split_spec
+
+    photo = index_dataset(str(data), parse_split_spec("70/10/20"), 1337).split("train").paths[0]
+    Image.open(photo).resize((30, 30)).save(photo)
+    capsys.readouterr()
+    assert main([*args[:-2], "--epochs", "2", "--folds", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "fold 1/3" in printed and "kept" not in printed
 
 
 def test_an_ensemble_teacher_averages_its_members_and_teaches_a_student(
