@@ -26,45 +26,34 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired_compare import mcnemar_exact  # noqa: E402
 
+from sortcam.errors import ModelError  # noqa: E402
+from sortcam.model.teacher import cv_pairing_problem, load_oof  # noqa: E402
 from sortcam.stats import format_interval  # noqa: E402
 
-SAME = ("data_dir", "folds", "seed", "split")
 
-
-def load_oof(path: str) -> tuple[dict, dict[str, npt.NDArray]]:
+def load_record(path: str) -> tuple[dict, dict[str, npt.NDArray]]:
     """A teacher CV's metadata and its out-of-fold arrays (one-line SystemExit when it has none)."""
     try:
         meta = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise SystemExit(f"ensemble_cv: {path}: {exc}") from None
-    name = (meta.get("cv") or {}).get("oof_file")
-    if not name:
+    if not (meta.get("cv") or {}).get("oof_file"):
         raise SystemExit(f"ensemble_cv: {path} has no out-of-fold probabilities (sortcam teacher --folds K)")
     try:
-        with np.load(Path(path).with_name(name)) as z:
-            arrays = {k: z[k] for k in ("probs", "probs_flip", "labels", "fold")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise SystemExit(f"ensemble_cv: {path}: cannot read {name} beside it ({exc})") from None
-    if not np.array_equal(arrays["labels"], np.asarray(meta["cv"]["labels"])):
-        raise SystemExit(f"ensemble_cv: {path}: {name} is not this CV's (its labels differ)")
-    return meta, arrays
+        return meta, load_oof(meta, Path(path))
+    except ModelError as exc:
+        raise SystemExit(f"ensemble_cv: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("teachers", nargs="+", metavar="TEACHER_JSON", help="teacher.json files of CVs on the same folds")
     args = p.parse_args(argv)
-    loaded = [load_oof(t) for t in args.teachers]
+    loaded = [load_record(t) for t in args.teachers]
     (meta0, first) = loaded[0]
-    for path, (meta, arrays) in zip(args.teachers[1:], loaded[1:], strict=True):
-        for key in SAME:
-            if meta["config"].get(key) != meta0["config"].get(key):
-                raise SystemExit(
-                    f"ensemble_cv: {path} differs from {args.teachers[0]} in {key} "
-                    f"({meta['config'].get(key)} / {meta0['config'].get(key)})"
-                )
-        if not (np.array_equal(arrays["labels"], first["labels"]) and np.array_equal(arrays["fold"], first["fold"])):
-            raise SystemExit(f"ensemble_cv: {path} was run on other photos or folds than {args.teachers[0]}")
+    why = cv_pairing_problem([m for m, _ in loaded], [a for _, a in loaded], list(args.teachers))
+    if why:
+        raise SystemExit(f"ensemble_cv: {why}")
     labels = first["labels"]
     classes = list(meta0["classes"])
     ref = loaded[0][1]["probs"].argmax(1) == labels

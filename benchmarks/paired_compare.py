@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sortcam.model.evaluate import evaluate_model
+from sortcam.model.teacher import CV_PAIRING
 from sortcam.stats import format_interval
 
 
@@ -70,7 +71,7 @@ def _cv_correct(path_a: str, path_b: str) -> tuple[np.ndarray, np.ndarray]:
             raise SystemExit(f"paired_compare: {path} has no per-photo CV predictions (sortcam teacher --folds K)")
         cvs.append((meta.get("config", {}), cv))
     (ca, a), (cb, b) = cvs
-    for key in ("data_dir", "folds", "seed", "split"):
+    for key in CV_PAIRING:
         if ca.get(key) != cb.get(key):
             raise SystemExit(f"paired_compare: the two CVs differ in {key} ({ca.get(key)} / {cb.get(key)})")
     if a["labels"] != b["labels"]:

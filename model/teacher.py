@@ -191,6 +191,39 @@ def predict_logits(model: Any, x_u8: npt.NDArray[np.uint8], batch: int = 64) -> 
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
+CV_PAIRING = ("data_dir", "folds", "seed", "split")
+"""Settings two CVs must share to have been run on the same photos and folds."""
+
+
+def load_oof(meta: dict[str, Any], meta_path: Path) -> dict[str, npt.NDArray[Any]]:
+    """The out-of-fold arrays (``OOF_FILE``) named by a CV's ``teacher.json`` at ``meta_path``.
+
+    One-line ModelError when the file is unreadable or is not this CV's (its labels differ)."""
+    name = meta["cv"]["oof_file"]
+    try:
+        with np.load(meta_path.with_name(name)) as z:
+            arrays = {k: z[k] for k in ("probs", "probs_flip", "labels", "fold")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{meta_path}: cannot read {name} beside it ({exc})") from None
+    if not np.array_equal(arrays["labels"], np.asarray(meta["cv"].get("labels"))):
+        raise ModelError(f"{meta_path}: {name} is not this CV's (its labels differ)")
+    return arrays
+
+
+def cv_pairing_problem(
+    metas: list[dict[str, Any]], arrays: list[dict[str, npt.NDArray[Any]]], names: list[str]
+) -> str:
+    """Why these CVs were not run on the same photos and folds as the first (one line), or ``""``."""
+    c0 = metas[0].get("config", {})
+    for meta, a, name in zip(metas[1:], arrays[1:], names[1:], strict=True):
+        for key in CV_PAIRING:
+            if meta.get("config", {}).get(key) != c0.get(key):
+                return f"{name} differs from {names[0]} in {key} ({meta['config'].get(key)} / {c0.get(key)})"
+        if not (np.array_equal(a["labels"], arrays[0]["labels"]) and np.array_equal(a["fold"], arrays[0]["fold"])):
+            return f"{name} was run on other photos or folds than {names[0]}"
+    return ""
+
+
 def _finished_cv(
     config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32], fingerprint: str
 ) -> dict[str, Any] | None:
@@ -198,9 +231,7 @@ def _finished_cv(
     (``--cv-only`` aside), or None."""
     try:
         meta = json.loads((out / "teacher.json").read_text())
-        with np.load(out / OOF_FILE) as z:
-            oof_labels = z["labels"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
         return None
     cv = meta.get("cv") if isinstance(meta, dict) else None
     free = ("cv_only", "out_dir")
@@ -212,7 +243,11 @@ def _finished_cv(
         return None
     if meta.get("data_fingerprint") != fingerprint:  # other photos under the same folder name
         return None
-    if cv.get("labels") != [int(t) for t in labels] or not np.array_equal(oof_labels, labels):
+    if cv.get("labels") != [int(t) for t in labels] or cv.get("oof_file") != OOF_FILE:
+        return None
+    try:
+        load_oof(meta, out / "teacher.json")  # its probabilities are there and are this CV's
+    except ModelError:
         return None
     return dict(cv)
 

@@ -28,6 +28,8 @@ from sortcam.model.teacher import (
     TEACHER_KIND,
     _accuracy_block,
     _keras,
+    cv_pairing_problem,
+    load_oof,
     load_teacher,
     predict_logits,
 )
@@ -86,22 +88,14 @@ def _member_cv(metas: list[dict[str, Any]], paths: list[Path]) -> tuple[list[dic
     """Each member's out-of-fold arrays, or why the ensemble gets no CV (one line)."""
     arrays = []
     for meta, path in zip(metas, paths, strict=True):
-        cv = meta.get("cv") or {}
-        if not cv.get("oof_file"):
+        if not (meta.get("cv") or {}).get("oof_file"):
             return [], f"{path} has no cross-validation with out-of-fold probabilities"
         try:
-            with np.load(path.with_name(cv["oof_file"])) as z:
-                arrays.append({k: z[k] for k in ("probs", "probs_flip", "labels", "fold")})
-        except (OSError, ValueError, KeyError) as exc:
-            return [], f"{path}: cannot read its {cv['oof_file']} ({exc})"
-    c0 = metas[0]["config"]
-    for meta, a, path in zip(metas[1:], arrays[1:], paths[1:], strict=True):
-        for key in ("data_dir", "folds", "seed", "split"):
-            if meta["config"].get(key) != c0.get(key):
-                return [], f"{path} was cross-validated with another {key} than {paths[0]}"
-        if not (np.array_equal(a["labels"], arrays[0]["labels"]) and np.array_equal(a["fold"], arrays[0]["fold"])):
-            return [], f"{path} was cross-validated on other photos or folds than {paths[0]}"
-    return arrays, ""
+            arrays.append(load_oof(meta, path.with_name("teacher.json")))
+        except ModelError as exc:
+            return [], str(exc)
+    why = cv_pairing_problem(metas, arrays, [str(p) for p in paths])
+    return ([], why) if why else (arrays, "")
 
 
 def build_ensemble(
