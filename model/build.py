@@ -5,11 +5,12 @@ The stages, each one the existing command's own code (no second copy of any step
 1. **check** the data: classes, enough train photos per class, every class in the held-out split;
 2. **teacher** (``--recipe shipped`` only): `sortcam teacher`, a fine-tuned backbone on the
    student's input (84x84 scaled up to 160), and (unless ``--refine-epochs 0``) a second one on
-   full-size photos at 192x192 for the refinement;
+   full-size photos (``--refine-teacher-size``, 256x256, ``--refine-teacher-epochs``, 15) for the
+   refinement;
 3. **train**: ``shipped`` is the recipe of the shipped model: consistent distillation from the
    first teacher, MobileNetV2 0.35 started by weight selection from MobileNetV2 1.0; then
    (``--refine-epochs N``, 25 by default, 0 to skip) the same student is continued for N epochs
-   with the full-size teacher shown the same mixed views at 192x192; ``quick`` is plain transfer
+   with the full-size teacher shown the same mixed views at its input size; ``quick`` is plain transfer
    learning from ImageNet weights (needs internet, or ``--weights FILE``);
 4. **quantize** to full int8 (TFLM check, arena measured, card written; the shipped recipe with
    layer-wise bias correction, ``sortcam quantize --bias-correct``);
@@ -66,7 +67,10 @@ class BuildConfig:
     refine_epochs: int = 25
     """Epochs of the refinement with the full-size teacher after the shipped recipe's first student
     (0: none, the shipped model before 2026-12-02 evening)."""
-    refine_teacher_size: int = 192
+    refine_teacher_size: int = 256
+    """Input of the full-size teacher (192 before 2026-12-06)."""
+    refine_teacher_epochs: int = 15
+    """Fine-tuning epochs of the full-size teacher (8 before 2026-12-06; ``teacher_epochs`` is the first teacher's)."""
     min_per_class: int = MIN_PER_CLASS
     seed: int = 1337
 
@@ -79,6 +83,11 @@ class BuildConfig:
             raise UsageError("--min-per-class must be >= 2")
         if self.refine_epochs < 0:
             raise UsageError("--refine-epochs must be >= 0")
+        # Checked here, not when the second teacher starts, which is after the first student's run.
+        if self.teacher_epochs < 1 or self.refine_teacher_epochs < 1:
+            raise UsageError("--teacher-epochs and --refine-teacher-epochs must be >= 1")
+        if not 32 <= self.refine_teacher_size <= 512:
+            raise UsageError(f"--refine-teacher-size {self.refine_teacher_size} outside 32..512")
 
     @property
     def student_size(self) -> int:
@@ -92,6 +101,7 @@ class BuildConfig:
         if not _refines(self):  # so a build folder written before the option existed still continues
             d.pop("refine_epochs")
             d.pop("refine_teacher_size")
+            d.pop("refine_teacher_epochs")
         d["data_dir"] = str(Path(self.data_dir).resolve())
         return d
 
@@ -169,11 +179,11 @@ def run_teacher(config: BuildConfig, out: Path) -> dict[str, Any]:
     """The shipped recipe's teachers: on the student's input, then (for the refinement) on full-size photos."""
     from sortcam.model.teacher import TeacherConfig, is_teacher_file, train_teacher
 
-    wanted = [("teacher", config.student_size, 160)]
+    wanted = [("teacher", config.student_size, 160, config.teacher_epochs)]
     if _refines(config):
-        wanted.append(("teacher_full", 0, config.refine_teacher_size))
+        wanted.append(("teacher_full", 0, config.refine_teacher_size, config.refine_teacher_epochs))
     result: dict[str, Any] = {}
-    for name, via, size in wanted:
+    for name, via, size, epochs in wanted:
         folder = out / name
         # A teacher finished before a stop is kept (build.json fixes its settings): only the other trains again.
         if is_teacher_file(folder / "teacher.keras"):
@@ -187,7 +197,7 @@ def run_teacher(config: BuildConfig, out: Path) -> dict[str, Any]:
                     backbone=config.teacher_backbone,
                     via=via,
                     size=size,
-                    epochs=config.teacher_epochs,
+                    epochs=epochs,
                     seed=config.seed,
                 )
             )

@@ -152,13 +152,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     b.add_argument("--alpha", type=_float_range(0.35, 1.0, "--alpha"), default=0.35, help="MobileNetV2 width")
     b.add_argument("--size", type=int, default=0, help="input size (default: 84 shipped, 96 quick)")
     b.add_argument("--epochs", type=int, default=0, help="student epochs (default: 40 shipped, 10 quick)")
-    b.add_argument("--teacher-epochs", type=int, default=8, help="teacher fine-tuning epochs (default 8)")
+    b.add_argument("--teacher-epochs", type=int, default=8, help="first teacher's fine-tuning epochs (default 8)")
     b.add_argument(
         "--refine-epochs",
         type=int,
         default=25,
-        help="shipped recipe: then N epochs of refinement with a second teacher on full-size photos at 192x192 "
+        help="shipped recipe: then N epochs of refinement with a second teacher on full-size photos "
         "(0: none, the shipped recipe before 2026-12-02 evening; see docs/model.md)",
+    )
+    b.add_argument(
+        "--refine-teacher-size",
+        type=int,
+        default=256,
+        help="shipped recipe: the second teacher's input, full-size photos fitted to SIZE x SIZE (default 256; 192 "
+        "before 2026-12-06)",
+    )
+    b.add_argument(
+        "--refine-teacher-epochs",
+        type=int,
+        default=15,
+        help="shipped recipe: the second teacher's fine-tuning epochs (default 15; 8 before 2026-12-06)",
     )
     b.add_argument("--min-per-class", type=int, default=10, help="fewest train photos a class may have (default 10)")
     b.add_argument("--seed", type=int, default=1337)
@@ -396,6 +409,8 @@ def _build(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             teacher_epochs=args.teacher_epochs,
             refine_epochs=args.refine_epochs,
+            refine_teacher_size=args.refine_teacher_size,
+            refine_teacher_epochs=args.refine_teacher_epochs,
             min_per_class=args.min_per_class,
             seed=args.seed,
         )

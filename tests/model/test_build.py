@@ -41,7 +41,8 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     out, fw = tmp_path / "build", tmp_path / "fw"
     args = _build_args(tiny_dataset, out, fw, "--recipe", "shipped", "--teacher-backbone", str(bb), "--epochs", "3",
                        "--teacher-epochs", "1", "--min-per-class", "5", "--init-select", str(wide),
-                       "--refine-epochs", "2")  # fmt: skip
+                       "--refine-epochs", "2", "--refine-teacher-size", "64",
+                       "--refine-teacher-epochs", "2")  # fmt: skip
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     log = open(tmp_path / "first.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "sortcam.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -75,7 +76,11 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     hist = json.loads((out / "refine" / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2] and hist[-1]["run"] == 2  # one curve across the resume
     refine = json.loads((out / "refine" / "summary.json").read_text())
-    assert refine["teacher_input"] == 192 and refine["teacher"] == str(out / "teacher_full" / "teacher.keras")
+    assert refine["teacher_input"] == 64 and refine["teacher"] == str(out / "teacher_full" / "teacher.keras")
+    # Each teacher trained its own epochs: --teacher-epochs the first, --refine-teacher-epochs the full-size one.
+    assert json.loads((out / "teacher" / "teacher.json").read_text())["config"]["epochs"] == 1
+    full = json.loads((out / "teacher_full" / "teacher.json").read_text())["config"]
+    assert (full["epochs"], full["size"], full["via"]) == (2, 64, 0)
     assert json.loads((out / "refine" / "train_config.json").read_text())["init"] == str(out / "student/model.keras")
     assert json.loads((out / "build.json").read_text())["stages"]["train"]["model"] == str(out / "refine/model.keras")
     assert json.loads((out / "build.json").read_text())["stages"]["quantize"]["bias_correct"] is True
@@ -84,6 +89,24 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     third = subprocess.run([sys.executable, "-m", "sortcam.cli", *args], capture_output=True, text=True, env=env,
                            timeout=600)  # fmt: skip
     assert third.returncode == 0 and "export: done earlier, skipped" in third.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--refine-teacher-size", "16", "--refine-teacher-size 16 outside 32..512"),
+        ("--refine-teacher-epochs", "0", "--refine-teacher-epochs must be >= 1"),
+        ("--teacher-epochs", "0", "--teacher-epochs and --refine-teacher-epochs must be >= 1"),
+    ],
+)
+def test_build_refuses_a_bad_teacher_setting_before_training(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, needle: str
+) -> None:
+    out = tmp_path / "b"
+    args = _build_args(tiny_dataset, out, tmp_path / "fw", "--recipe", "shipped", "--min-per-class", "5", flag, value)
+    assert main(args) == 2  # a usage error
+    one_line_error(capsys, needle)
+    assert not out.exists() and not (tmp_path / "fw").exists()  # refused before any stage ran
 
 
 def test_build_refuses_too_few_photos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
