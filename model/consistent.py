@@ -375,7 +375,9 @@ def restore_state(run: Path, meta: dict[str, Any], student: Any, optimizer: Any)
                 v.assign(a)
 
 
-def check_resume(run: Path, meta: dict[str, Any], config: TrainConfig, data_fp: str, teacher_sha: str) -> None:
+def check_resume(
+    run: Path, meta: dict[str, Any], config: TrainConfig, data_fps: tuple[str, ...], teacher_sha: str
+) -> None:
     """The run must be of the same recipe, data set and teacher; one line naming what differs."""
     ours = recipe_key(config)
     # a setting added after the run was saved counts as its default there
@@ -389,7 +391,7 @@ def check_resume(run: Path, meta: dict[str, Any], config: TrainConfig, data_fp: 
             + (f"; {len(diff) - 1} more" if len(diff) > 1 else "")
             + ")"
         )
-    if meta.get("data") != data_fp:
+    if meta.get("data") not in data_fps:  # ``dataset_fingerprints``: today's value or a record's older one
         raise UsageError(f"--resume {run}: the run was trained on another data set (fingerprint differs)")
     if meta.get("teacher_sha256") != teacher_sha:
         raise UsageError(f"--resume {run}: the run was distilled from another teacher (teacher file sha256 differs)")

@@ -238,18 +238,34 @@ def class_weights(labels: npt.NDArray[np.int32], num_classes: int) -> npt.NDArra
 
 
 def dataset_fingerprint(index: DatasetIndex) -> str:
-    """A short hash of a data set's classes and its train and val files (relative paths and sizes).
+    """A short hash of a data set's classes and its train and val photos: relative paths, labels
+    and the bytes of every file.
 
     Two indexes of the same photos give the same value wherever the folder lives; a renamed,
-    added or removed photo changes it.
+    added, removed or rewritten photo changes it, also one rewritten at the same size. Hashing
+    TrashNet's 25 MB takes about 0.1 s. The value starts with ``c``; records of before 2026-12-07
+    hold a 16-digit hash of paths and sizes only (``dataset_fingerprints`` gives both).
     """
-    h = hashlib.sha256(json.dumps(index.classes, sort_keys=True).encode())
+    return dataset_fingerprints(index)[0]
+
+
+def dataset_fingerprints(index: DatasetIndex) -> tuple[str, str]:
+    """``(dataset_fingerprint(index), the older paths-and-sizes value)``: a record matches these
+    photos when its fingerprint is either one (so a run started before the contents were hashed
+    still resumes); a new record stores the first."""
+    by_content = hashlib.sha256(json.dumps(index.classes, sort_keys=True).encode())
+    by_size = hashlib.sha256(json.dumps(index.classes, sort_keys=True).encode())
     for name in ("train", "val"):
         s = index.split(name)
         for p, lab in zip(s.paths, s.labels, strict=True):
             try:
-                size = p.stat().st_size
+                data = p.read_bytes()
             except OSError:
-                size = -1
-            h.update(f"{name}\0{p.relative_to(index.root).as_posix()}\0{lab}\0{size}\n".encode())
-    return h.hexdigest()[:16]
+                data, size = b"", -1
+            else:
+                size = len(data)
+            rel = p.relative_to(index.root).as_posix()
+            by_size.update(f"{name}\0{rel}\0{lab}\0{size}\n".encode())
+            digest = hashlib.sha256(data).hexdigest() if size >= 0 else "-"
+            by_content.update(f"{name}\0{rel}\0{lab}\0{digest}\n".encode())
+    return "c" + by_content.hexdigest()[:16], by_size.hexdigest()[:16]

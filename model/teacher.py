@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from sortcam.errors import DataError, ModelError, UsageError, first_line
 from sortcam.model.augment import AugmentSpec
-from sortcam.model.data import class_weights, dataset_fingerprint, index_dataset, load_split, parse_split_spec
+from sortcam.model.data import class_weights, dataset_fingerprints, index_dataset, load_split, parse_split_spec
 from sortcam.preprocess import DEFAULT_RANGE, to_float
 from sortcam.stats import format_interval, stratified_folds
 
@@ -210,9 +210,7 @@ def load_oof(meta: dict[str, Any], meta_path: Path) -> dict[str, npt.NDArray[Any
     return arrays
 
 
-def cv_pairing_problem(
-    metas: list[dict[str, Any]], arrays: list[dict[str, npt.NDArray[Any]]], names: list[str]
-) -> str:
+def cv_pairing_problem(metas: list[dict[str, Any]], arrays: list[dict[str, npt.NDArray[Any]]], names: list[str]) -> str:
     """Why these CVs were not run on the same photos and folds as the first (one line), or ``""``."""
     c0 = metas[0].get("config", {})
     for meta, a, name in zip(metas[1:], arrays[1:], names[1:], strict=True):
@@ -225,7 +223,7 @@ def cv_pairing_problem(
 
 
 def _finished_cv(
-    config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32], fingerprint: str
+    config: TeacherConfig, out: Path, labels: npt.NDArray[np.int32], fingerprints: tuple[str, ...]
 ) -> dict[str, Any] | None:
     """The CV block of an earlier run of this very setting on these very photos in ``out``
     (``--cv-only`` aside), or None."""
@@ -241,7 +239,7 @@ def _finished_cv(
     theirs = {k: v for k, v in {**defaults, **(meta.get("config") or {})}.items() if k not in free}
     if meta.get("kind") != TEACHER_KIND or not isinstance(cv, dict) or mine != theirs:
         return None
-    if meta.get("data_fingerprint") != fingerprint:  # other photos under the same folder name
+    if meta.get("data_fingerprint") not in fingerprints:  # other photos under the same folder name
         return None
     if cv.get("labels") != [int(t) for t in labels] or cv.get("oof_file") != OOF_FILE:
         return None
@@ -291,14 +289,15 @@ def train_teacher(config: TeacherConfig) -> dict[str, Any]:
         + f", top {config.train_layers} layers, {config.epochs} epochs; train {len(tr.labels)} val {len(va.labels)}",
         flush=True,
     )
+    fingerprints = dataset_fingerprints(index)
     meta: dict[str, Any] = {
         "kind": TEACHER_KIND, "classes": classes, "config": asdict(config), "train_images": int(len(tr.labels)),
-        "data_fingerprint": dataset_fingerprint(index),
+        "data_fingerprint": fingerprints[0],
     }  # fmt: skip
     t0 = time.time()
     kept = None
     if config.folds and not config.cv_only:
-        kept = _finished_cv(config, out, tr.labels, meta["data_fingerprint"])
+        kept = _finished_cv(config, out, tr.labels, fingerprints)
     if kept is not None:
         # The same setting's CV ran before (--cv-only, or a run stopped after it): keep it, fit once.
         meta["cv"] = kept

@@ -957,7 +957,7 @@ def _train_consistent(
 ) -> dict[str, Any]:
     """Distil from a `sortcam teacher` file, the teacher asked about every mixed batch (see consistent.py)."""
     from sortcam.model import consistent as cons
-    from sortcam.model.data import dataset_fingerprint
+    from sortcam.model.data import dataset_fingerprints
     from sortcam.model.teacher import load_teacher
 
     assert config.teacher is not None
@@ -972,11 +972,12 @@ def _train_consistent(
             flush=True,
         )
     teacher_sha = cons.file_sha256(config.teacher)
-    data_fp = dataset_fingerprint(index)
+    data_fps = dataset_fingerprints(index)
+    data_fp = data_fps[0]
     history: list[dict[str, Any]] = []
     if config.resume:
         meta = cons.read_state_meta(out)
-        cons.check_resume(out, meta, config, data_fp, teacher_sha)
+        cons.check_resume(out, meta, config, data_fps, teacher_sha)
         try:
             history = json.loads((out / "history.json").read_text())[: int(meta["epoch"])]
         except (OSError, ValueError):

@@ -11,7 +11,14 @@ from tinydata import TINY_CLASSES, draw_shape, make_dataset
 from sortcam.cli import main
 from sortcam.errors import DataError, UsageError
 from sortcam.model.augment import augment_photo
-from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
+from sortcam.model.data import (
+    class_weights,
+    dataset_fingerprint,
+    dataset_fingerprints,
+    index_dataset,
+    load_split,
+    parse_split_spec,
+)
 
 
 def test_flat_dataset_is_split_stratified_and_reproducibly(tmp_path: Path) -> None:
@@ -115,3 +122,25 @@ def test_augment_keeps_size_and_changes_pixels() -> None:
     out = augment_photo(img, np.random.default_rng(1))
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - img.astype(int)).mean() > 1.0
+
+
+def test_fingerprint_follows_the_photos_bytes_not_their_folder(tmp_path: Path) -> None:
+    """The same photos elsewhere give the same fingerprint; a photo rewritten at the very same
+    size changes it (the older paths-and-sizes value, still accepted from old records, does not)."""
+    import shutil
+
+    data = make_dataset(tmp_path / "a", per_class=6, seed=3, splits=True)
+    spec = parse_split_spec("70/10/20")
+    first = dataset_fingerprints(index_dataset(str(data), spec, 1337))
+    shutil.copytree(data, tmp_path / "b")
+    assert dataset_fingerprints(index_dataset(str(tmp_path / "b"), spec, 1337)) == first
+    assert first[0].startswith("c") and len(first[1]) == 16 and first[0] != first[1]
+
+    index = index_dataset(str(data), spec, 1337)
+    photo = index.split("val").paths[0]
+    raw = bytearray(photo.read_bytes())
+    raw[-3] ^= 0xFF  # one byte inside the file: the same size, other contents
+    photo.write_bytes(bytes(raw))
+    after = dataset_fingerprints(index_dataset(str(data), spec, 1337))
+    assert after[0] != first[0] and after[1] == first[1]
+    assert dataset_fingerprint(index_dataset(str(data), spec, 1337)) == after[0]
