@@ -94,8 +94,10 @@ def test_cv_only_measures_a_setting_and_compares_paired_with_another(
     pair = [sys.executable, str(script), str(teacher.with_name("teacher.json")), str(out / "teacher.json")]
     res = subprocess.run(pair, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    a, b = (np.asarray(m["cv"]["predicted"]) == np.asarray(m["cv"]["labels"]) for m in (
-        json.loads(teacher.with_name("teacher.json").read_text()), meta))
+    a, b = (
+        np.asarray(m["cv"]["predicted"]) == np.asarray(m["cv"]["labels"])
+        for m in (json.loads(teacher.with_name("teacher.json").read_text()), meta)
+    )
     assert f"only A right: {int((a & ~b).sum())}, only B right: {int((~a & b).sum())}" in res.stdout
     assert "3-fold CV" in res.stdout and "McNemar p =" in res.stdout
     # A CV of other folds is not paired with this one: refused in one line.
@@ -238,15 +240,34 @@ def test_bn_reestimation_sets_the_data_statistics() -> None:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return _run_together(args)[0]
+
+
+def _run_together(*runs: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """``sortcam`` runs side by side, each its own process (most of a tiny run is TensorFlow
+    starting and tracing, on one core); their results in order."""
     env = dict(os.environ, SORTCAM_DETERMINISTIC="1", TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "sortcam.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-m", "sortcam.cli", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for args in runs]  # fmt: skip
+    done = []
+    try:
+        for proc, args in zip(procs, runs, strict=True):
+            out, err = proc.communicate(timeout=600)
+            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return done
 
 
 def test_resume_continues_bit_identically(teacher: Path, tiny_dataset: Path, tmp_path: Path) -> None:
-    whole = _run(_distill_args(tiny_dataset, tmp_path / "whole", teacher))
+    # The whole run and the stopped one are independent (each its own folder and view pool).
+    whole_args = _distill_args(tiny_dataset, tmp_path / "whole", teacher)
+    part_args = _distill_args(tiny_dataset, tmp_path / "part", teacher, "--stop-after", "1")
+    whole, part = _run_together(whole_args, part_args)
     assert whole.returncode == 0, whole.stderr[-2000:]
-    part = _run(_distill_args(tiny_dataset, tmp_path / "part", teacher, "--stop-after", "1"))
     assert part.returncode == 0, part.stderr[-2000:]
     assert "--resume" in part.stdout and json.loads((tmp_path / "part/resume/state.json").read_text())["epoch"] == 1
     rest = _run(["train", str(tiny_dataset), "--resume", str(tmp_path / "part")])
