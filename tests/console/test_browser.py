@@ -6,8 +6,8 @@ The flywheel: the line view fills with items (thumbnails from the twin's samples
 photo upload is classified, an item from the queue is labelled, a tiny retrain runs
 (MobileNetV2 from random weights at the line's 32x32 input, one epoch) and its
 candidate is promoted into a temp model dir; the retained model announcement reaches
-the broker. Set ``SORTCAM_CONSOLE_SCREENSHOT=docs/console-line.png`` to keep the line
-view's screenshot.
+the broker. Set ``SORTCAM_CONSOLE_SCREENSHOT=FILE`` to keep the line view's screenshot
+(of the tiny model; the docs' one comes from ``scripts/console_screenshot.py``).
 """
 
 from __future__ import annotations
