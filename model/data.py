@@ -237,35 +237,30 @@ def class_weights(labels: npt.NDArray[np.int32], num_classes: int) -> npt.NDArra
     return (len(labels) / (num_classes * counts)).astype(np.float32)
 
 
-def dataset_fingerprint(index: DatasetIndex) -> str:
-    """A short hash of a data set's classes and its train and val photos: relative paths, labels
-    and the bytes of every file.
-
-    Two indexes of the same photos give the same value wherever the folder lives; a renamed,
-    added, removed or rewritten photo changes it, also one rewritten at the same size. Hashing
-    TrashNet's 25 MB takes about 0.1 s. The value starts with ``c``; records of before 2026-12-07
-    hold a 16-digit hash of paths and sizes only (``dataset_fingerprints`` gives both).
-    """
-    return dataset_fingerprints(index)[0]
-
-
 def dataset_fingerprints(index: DatasetIndex) -> tuple[str, str]:
-    """``(dataset_fingerprint(index), the older paths-and-sizes value)``: a record matches these
-    photos when its fingerprint is either one (so a run started before the contents were hashed
-    still resumes); a new record stores the first."""
+    """Two short hashes of a data set's classes and its train and val photos: ``(by content,
+    by size)``. A new record stores the first; a record matches these photos when its
+    fingerprint is either one, so a run recorded before 2026-12-07 (paths and sizes only) still
+    resumes.
+
+    By content: relative paths, labels and the bytes of every file, starting with ``c``. Two
+    indexes of the same photos give the same value wherever the folder lives; a renamed, added,
+    removed or rewritten photo changes it, also one rewritten at the same size. Hashing
+    TrashNet's 25 MB takes about 0.1 s. By size: the same with each file's size in place of its
+    bytes (16 hex digits).
+    """
     by_content = hashlib.sha256(json.dumps(index.classes, sort_keys=True).encode())
-    by_size = hashlib.sha256(json.dumps(index.classes, sort_keys=True).encode())
+    by_size = by_content.copy()
     for name in ("train", "val"):
         s = index.split(name)
         for p, lab in zip(s.paths, s.labels, strict=True):
             try:
-                data = p.read_bytes()
+                data: bytes | None = p.read_bytes()
             except OSError:
-                data, size = b"", -1
-            else:
-                size = len(data)
+                data = None
             rel = p.relative_to(index.root).as_posix()
+            size = -1 if data is None else len(data)
+            digest = "-" if data is None else hashlib.sha256(data).hexdigest()
             by_size.update(f"{name}\0{rel}\0{lab}\0{size}\n".encode())
-            digest = hashlib.sha256(data).hexdigest() if size >= 0 else "-"
             by_content.update(f"{name}\0{rel}\0{lab}\0{digest}\n".encode())
     return "c" + by_content.hexdigest()[:16], by_size.hexdigest()[:16]
