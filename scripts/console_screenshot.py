@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from sortcam.console.headless import CHROMIUM_ARGS, chromium_path
 from sortcam.net import free_port, wait_port
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
 def main() -> int:
@@ -39,7 +36,7 @@ def main() -> int:
     if args.items < 1:
         print("console_screenshot: --items must be >= 1", file=sys.stderr)
         return 2
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromium = chromium_path()
     if not Path(chromium).is_file():
         print("console_screenshot: no chromium (scripts/setup.sh --dev installs it)", file=sys.stderr)
         return 2

@@ -27,11 +27,10 @@ from typing import Any
 import pytest
 from console_helpers import CLASSES, SAMPLES, TOKEN
 
+from sortcam.console.headless import CHROMIUM_ARGS, chromium_path
 from sortcam.net import free_port, wait_port
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM = chromium_path()
 
 pytestmark = pytest.mark.browser
 
