@@ -6,6 +6,7 @@ Imports here stay cheap: TensorFlow is imported inside the handlers, only when n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=0.0,
         metavar="A",
         help="blend pairs of images in a batch, Beta(A, A), and their targets with them (default 0: off)",
+    )
+    p.add_argument(
+        "--cutmix",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="mix this share of the batches by CutMix instead: a box of the partner image pasted in, the targets "
+        "shared by its area; with a `sortcam teacher` file, which sees the same box (default 0: off)",
     )
     p.add_argument(
         "--init", help="start from the weights of an earlier run's model.keras (same --alpha, --size, classes)"
@@ -330,6 +339,7 @@ def _train(args: argparse.Namespace) -> int:
         distill_alpha=args.distill_alpha,
         feature_distill=args.feature_distill,
         mixup=args.mixup,
+        cutmix=args.cutmix,
         teacher_cache=args.teacher_cache,
         init=args.init,
         init_select=args.init_select,
@@ -349,6 +359,7 @@ def _resumed_config(args: argparse.Namespace) -> Any:
     """The run's own recipe from ``RUN/train_config.json``; an option given with a value that differs is refused."""
     from sortcam.model.train import TrainConfig, parse_size
 
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     run = Path(args.resume)
     if not run.is_dir():
         raise UsageError(f"--resume {run}: no such run folder")
@@ -356,6 +367,8 @@ def _resumed_config(args: argparse.Namespace) -> Any:
         saved = json.loads((run / "train_config.json").read_text())
     except (OSError, ValueError):
         raise UsageError(f"--resume {run}: no readable train_config.json (not a sortcam run folder)") from None
+    if not isinstance(saved, dict):
+        raise UsageError(f"--resume {run}: train_config.json is not a sortcam run's settings (not an object)")
     parser = args._parser
     for dest, value in vars(args).items():
         if dest in ("func", "_parser", "resume", "data_dir", "out", "teacher_cache", "stop_after") or dest.startswith(
@@ -374,13 +387,18 @@ def _resumed_config(args: argparse.Namespace) -> Any:
             mine = f"{h}x{w}"
         elif dest == "no_class_weights":
             mine = not value
-        if field in saved and saved[field] != mine:
+        if field not in saved and field in defaults:  # a setting added after the run was saved: its default there
+            saved_value = defaults[field]
+        elif field in saved:
+            saved_value = saved[field]
+        else:
+            continue
+        if saved_value != mine:
             raise UsageError(
-                f"--resume {run}: the run is another recipe ({field} = {saved[field]!r} there, {mine!r} here)"
+                f"--resume {run}: the run is another recipe ({field} = {saved_value!r} there, {mine!r} here)"
             )
     fields = set(TrainConfig.__dataclass_fields__)
-    config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
-    config.data_dir = args.data_dir
+    config = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, "data_dir": args.data_dir})
     config.out_dir = str(run)
     config.resume = str(run)
     config.stop_after = args.stop_after

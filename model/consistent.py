@@ -9,7 +9,10 @@ Used by :func:`sortcam.model.train.train` when ``--teacher`` names a file writte
    larger input (``sortcam teacher --via 0``) gets a second pool: the very same views,
    fitted to its own input;
 2. with ``--mixup A`` each image is blended with another of the batch (``lam`` from
-   Beta(A, A), the larger share its own), labels and class weights with it;
+   Beta(A, A), the larger share its own), labels and class weights with it. With
+   ``--cutmix P`` a share P of the batches are CutMix batches instead (Yun et al., ICCV
+   2019): a box of each image, drawn in coordinates relative to the image, is replaced by
+   the same box of its partner, and the targets take the partner's share by the box's area;
 3. the *same* tensor goes through the frozen teacher and the student, inside one train
    step, so the teacher is asked about exactly the image the student sees (Beyer et al.,
    "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022). With a
@@ -129,15 +132,23 @@ def view_pool(
     return out, pool_labels, tout
 
 
+Plan = tuple[Any, ...]
+"""One batch of an epoch: ``(idx, mirror, partner, lam)``, and with ``--cutmix`` a fifth item,
+the CutMix boxes ``(y0, y1, x0, x1)`` relative to the image (float32, one row per image), or
+``None`` for a batch that is mixed by blending."""
+
+
 def epoch_plan(
-    n: int, batch: int, seed: int, epoch: int, mixup: float, flip: bool
-) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    n: int, batch: int, seed: int, epoch: int, mixup: float, flip: bool, cutmix: float = 0.0
+) -> list[Plan]:
     """The batches of one epoch: for each, pool indices, mirror flags, mixup partner (index within
-    the batch) and the image's own share ``lam`` (1 without mixup). A pure function of its arguments."""
+    the batch) and the image's own share ``lam`` (1 without mixup); with ``cutmix`` > 0, the boxes
+    of a CutMix batch (or ``None``). A pure function of its arguments; ``cutmix`` 0 draws exactly
+    the numbers it drew before the option existed, so older runs resume bit-identically."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n)
     mirror = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
-    plan = []
+    plan: list[Plan] = []
     for start in range(0, n, batch):
         idx = order[start : start + batch]
         b = len(idx)
@@ -148,17 +159,47 @@ def epoch_plan(
         else:
             lam = np.ones(b, np.float32)
             partner = np.arange(b)
-        plan.append((idx, mirror[idx], partner, lam))
+        if cutmix <= 0:
+            plan.append((idx, mirror[idx], partner, lam))
+            continue
+        box = None
+        if rng.random() < cutmix:
+            if mixup <= 0:
+                partner = rng.permutation(b)
+            cut = np.sqrt(rng.random(b))  # the box's side for an area share ~ U(0, 1), as in CutMix
+            cy, cx = rng.random(b), rng.random(b)
+            box = np.stack(
+                [np.clip(cy - cut / 2, 0, 1), np.clip(cy + cut / 2, 0, 1), np.clip(cx - cut / 2, 0, 1),
+                 np.clip(cx + cut / 2, 0, 1)], axis=1,
+            ).astype(np.float32)  # fmt: skip
+            lam = (1.0 - (box[:, 1] - box[:, 0]) * (box[:, 3] - box[:, 2])).astype(np.float32)
+        plan.append((idx, mirror[idx], partner, lam, box))
     return plan
+
+
+def box_pixels(box: npt.NDArray[np.float32], h: int, w: int) -> npt.NDArray[np.int64]:
+    """Relative boxes ``(y0, y1, x0, x1)`` as pixel bounds on an ``h`` x ``w`` image (rounded)."""
+    return np.rint(box * np.array([h, h, w, w], np.float32)).astype(np.int64)
+
+
+def cut_share(box: npt.NDArray[np.float32], h: int, w: int) -> npt.NDArray[np.float32]:
+    """Each image's own share of a CutMix batch on an ``h`` x ``w`` grid: 1 minus the pasted pixels' fraction."""
+    px = box_pixels(box, h, w)
+    return (1.0 - (px[:, 1] - px[:, 0]) * (px[:, 3] - px[:, 2]) / float(h * w)).astype(np.float32)
 
 
 def _mixed_images(
     pool: npt.NDArray[np.uint8], idx: npt.NDArray[np.int64], mirror: npt.NDArray[np.bool_],
-    partner: npt.NDArray[np.int64], lam: npt.NDArray[np.float32],
+    partner: npt.NDArray[np.int64], lam: npt.NDArray[np.float32], box: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:  # fmt: skip
     img = pool[idx].copy()
     img[mirror] = img[mirror][:, :, ::-1]
     x = to_float(img, DEFAULT_RANGE)
+    if box is not None:  # CutMix: the partner's pixels in the box, at this pool's size
+        out = x.copy()
+        for i, (y0, y1, x0, x1) in enumerate(box_pixels(box, x.shape[1], x.shape[2])):
+            out[i, y0:y1, x0:x1] = x[partner[i], y0:y1, x0:x1]
+        return out
     lx = lam[:, None, None, None]
     return (lx * x + (1.0 - lx) * x[partner]).astype(np.float32)
 
@@ -167,18 +208,22 @@ def make_batch(
     pool: npt.NDArray[np.uint8],
     onehot: npt.NDArray[np.float32],
     weight: npt.NDArray[np.float32],
-    item: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]],
+    item: Plan,
     teacher_pool: npt.NDArray[np.uint8] | None = None,
 ) -> tuple[Any, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """One training batch ``(x, y, w)``: mirrored, mixed images in the model's range; mixed labels and weights.
 
     With ``teacher_pool``, ``x`` is ``(student images, teacher images)``: the same views,
-    mirrors, partners and shares at both sizes.
+    mirrors, partners and shares (or CutMix boxes, relative to the image) at both sizes. A
+    CutMix batch's labels and weights take the shares of the pixels the student sees.
     """
-    idx, mirror, partner, lam = item
-    x: Any = _mixed_images(pool, idx, mirror, partner, lam)
+    idx, mirror, partner, lam = item[:4]
+    box = item[4] if len(item) > 4 else None
+    x: Any = _mixed_images(pool, idx, mirror, partner, lam, box)
     if teacher_pool is not None:
-        x = (x, _mixed_images(teacher_pool, idx, mirror, partner, lam))
+        x = (x, _mixed_images(teacher_pool, idx, mirror, partner, lam, box))
+    if box is not None:
+        lam = cut_share(box, pool.shape[1], pool.shape[2])
     y = onehot[idx]
     ly = lam[:, None]
     y = ly * y + (1.0 - ly) * y[partner]
@@ -454,7 +499,7 @@ def train_consistent(
     last: dict[str, Any] = history[-1] if history else {}
     end = min(total, start + config.stop_after) if config.stop_after > 0 else total
     for epoch in range(start, end):
-        plan = epoch_plan(len(pool), config.batch_size, config.seed, epoch, config.mixup, flip)
+        plan = epoch_plan(len(pool), config.batch_size, config.seed, epoch, config.mixup, flip, config.cutmix)
         ds = epoch_dataset(pool, onehot, weight, plan, teacher_pool)
         logs = trainee.fit(ds, epochs=1, shuffle=False, verbose=2 if sys.stdout.isatty() else 0).history
         raw = val_scores(model_probs, val_x, val_y, nc)

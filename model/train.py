@@ -97,6 +97,10 @@ class TrainConfig:
     """Beta(a, a) of mixup (0: off): each image in a batch is blended with another of the batch,
     the larger share its own, and the targets with it (labels, the teacher's probabilities at T,
     class weights)."""
+    cutmix: float = 0.0
+    """Share of batches mixed by CutMix instead (0: none; consistent distillation from a teacher
+    file only): a box of each image, relative to its size, is replaced by its partner's, and the
+    targets take the partner's share by the box's area."""
     resume: str | None = None
     """A run folder to continue exactly where it stopped (consistent distillation runs)."""
     stop_after: int = 0
@@ -126,6 +130,8 @@ class TrainConfig:
             raise UsageError("--feature-distill needs --distill (the features come from the teacher)")
         if self.mixup < 0.0:
             raise UsageError("--mixup must be >= 0")
+        if not 0.0 <= self.cutmix <= 1.0:
+            raise UsageError(f"--cutmix must be in 0..1 (the share of CutMix batches), got {self.cutmix}")
         if self.mixup and self.feature_distill:
             raise UsageError("--mixup and --feature-distill do not go together (a blend has no teacher features)")
         if self.init_select:
@@ -815,6 +821,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     consistent = bool(config.distill and config.teacher and is_teacher_file(config.teacher))
     if config.resume and not consistent:
         raise UsageError("--resume continues runs distilled from a `sortcam teacher` file; this run is not one")
+    if config.cutmix and not consistent:
+        raise UsageError("--cutmix needs --distill --teacher with a `sortcam teacher` file (consistent distillation)")
     need_full = config.distill
     tr, tr_full = load_split(train_split, config.height, config.width, config.fit, keep_full=need_full)
     va, va_full = load_split(val_split, config.height, config.width, config.fit, keep_full=need_full)

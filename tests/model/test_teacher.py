@@ -216,6 +216,89 @@ def test_epoch_plan_is_a_function_of_seed_and_epoch() -> None:
     assert sorted(order.tolist()) == list(range(50))  # one epoch visits every pool item once
 
 
+def test_cutmix_zero_draws_the_plan_of_before() -> None:
+    """``--cutmix 0`` (the default, and every run before the option) must draw the very same
+    numbers, or older runs would not resume bit-identically: the old draws, written out here."""
+    from sortcam.model.consistent import epoch_plan
+
+    n, batch, seed, epoch, a = 50, 16, 7, 3, 0.4
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    mirror = rng.random(n) < 0.5
+    for start, item in zip(range(0, n, batch), epoch_plan(n, batch, seed, epoch, a, True, cutmix=0.0), strict=True):
+        b = len(order[start : start + batch])
+        lam = rng.beta(a, a, size=b).astype(np.float32)
+        partner = rng.permutation(b)
+        assert len(item) == 4
+        np.testing.assert_array_equal(item[0], order[start : start + batch])
+        np.testing.assert_array_equal(item[1], mirror[order[start : start + batch]])
+        np.testing.assert_array_equal(item[2], partner)
+        np.testing.assert_array_equal(item[3], np.maximum(lam, 1.0 - lam))
+
+
+def test_cutmix_pastes_the_same_relative_box_for_student_and_teacher() -> None:
+    from sortcam.model.consistent import box_pixels, cut_share, epoch_plan, make_batch
+
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (24, 12, 12, 3), dtype=np.uint8)
+    big = np.repeat(np.repeat(small, 3, axis=1), 3, axis=2)  # the same views at 36x36
+    labels = np.arange(24) % 3
+    onehot = np.eye(3, dtype=np.float32)[labels]
+    weight = np.linspace(0.5, 2.0, 24).astype(np.float32)
+    plan = epoch_plan(24, 8, seed=2, epoch=0, mixup=0.4, flip=True, cutmix=1.0)
+    assert all(len(item) == 5 and item[4] is not None for item in plan)
+    for item in plan:
+        idx, mirror, partner, _, box = item
+        (xs, xt), y, w = make_batch(small, onehot, weight, item, teacher_pool=big)
+        own = make_batch(small, onehot, weight, (idx, mirror, np.arange(len(idx)), np.ones(len(idx), np.float32)),
+                         teacher_pool=big)[0]  # fmt: skip
+        for x, ref, h in ((xs, own[0], 12), (xt, own[1], 36)):
+            inside = np.zeros(x.shape[:3], bool)
+            for i, (y0, y1, x0, x1) in enumerate(box_pixels(box, h, h)):
+                inside[i, y0:y1, x0:x1] = True
+            np.testing.assert_array_equal(x[~inside], ref[~inside])  # own pixels outside the box
+            np.testing.assert_array_equal(x[inside], ref[partner][inside])  # the partner's inside it
+        # the teacher's box is the student's, relative to the image, to a pixel of the student's grid
+        assert np.abs(box_pixels(box, 36, 36) / 36 - box_pixels(box, 12, 12) / 12).max() <= 1 / 12 + 1e-6
+        share = cut_share(box, 12, 12)
+        np.testing.assert_allclose(y, share[:, None] * onehot[idx] + (1 - share[:, None]) * onehot[idx][partner],
+                                   atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(w, share * weight[idx] + (1 - share) * weight[idx][partner], atol=1e-6)
+    assert any((cut_share(item[4], 12, 12) < 1).any() for item in plan)
+    # a share of the batches: the others blend (mixup) and carry no box
+    some = epoch_plan(400, 8, seed=2, epoch=0, mixup=0.4, flip=True, cutmix=0.5)
+    cut = [item[4] is not None for item in some]
+    assert 0 < sum(cut) < len(cut)
+    assert all((item[3] >= 0.5).all() for item in some if item[4] is None)
+
+
+def test_cutmix_run_trains_and_records_it(teacher: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "cut"
+    assert main(_distill_args(tiny_dataset, run, teacher, "--cutmix", "0.5")) == 0
+    assert json.loads((run / "train_config.json").read_text())["cutmix"] == 0.5
+    assert json.loads((run / "resume/state.json").read_text())["recipe"]["cutmix"] == 0.5
+    assert (run / "model.keras").is_file() and [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [
+        1, 2, 3]  # fmt: skip
+
+
+def test_cutmix_flag_refusals(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["train", str(tiny_dataset), "--weights", "none", "--size", str(SIZE), "--epochs", "1"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--cutmix", "1.5"]) == 2
+    one_line_error(capsys, "--cutmix must be in 0..1")
+    assert main([*base, "--out", str(tmp_path / "b"), "--cutmix", "0.5"]) == 2  # no teacher file: no consistent path
+    one_line_error(capsys, "--cutmix needs")
+    assert not (tmp_path / "b" / "model.keras").exists()
+    # a run saved before the option existed had no CutMix: asking for it on --resume is another recipe
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps({"mixup": 0.4, "epochs": 3}))
+    assert main(["train", str(tiny_dataset), "--resume", str(run), "--cutmix", "0.5"]) == 2
+    one_line_error(capsys, "another recipe", "cutmix")
+    (run / "train_config.json").write_text("[1, 2]")  # hand-edited into something else: one line, no traceback
+    assert main(["train", str(tiny_dataset), "--resume", str(run)]) == 2
+    one_line_error(capsys, "not a sortcam run")
+
+
 def test_bn_reestimation_sets_the_data_statistics() -> None:
     import keras
 
