@@ -6,7 +6,6 @@ Imports here stay cheap: TensorFlow is imported inside the handlers, only when n
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -359,7 +358,7 @@ def _resumed_config(args: argparse.Namespace) -> Any:
     """The run's own recipe from ``RUN/train_config.json``; an option given with a value that differs is refused."""
     from sortcam.model.train import TrainConfig, parse_size
 
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    defaults = TrainConfig.defaults()
     run = Path(args.resume)
     if not run.is_dir():
         raise UsageError(f"--resume {run}: no such run folder")

@@ -40,7 +40,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import MISSING, asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -426,7 +426,7 @@ def check_resume(
     """The run must be of the same recipe, data set and teacher; one line naming what differs."""
     ours = recipe_key(config)
     # a setting added after the run was saved counts as its default there
-    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    defaults = config.defaults()
     saved = {**{k: v for k, v in defaults.items() if k in ours}, **meta.get("recipe", {})}
     diff = [k for k in sorted(set(saved) | set(ours)) if saved.get(k) != ours.get(k)]
     if diff:

@@ -20,6 +20,7 @@ training curves as a PNG. The model input is ``to_float(fit_resize(photo))`` in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -106,6 +107,11 @@ class TrainConfig:
     stop_after: int = 0
     """Stop cleanly after this many epochs of this invocation (0: run to the end); resume later."""
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentSpec()))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each setting's default: what a run saved before that setting existed had."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
     def validate(self) -> None:
         """Raise :class:`UsageError` on values the model cannot take."""
