@@ -94,6 +94,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "shared by its area; with a `sortcam teacher` file, which sees the same box (default 0: off)",
     )
     p.add_argument(
+        "--bn-stats",
+        choices=("clean", "train"),
+        default="clean",
+        help="the student's final BatchNorm statistics, with a `sortcam teacher` file: re-estimated on the clean "
+        "train photos, or on the batches of the epoch just trained (views, mirrors, mixup / CutMix) "
+        "(default clean)",
+    )
+    p.add_argument(
         "--init", help="start from the weights of an earlier run's model.keras (same --alpha, --size, classes)"
     )
     p.add_argument(
@@ -339,6 +347,7 @@ def _train(args: argparse.Namespace) -> int:
         feature_distill=args.feature_distill,
         mixup=args.mixup,
         cutmix=args.cutmix,
+        bn_stats=args.bn_stats,
         teacher_cache=args.teacher_cache,
         init=args.init,
         init_select=args.init_select,

@@ -26,10 +26,11 @@ Every random choice of an epoch (order, mirrors, partners, shares) is drawn in N
 the run folder gets the student and optimizer variables (``resume/state.npz``, written
 atomically) and ``resume/state.json``; ``sortcam train DATA --resume RUN`` continues
 bit-identically from the last finished epoch (weights, optimizer moments, schedule step,
-dropout RNG, data position). BatchNorm moving statistics are re-estimated on clean train
-photos before every evaluation and before the model is saved: Keras MobileNetV2's
-momentum (0.999) leaves them far behind a network trained from scratch, and mixed batches
-shift them.
+dropout RNG, data position). BatchNorm moving statistics are re-estimated before every
+evaluation and before the model is saved (Keras MobileNetV2's momentum 0.999 leaves them far
+behind a network trained from scratch): on the clean train photos (``bn_stats="clean"``) or
+on the batches of the epoch just trained (``"train"``, the distribution the weights were
+fitted under; see :func:`set_bn_stats`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -318,25 +320,55 @@ def online_kd_loss(num_classes: int, temperature: float, alpha: float) -> Any:
 def reestimate_bn(model: Any, x: npt.NDArray[np.float32], batch: int = 128) -> int:
     """Set every BatchNorm layer's moving mean and variance to their average over ``x`` (clean photos).
 
+    Returns the number of BatchNorm layers updated.
+    """
+    return reestimate_bn_batches(model, (x[start : start + batch] for start in range(0, len(x), batch)))
+
+
+def reestimate_bn_batches(model: Any, batches: Iterable[npt.NDArray[np.float32]]) -> int:
+    """Set every BatchNorm layer's moving mean and variance to the plain mean of their statistics over ``batches``.
+
     The k-th batch enters with momentum ``k / (k + 1)``, which makes the moving value the
-    plain mean of the batch statistics. Returns the number of BatchNorm layers updated.
+    plain mean of the batch statistics ("precise BatchNorm"). Returns the number of
+    BatchNorm layers updated (0, and nothing changed, for no layer or no batch).
     """
     from sortcam.model.train import _keras
 
     keras = _keras()
     bns = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
-    if not bns or not len(x):
+    if not bns:
         return 0
     saved = [layer.momentum for layer in bns]
+    k = 0
     try:
-        for k, start in enumerate(range(0, len(x), batch)):
+        for xb in batches:
+            if not len(xb):
+                continue
             for layer in bns:
                 layer.momentum = k / (k + 1.0)
-            model(x[start : start + batch], training=True)
+            model(xb, training=True)
+            k += 1
     finally:
         for layer, m in zip(bns, saved, strict=True):
             layer.momentum = m
-    return len(bns)
+    return len(bns) if k else 0
+
+
+def training_batches(pool: npt.NDArray[np.uint8], plan: list[Plan]) -> Iterator[npt.NDArray[np.float32]]:
+    """The student's images of each batch of ``plan``, exactly as training feeds them (mirrored, mixed)."""
+    for item in plan:
+        idx, mirror, partner, lam = item[:4]
+        yield _mixed_images(pool, idx, mirror, partner, lam, item[4] if len(item) > 4 else None)
+
+
+def set_bn_stats(
+    model: Any, how: str, clean_x: npt.NDArray[np.float32], pool: npt.NDArray[np.uint8], plan: list[Plan]
+) -> int:
+    """Re-estimate the BatchNorm statistics: ``clean`` over the clean train photos, ``train`` over
+    the batches of ``plan`` (the training distribution: views, mirrors, mixup / CutMix)."""
+    if how == "train":
+        return reestimate_bn_batches(model, training_batches(pool, plan))
+    return reestimate_bn(model, clean_x)
 
 
 def _all_layers(model: Any) -> list[Any]:
@@ -503,7 +535,7 @@ def train_consistent(
         ds = epoch_dataset(pool, onehot, weight, plan, teacher_pool)
         logs = trainee.fit(ds, epochs=1, shuffle=False, verbose=2 if sys.stdout.isatty() else 0).history
         raw = val_scores(model_probs, val_x, val_y, nc)
-        reestimate_bn(model_probs, clean_x)
+        set_bn_stats(model_probs, config.bn_stats, clean_x, pool, plan)
         acc, min_recall = val_scores(model_probs, val_x, val_y, nc)
         lr = trainee.optimizer.learning_rate
         entry = {

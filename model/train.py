@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 ALPHAS: tuple[float, ...] = (0.35, 0.5, 0.75, 1.0)
 MIN_SIZE, MAX_SIZE = 32, 224
+BN_STATS: tuple[str, ...] = ("clean", "train")
+"""Sources of the consistent student's final BatchNorm statistics (``TrainConfig.bn_stats``)."""
 IMAGENET_SIZES: tuple[int, ...] = (96, 128, 160, 192, 224)
 
 
@@ -102,6 +104,12 @@ class TrainConfig:
     """Share of batches mixed by CutMix instead (0: none; consistent distillation from a teacher
     file only): a box of each image, relative to its size, is replaced by its partner's, and the
     targets take the partner's share by the box's area."""
+    bn_stats: str = "clean"
+    """Where the student's final BatchNorm statistics come from (consistent distillation):
+    ``clean``, re-estimated on the clean train photos; ``train``, on the batches of the epoch
+    just trained (views, mirrors, mixup / CutMix), the distribution the weights were fitted under.
+    Training never reads them (batch statistics in training mode): only evaluation and the
+    saved model do."""
     resume: str | None = None
     """A run folder to continue exactly where it stopped (consistent distillation runs)."""
     stop_after: int = 0
@@ -138,6 +146,8 @@ class TrainConfig:
             raise UsageError("--mixup must be >= 0")
         if not 0.0 <= self.cutmix <= 1.0:
             raise UsageError(f"--cutmix must be in 0..1 (the share of CutMix batches), got {self.cutmix}")
+        if self.bn_stats not in BN_STATS:
+            raise UsageError(f"--bn-stats must be one of {', '.join(BN_STATS)}, got {self.bn_stats!r}")
         if self.mixup and self.feature_distill:
             raise UsageError("--mixup and --feature-distill do not go together (a blend has no teacher features)")
         if self.init_select:
@@ -829,6 +839,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         raise UsageError("--resume continues runs distilled from a `sortcam teacher` file; this run is not one")
     if config.cutmix and not consistent:
         raise UsageError("--cutmix needs --distill --teacher with a `sortcam teacher` file (consistent distillation)")
+    if config.bn_stats != "clean" and not consistent:
+        raise UsageError("--bn-stats needs --distill --teacher with a `sortcam teacher` file (consistent distillation)")
     need_full = config.distill
     tr, tr_full = load_split(train_split, config.height, config.width, config.fit, keep_full=need_full)
     va, va_full = load_split(val_split, config.height, config.width, config.fit, keep_full=need_full)

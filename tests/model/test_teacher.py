@@ -319,6 +319,83 @@ def test_bn_reestimation_sets_the_data_statistics() -> None:
     np.testing.assert_allclose(np.asarray(bn.moving_variance), before, rtol=1e-5)
 
 
+def test_bn_stats_of_the_training_batches_are_those_batches_statistics() -> None:
+    """``--bn-stats train`` averages the statistics of exactly the images training fed (mirrored,
+    mixed, CutMix); on an unmixed, unmirrored plan over clean photos it is the clean re-estimate."""
+    import keras
+
+    from sortcam.model.consistent import epoch_plan, make_batch, reestimate_bn, set_bn_stats, training_batches
+    from sortcam.preprocess import DEFAULT_RANGE, to_float
+
+    inp = keras.Input((6, 6, 3))
+    conv = keras.layers.Conv2D(4, 3, use_bias=False)
+    bn = keras.layers.BatchNormalization(momentum=0.999)
+    model = keras.Model(inp, bn(conv(inp)))
+    rng = np.random.default_rng(4)
+    pool = rng.integers(0, 256, (48, 6, 6, 3), dtype=np.uint8)
+    onehot = np.eye(3, dtype=np.float32)[np.arange(48) % 3]
+    weight = np.ones(48, np.float32)
+    plan = epoch_plan(48, 16, seed=5, epoch=2, mixup=0.4, flip=True, cutmix=0.5)
+    batches = list(training_batches(pool, plan))
+    for xb, item in zip(batches, plan, strict=True):  # the student's half of make_batch, bit for bit
+        np.testing.assert_array_equal(xb, make_batch(pool, onehot, weight, item)[0])
+    assert set_bn_stats(model, "train", to_float(pool, DEFAULT_RANGE), pool, plan) == 1
+    means = [np.asarray(conv(xb)).mean(axis=(0, 1, 2)) for xb in batches]
+    variances = [np.asarray(conv(xb)).var(axis=(0, 1, 2)) for xb in batches]
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), np.mean(means, axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), np.mean(variances, axis=0), rtol=1e-3, atol=1e-3)
+    assert bn.momentum == 0.999
+    mixed_var = np.asarray(bn.moving_variance).copy()
+    set_bn_stats(model, "clean", to_float(pool, DEFAULT_RANGE), pool, plan)
+    assert not np.allclose(np.asarray(bn.moving_variance), mixed_var, rtol=1e-3)  # mixing changes the statistics
+    plain = [(np.arange(s, s + 16), np.zeros(16, bool), np.arange(16), np.ones(16, np.float32)) for s in (0, 16, 32)]
+    reestimate_bn(model, to_float(pool, DEFAULT_RANGE), batch=16)
+    clean_var = np.asarray(bn.moving_variance).copy()
+    set_bn_stats(model, "train", to_float(pool, DEFAULT_RANGE), pool, plan)
+    assert not np.allclose(np.asarray(bn.moving_variance), clean_var, rtol=1e-3)
+    set_bn_stats(model, "train", to_float(pool, DEFAULT_RANGE), pool, plain)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), clean_var, rtol=1e-4)
+    assert set_bn_stats(model, "train", to_float(pool, DEFAULT_RANGE), pool, []) == 0  # no batch: nothing changed
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), clean_var, rtol=1e-4)
+
+
+def test_bn_stats_train_run_records_it_and_flag_refusals(
+    teacher: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "bn"
+    assert main(_distill_args(tiny_dataset, run, teacher, "--bn-stats", "train", "--epochs", "2")) == 0
+    assert json.loads((run / "train_config.json").read_text())["bn_stats"] == "train"
+    assert json.loads((run / "resume/state.json").read_text())["recipe"]["bn_stats"] == "train"
+    # benchmarks/bn_stats.py re-derives both statistics of a finished run: its "train" is the saved model's
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bn_stats.py"
+    res = subprocess.run([sys.executable, str(script), str(run), "--json", str(tmp_path / "bn.json")],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    (got,) = json.loads((tmp_path / "bn.json").read_text())["results"]
+    last = json.loads((run / "history.json").read_text())[-1]
+    assert got["train"]["accuracy"] == round(last["val_accuracy"], 4)
+    assert got["only_clean_right"] + got["only_train_right"] <= got["images"] and "McNemar" in res.stdout
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert res.returncode == 2 and "not a finished run folder" in res.stderr
+    res = subprocess.run([sys.executable, str(script), str(run), "--save-train", str(run / "m.keras")],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 2 and "outside the run folder" in res.stderr and not (run / "m.keras").exists()
+    # a run saved before the option re-estimated on clean photos: asking for "train" on --resume is another recipe
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "train_config.json").write_text(json.dumps({"mixup": 0.4, "epochs": 3}))
+    assert main(["train", str(tiny_dataset), "--resume", str(old), "--bn-stats", "train"]) == 2
+    one_line_error(capsys, "another recipe", "bn_stats")
+    base = ["train", str(tiny_dataset), "--weights", "none", "--size", str(SIZE), "--epochs", "1"]
+    assert main([*base, "--out", str(tmp_path / "b"), "--bn-stats", "train"]) == 2  # no teacher file
+    one_line_error(capsys, "--bn-stats needs")
+    assert not (tmp_path / "b" / "model.keras").exists()
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--out", str(tmp_path / "c"), "--bn-stats", "val"])
+    assert exc.value.code == 2
+    assert "--bn-stats" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- resume
 
 

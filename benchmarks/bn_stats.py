@@ -1,0 +1,133 @@
+"""A finished consistent-distillation student under two BatchNorm statistics (behind docs/model.md)
+
+Training never reads the moving statistics (BatchNorm uses batch statistics in training
+mode), so where the final ones come from can be chosen after the run, and gives the model
+``sortcam train --bn-stats`` would have saved:
+
+- ``clean``: re-estimated on the clean train photos (what runs saved before the option did);
+- ``train``: re-estimated on the batches of the run's last epoch, exactly as training fed them
+  (the pool's views, mirrored, mixed by mixup or CutMix), at the run's batch size.
+
+For each run folder it prints the val accuracy of both with 95% Wilson intervals, the paired
+counts and the exact McNemar p-value, and with ``--json`` records them.
+
+    python benchmarks/bn_stats.py runs/a [runs/b ...] [--json FILE] [--save-train MODEL.keras]
+
+``--save-train`` (one run) writes the student with ``train`` statistics, and beside it the run's
+``train_config.json`` (with ``bn_stats: train``) and ``classes.json``, to quantize as usual.
+It needs the run's view pool (``--teacher-cache`` of the run, or ``RUN/views``; rebuilt from
+the data if absent) and its teacher file (for the teacher's input size only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sortcam.benchinfo import machine
+from sortcam.stats import format_interval
+
+
+def _mcnemar(only_a: int, only_b: int) -> float:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from paired_compare import mcnemar_exact
+
+    return mcnemar_exact(only_a, only_b)
+
+
+def measure(run: Path, save_train: Path | None = None) -> dict[str, Any]:
+    """Val predictions of ``run``'s student with clean and with training-batch statistics."""
+    from sortcam.model import consistent as cons
+    from sortcam.model.data import index_dataset, load_split, parse_split_spec
+    from sortcam.model.teacher import load_teacher
+    from sortcam.model.train import TrainConfig, _keras
+    from sortcam.preprocess import DEFAULT_RANGE, to_float
+
+    saved = json.loads((run / "train_config.json").read_text())
+    fields = set(TrainConfig.__dataclass_fields__)
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    index = index_dataset(config.data_dir, parse_split_spec(config.split), config.seed)
+    tr, tr_full = load_split(index.split("train"), config.height, config.width, config.fit, keep_full=True)
+    va, _ = load_split(index.split("val"), config.height, config.width, config.fit)
+    assert config.teacher is not None
+    teacher = load_teacher(config.teacher, index.classes)
+    teacher_size = 0 if (teacher.input_size,) * 2 == (config.height, config.width) else teacher.input_size
+    del teacher
+    cache = Path(config.teacher_cache) if config.teacher_cache else run / "views"
+    pool, _, _ = cons.view_pool(config, tr_full, tr.labels, cache, teacher_size)
+    del tr_full
+    keras = _keras()
+    model = keras.models.load_model(str(run / "model.keras"), compile=False)
+    val_x = to_float(va.images, DEFAULT_RANGE)
+    clean_x = to_float(tr.images, DEFAULT_RANGE)
+    flip = bool(config.augment.get("flip", True))
+    plan = cons.epoch_plan(
+        len(pool), config.batch_size, config.seed, config.epochs - 1, config.mixup, flip, config.cutmix
+    )
+    out: dict[str, Any] = {"run": str(run), "images": len(va.labels), "last_epoch_plan": config.epochs - 1}
+    preds = {}
+    for how in ("clean", "train"):
+        print(f"{run}: BatchNorm statistics from {how} ...", flush=True)
+        cons.set_bn_stats(model, how, clean_x, pool, plan)
+        preds[how] = np.asarray(model.predict(val_x, batch_size=128, verbose=0)).argmax(1)
+        if how == "train" and save_train is not None:
+            save_train.parent.mkdir(parents=True, exist_ok=True)
+            model.save(save_train)
+            out["saved_train"] = str(save_train)
+            # beside it, the run's settings (quantize reads the fit from them), saying where its statistics came from
+            (save_train.parent / "train_config.json").write_text(json.dumps({**saved, "bn_stats": "train"}, indent=2))
+            if (run / "classes.json").is_file():
+                (save_train.parent / "classes.json").write_text((run / "classes.json").read_text())
+    y = va.labels
+    for how, p in preds.items():
+        right = int((p == y).sum())
+        recall = {c: round(float((p[y == i] == i).mean()), 4) for i, c in enumerate(index.classes) if (y == i).any()}
+        out[how] = {"right": right, "accuracy": round(right / len(y), 4), "interval": format_interval(right, len(y)),
+                    "recall": recall}  # fmt: skip
+    only_clean = int(((preds["clean"] == y) & (preds["train"] != y)).sum())
+    only_train = int(((preds["train"] == y) & (preds["clean"] != y)).sum())
+    out["only_clean_right"], out["only_train_right"] = only_clean, only_train
+    out["mcnemar_p"] = round(_mcnemar(only_clean, only_train), 4)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="finished consistent-distillation run folders")
+    ap.add_argument("--json", type=Path, help="write the figures here, with the machine and date")
+    ap.add_argument("--save-train", type=Path, help="one run: write its student with training-batch statistics")
+    args = ap.parse_args(argv)
+    if args.save_train and len(args.runs) != 1:
+        print("bn_stats: --save-train takes one run", file=sys.stderr)
+        return 2
+    if args.save_train and args.save_train.resolve().parent == args.runs[0].resolve():
+        print("bn_stats: --save-train must go outside the run folder (its model and settings stay as trained)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    results = []
+    for run in args.runs:
+        if not (run / "model.keras").is_file() or not (run / "train_config.json").is_file():
+            print(f"bn_stats: {run}: not a finished run folder (no model.keras / train_config.json)", file=sys.stderr)
+            return 2
+        r = measure(run, args.save_train)
+        results.append(r)
+        print(
+            f"{run}: clean {r['clean']['interval']}  train {r['train']['interval']}  "
+            f"only clean right {r['only_clean_right']}, only train right {r['only_train_right']}, "
+            f"McNemar p = {r['mcnemar_p']}",
+            flush=True,
+        )
+    if args.json:
+        record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "results": results}
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
