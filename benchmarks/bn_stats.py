@@ -14,7 +14,8 @@ counts and the exact McNemar p-value, and with ``--json`` records them.
     python benchmarks/bn_stats.py runs/a [runs/b ...] [--json FILE] [--save-train MODEL.keras]
 
 ``--save-train`` (one run) writes the student with ``train`` statistics, and beside it the run's
-``train_config.json`` (with ``bn_stats: train``) and ``classes.json``, to quantize as usual.
+``train_config.json`` (with ``bn_stats: train``), ``classes.json``, ``summary.json`` and
+``history.json`` (the card's training facts), to quantize as usual.
 It needs the run's view pool (``--teacher-cache`` of the run, or ``RUN/views``; rebuilt from
 the data if absent) and its teacher file (for the teacher's input size only).
 """
@@ -82,8 +83,9 @@ def measure(run: Path, save_train: Path | None = None) -> dict[str, Any]:
             out["saved_train"] = str(save_train)
             # beside it, the run's settings (quantize reads the fit from them), saying where its statistics came from
             (save_train.parent / "train_config.json").write_text(json.dumps({**saved, "bn_stats": "train"}, indent=2))
-            if (run / "classes.json").is_file():
-                (save_train.parent / "classes.json").write_text((run / "classes.json").read_text())
+            for name in ("classes.json", "summary.json", "history.json"):  # the card's recipe facts read them
+                if (run / name).is_file():
+                    (save_train.parent / name).write_text((run / name).read_text())
     y = va.labels
     for how, p in preds.items():
         right = int((p == y).sum())

@@ -10,7 +10,8 @@ The stages, each one the existing command's own code (no second copy of any step
 3. **train**: ``shipped`` is the recipe of the shipped model: consistent distillation from the
    first teacher, MobileNetV2 0.35 started by weight selection from MobileNetV2 1.0; then
    (``--refine-epochs N``, 25 by default, 0 to skip) the same student is continued for N epochs
-   with the full-size teacher shown the same mixed views at its input size; ``quick`` is plain transfer
+   with the full-size teacher shown the same mixed views at its input size (its BatchNorm statistics
+   from the training batches, ``--bn-stats train``); ``quick`` is plain transfer
    learning from ImageNet weights (needs internet, or ``--weights FILE``);
 4. **quantize** to full int8 (TFLM check, arena measured, card written; the shipped recipe with
    layer-wise bias correction, ``sortcam quantize --bias-correct``);
@@ -260,6 +261,7 @@ def refine_config(config: BuildConfig, out: Path) -> Any:
         lr=1e-3,
         init=str(_student_out(out) / "model.keras"),
         init_select=None,
+        bn_stats="train",  # measured on four refinements (docs/model.md, "BatchNorm statistics")
     )
 
 
@@ -275,6 +277,9 @@ def _run_or_continue(tc: Any) -> dict[str, Any]:
             print(f"train: {run} finished earlier ({meta['epoch']} epochs), kept", flush=True)
             return dict(json.loads((run / "summary.json").read_text()))
         print(f"train: continuing {run} after epoch {meta['epoch']}", flush=True)
+        if "bn_stats" not in meta.get("recipe", {}) and tc.bn_stats != "clean":
+            print(f"train: {run} was begun before --bn-stats: it continues with clean statistics", flush=True)
+            tc.bn_stats = "clean"
         tc.resume = str(run)
     return dict(train(tc))
 

@@ -77,6 +77,7 @@ def test_build_runs_end_to_end_and_continues_after_a_kill(tiny_dataset: Path, tm
     assert [h["epoch"] for h in hist] == [1, 2] and hist[-1]["run"] == 2  # one curve across the resume
     refine = json.loads((out / "refine" / "summary.json").read_text())
     assert refine["teacher_input"] == 64 and refine["teacher"] == str(out / "teacher_full" / "teacher.keras")
+    assert json.loads((out / "refine" / "train_config.json").read_text())["bn_stats"] == "train"  # the measured choice
     # Each teacher trained its own epochs: --teacher-epochs the first, --refine-teacher-epochs the full-size one.
     assert json.loads((out / "teacher" / "teacher.json").read_text())["config"]["epochs"] == 1
     full = json.loads((out / "teacher_full" / "teacher.json").read_text())["config"]
