@@ -363,6 +363,17 @@ def _train(args: argparse.Namespace) -> int:
 _FIELD_OF = {"no_class_weights": "class_weighting", "out": "out_dir", "size": "height"}
 
 
+def _given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str] | None:
+    """The options typed after ``train`` (dest names), even those given at their default value;
+    ``None`` when the command line is not known (then a value at its default counts as not given)."""
+    if not argv or "train" not in argv:
+        return None
+    unset = object()
+    ns = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.dest != argparse.SUPPRESS})
+    parser.parse_known_args(argv[argv.index("train") + 1 :], namespace=ns)
+    return {dest for dest, value in vars(ns).items() if value is not unset}
+
+
 def _resumed_config(args: argparse.Namespace) -> Any:
     """The run's own recipe from ``RUN/train_config.json``; an option given with a value that differs is refused."""
     from sortcam.model.train import TrainConfig, parse_size
@@ -378,13 +389,13 @@ def _resumed_config(args: argparse.Namespace) -> Any:
     if not isinstance(saved, dict):
         raise UsageError(f"--resume {run}: train_config.json is not a sortcam run's settings (not an object)")
     parser = args._parser
+    given = _given_options(parser, getattr(args, "_argv", None))
     for dest, value in vars(args).items():
         if dest in ("func", "_parser", "resume", "data_dir", "out", "teacher_cache", "stop_after") or dest.startswith(
             "_"
         ):
             continue
-        default = parser.get_default(dest)
-        if value == default:
+        if dest not in given if given is not None else value == parser.get_default(dest):
             continue
         field = _FIELD_OF.get(dest, dest)
         mine: Any = value

@@ -380,6 +380,10 @@ def test_bn_stats_train_run_records_it_and_flag_refusals(
     res = subprocess.run([sys.executable, str(script), str(run), "--save-train", str(run / "m.keras")],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 2 and "outside the run folder" in res.stderr and not (run / "m.keras").exists()
+    # an option typed at its default value is still typed: it must match the run, not be dropped
+    for opt, value, field in (("--bn-stats", "clean", "bn_stats"), ("--mixup", "0", "mixup")):
+        assert main(["train", str(tiny_dataset), "--resume", str(run), opt, value]) == 2
+        one_line_error(capsys, "another recipe", field)
     # a run saved before the option re-estimated on clean photos: asking for "train" on --resume is another recipe
     old = tmp_path / "old"
     old.mkdir()
