@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,25 @@ def _mcnemar(only_a: int, only_b: int) -> float:
     return mcnemar_exact(only_a, only_b)
 
 
-def measure(run: Path, save_train: Path | None = None) -> dict[str, Any]:
-    """Val predictions of ``run``'s student with clean and with training-batch statistics."""
+@dataclass
+class RunData:
+    """What re-estimating a finished run's statistics needs: its settings, data and last epoch's batches."""
+
+    saved: dict[str, Any]
+    classes: list[str]
+    val_x: Any
+    val_y: Any
+    clean_x: Any
+    pool: Any
+    plan: list[Any]
+
+
+def load_run(run: Path) -> RunData:
+    """The run's settings, val and clean train photos, view pool and the plan of its last epoch."""
     from sortcam.model import consistent as cons
     from sortcam.model.data import index_dataset, load_split, parse_split_spec
     from sortcam.model.teacher import load_teacher
-    from sortcam.model.train import TrainConfig, _keras
+    from sortcam.model.train import TrainConfig
     from sortcam.preprocess import DEFAULT_RANGE, to_float
 
     saved = json.loads((run / "train_config.json").read_text())
@@ -63,33 +77,45 @@ def measure(run: Path, save_train: Path | None = None) -> dict[str, Any]:
     cache = Path(config.teacher_cache) if config.teacher_cache else run / "views"
     pool, _, _ = cons.view_pool(config, tr_full, tr.labels, cache, teacher_size)
     del tr_full
-    keras = _keras()
-    model = keras.models.load_model(str(run / "model.keras"), compile=False)
-    val_x = to_float(va.images, DEFAULT_RANGE)
-    clean_x = to_float(tr.images, DEFAULT_RANGE)
     flip = bool(config.augment.get("flip", True))
     plan = cons.epoch_plan(
         len(pool), config.batch_size, config.seed, config.epochs - 1, config.mixup, flip, config.cutmix
     )
-    out: dict[str, Any] = {"run": str(run), "images": len(va.labels), "last_epoch_plan": config.epochs - 1}
+    return RunData(saved, list(index.classes), to_float(va.images, DEFAULT_RANGE), va.labels,
+                   to_float(tr.images, DEFAULT_RANGE), pool, plan)  # fmt: skip
+
+
+def save_beside(run: Path, model: Any, dest: Path, saved: dict[str, Any]) -> None:
+    """``model`` at ``dest``, with the run's settings (``bn_stats: train``), classes, summary and history beside it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    model.save(dest)
+    # beside it, the run's settings (quantize reads the fit from them), saying where its statistics came from
+    (dest.parent / "train_config.json").write_text(json.dumps({**saved, "bn_stats": "train"}, indent=2))
+    for name in ("classes.json", "summary.json", "history.json"):  # the card's recipe facts read them
+        if (run / name).is_file():
+            (dest.parent / name).write_text((run / name).read_text())
+
+
+def measure(run: Path, save_train: Path | None = None) -> dict[str, Any]:
+    """Val predictions of ``run``'s student with clean and with training-batch statistics."""
+    from sortcam.model import consistent as cons
+    from sortcam.model.train import _keras
+
+    d = load_run(run)
+    model = _keras().models.load_model(str(run / "model.keras"), compile=False)
+    y = d.val_y
+    out: dict[str, Any] = {"run": str(run), "images": len(y), "last_epoch_plan": int(d.saved["epochs"]) - 1}
     preds = {}
     for how in ("clean", "train"):
         print(f"{run}: BatchNorm statistics from {how} ...", flush=True)
-        cons.set_bn_stats(model, how, clean_x, pool, plan)
-        preds[how] = np.asarray(model.predict(val_x, batch_size=128, verbose=0)).argmax(1)
+        cons.set_bn_stats(model, how, d.clean_x, d.pool, d.plan)
+        preds[how] = np.asarray(model.predict(d.val_x, batch_size=128, verbose=0)).argmax(1)
         if how == "train" and save_train is not None:
-            save_train.parent.mkdir(parents=True, exist_ok=True)
-            model.save(save_train)
+            save_beside(run, model, save_train, d.saved)
             out["saved_train"] = str(save_train)
-            # beside it, the run's settings (quantize reads the fit from them), saying where its statistics came from
-            (save_train.parent / "train_config.json").write_text(json.dumps({**saved, "bn_stats": "train"}, indent=2))
-            for name in ("classes.json", "summary.json", "history.json"):  # the card's recipe facts read them
-                if (run / name).is_file():
-                    (save_train.parent / name).write_text((run / name).read_text())
-    y = va.labels
     for how, p in preds.items():
         right = int((p == y).sum())
-        recall = {c: round(float((p[y == i] == i).mean()), 4) for i, c in enumerate(index.classes) if (y == i).any()}
+        recall = {c: round(float((p[y == i] == i).mean()), 4) for i, c in enumerate(d.classes) if (y == i).any()}
         out[how] = {"right": right, "accuracy": round(right / len(y), 4), "interval": format_interval(right, len(y)),
                     "recall": recall}  # fmt: skip
     only_clean = int(((preds["clean"] == y) & (preds["train"] != y)).sum())

@@ -400,6 +400,41 @@ def test_bn_stats_train_run_records_it_and_flag_refusals(
     assert "--bn-stats" in capsys.readouterr().err
 
 
+def test_soup_averages_the_students_weights_and_refuses_other_architectures(
+    teacher: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    import keras
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        from soup import average_weights
+    finally:
+        sys.path.remove(str(bench))
+    a, b = (keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]) for _ in range(2))
+    mean = average_weights([a, b])
+    np.testing.assert_allclose(mean[0], (a.get_weights()[0] + b.get_weights()[0]) / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="architecture"):
+        average_weights([a, keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])])
+    runs = [tmp_path / "s1", tmp_path / "s2"]
+    assert main(_distill_args(tiny_dataset, runs[0], teacher, "--epochs", "2")) == 0
+    assert main(_distill_args(tiny_dataset, runs[1], teacher, "--epochs", "2", "--cutmix", "0.5")) == 0
+    out = tmp_path / "soup"
+    res = subprocess.run([sys.executable, str(bench / "soup.py"), *map(str, runs), "--out", str(out), "--json",
+                          str(tmp_path / "soup.json")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rec = json.loads((tmp_path / "soup.json").read_text())
+    assert [m["run"] for m in rec["members"]] == list(map(str, runs))
+    assert rec["soup"]["interval"] in res.stdout and "right" in rec["ensemble_of_probabilities"]
+    soup = keras.models.load_model(out / "model.keras", compile=False)
+    firsts = [keras.models.load_model(r / "model.keras", compile=False).get_weights()[0] for r in runs]
+    np.testing.assert_allclose(soup.get_weights()[0], (firsts[0] + firsts[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert json.loads((out / "train_config.json").read_text())["bn_stats"] == "train"
+    res = subprocess.run([sys.executable, str(bench / "soup.py"), str(runs[0]), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "at least two runs" in res.stderr
+
+
 # ----------------------------------------------------------------------------- resume
 
 

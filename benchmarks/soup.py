@@ -1,0 +1,117 @@
+"""A uniform weight soup of finished students from the same start (behind docs/model.md)
+
+Wortsman et al., "Model soups" (ICML 2022): students trained from the same weights with
+different settings often lie in one basin, and the plain mean of their weights can score like
+an ensemble at the cost of one model. This averages every weight of the given runs' students
+(same architecture, checked), re-estimates BatchNorm on the training batches of the first
+run's last epoch (as ``sortcam train --bn-stats train``; the averaged moving statistics mean
+nothing), and prints the val accuracy of each member, the soup, and the float ensemble of the
+members' probabilities (for reference: it would cost the members' MACs together), with
+intervals and the soup's paired counts against the first member.
+
+    python benchmarks/soup.py runs/a runs/b [runs/c ...] --out runs/soup [--json FILE]
+
+``--out`` gets ``model.keras`` with the first run's settings, summary and history beside it,
+to quantize as usual (``sortcam quantize runs/soup/model.keras DATA ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bn_stats import load_run, save_beside  # noqa: E402
+from paired_compare import mcnemar_exact  # noqa: E402
+
+from sortcam.benchinfo import machine  # noqa: E402
+from sortcam.stats import format_interval  # noqa: E402
+
+
+def average_weights(models: list[Any]) -> list[np.ndarray]:
+    """The plain mean of each weight over ``models``; raises ValueError when their weights differ in shape."""
+    sets = [m.get_weights() for m in models]
+    shapes = [[w.shape for w in ws] for ws in sets]
+    if any(s != shapes[0] for s in shapes[1:]):
+        raise ValueError("the students differ in architecture (weight shapes): a soup needs one")
+    return [np.mean(np.stack(ws), axis=0).astype(ws[0].dtype) for ws in zip(*sets, strict=True)]
+
+
+def _score(pred: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    right = int((pred == y).sum())
+    return {"right": right, "accuracy": round(right / len(y), 4), "interval": format_interval(right, len(y))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="finished run folders whose students share a start")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the soup's model.keras")
+    ap.add_argument("--json", type=Path, help="write the figures here, with the machine and date")
+    args = ap.parse_args(argv)
+    if len(args.runs) < 2:
+        print("soup: give at least two runs", file=sys.stderr)
+        return 2
+    for run in args.runs:
+        if not (run / "model.keras").is_file() or not (run / "train_config.json").is_file():
+            print(f"soup: {run}: not a finished run folder (no model.keras / train_config.json)", file=sys.stderr)
+            return 2
+        if args.out.resolve() == run.resolve():
+            print("soup: --out must not be one of the runs", file=sys.stderr)
+            return 2
+    from sortcam.model import consistent as cons
+    from sortcam.model.train import _keras
+
+    keras = _keras()
+    d = load_run(args.runs[0])
+    y = d.val_y
+    members = [keras.models.load_model(str(run / "model.keras"), compile=False) for run in args.runs]
+    result: dict[str, Any] = {"members": [], "bn_stats_plan": f"{args.runs[0]}, epoch {int(d.saved['epochs'])}"}
+    probs = []
+    for run, m in zip(args.runs, members, strict=True):
+        print(f"soup: member {run}, BatchNorm statistics from its training batches ...", flush=True)
+        cons.set_bn_stats(m, "train", d.clean_x, d.pool, load_run(run).plan if run != args.runs[0] else d.plan)
+        p = np.asarray(m.predict(d.val_x, batch_size=128, verbose=0))
+        probs.append(p)
+        result["members"].append({"run": str(run), **_score(p.argmax(1), y)})
+    try:
+        mean = average_weights(members)
+    except ValueError as exc:
+        print(f"soup: {exc}", file=sys.stderr)
+        return 2
+    soup = members[0]
+    soup.set_weights(mean)
+    print("soup: BatchNorm statistics of the soup from the first run's training batches ...", flush=True)
+    cons.set_bn_stats(soup, "train", d.clean_x, d.pool, d.plan)
+    sp = np.asarray(soup.predict(d.val_x, batch_size=128, verbose=0)).argmax(1)
+    result["soup"] = _score(sp, y)
+    result["ensemble_of_probabilities"] = _score(np.mean(probs, axis=0).argmax(1), y)
+    first = probs[0].argmax(1)
+    only_first = int(((first == y) & (sp != y)).sum())
+    only_soup = int(((sp == y) & (first != y)).sum())
+    result.update({"only_first_right": only_first, "only_soup_right": only_soup,
+                   "mcnemar_p": round(mcnemar_exact(only_first, only_soup), 4)})  # fmt: skip
+    result["soup"]["recall"] = {
+        c: round(float((sp[y == i] == i).mean()), 4) for i, c in enumerate(d.classes) if (y == i).any()
+    }
+    save_beside(args.runs[0], soup, args.out / "model.keras", {**d.saved, "soup_of": [str(r) for r in args.runs]})
+    for m in result["members"]:
+        print(f"member {m['run']}: {m['interval']}")
+    ens = result["ensemble_of_probabilities"]["interval"]
+    print(f"soup: {result['soup']['interval']} (only the first member right {only_first}, only the soup {only_soup}, "
+          f"McNemar p = {result['mcnemar_p']}); ensemble of probabilities {ens}")  # fmt: skip
+    print(f"wrote {args.out / 'model.keras'}")
+    if args.json:
+        record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), **result}
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
