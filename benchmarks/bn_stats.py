@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from sortcam.benchinfo import machine
+from sortcam.errors import SortcamError
 from sortcam.stats import format_interval
 
 
@@ -96,6 +97,27 @@ def save_beside(run: Path, model: Any, dest: Path, saved: dict[str, Any]) -> Non
             (dest.parent / name).write_text((run / name).read_text())
 
 
+def unfinished(run: Path) -> str | None:
+    """Why ``run`` is not a finished run folder (``None`` when it is)."""
+    missing = [n for n in ("model.keras", "train_config.json", "summary.json") if not (run / n).is_file()]
+    if missing:
+        return f"{run}: not a finished run folder (no {' / '.join(missing)}; a run stopped early: --resume it first)"
+    return None
+
+
+def unsafe_output(folder: Path, runs: list[Path]) -> str | None:
+    """Why writing a model with its settings into ``folder`` could overwrite a run (``None`` when it cannot)."""
+    f = folder.resolve()
+    for run in runs:
+        r = run.resolve()
+        if f == r or r in f.parents:
+            return f"{folder} is inside the run {run} (its model and settings stay as trained)"
+    taken = [n for n in ("model.keras", "train_config.json") if (folder / n).exists()]
+    if taken:
+        return f"{folder} already holds {' and '.join(taken)} (another run?); choose a new folder"
+    return None
+
+
 def measure(run: Path, save_train: Path | None = None) -> dict[str, Any]:
     """Val predictions of ``run``'s student with clean and with training-batch statistics."""
     from sortcam.model import consistent as cons
@@ -134,16 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_train and len(args.runs) != 1:
         print("bn_stats: --save-train takes one run", file=sys.stderr)
         return 2
-    if args.save_train and args.save_train.resolve().parent == args.runs[0].resolve():
-        print("bn_stats: --save-train must go outside the run folder (its model and settings stay as trained)",
-              file=sys.stderr)  # fmt: skip
+    for run in args.runs:
+        if problem := unfinished(run):
+            print(f"bn_stats: {problem}", file=sys.stderr)
+            return 2
+    if args.save_train and (problem := unsafe_output(args.save_train.parent, args.runs)):
+        print(f"bn_stats: --save-train: {problem}", file=sys.stderr)
         return 2
     results = []
     for run in args.runs:
-        if not (run / "model.keras").is_file() or not (run / "train_config.json").is_file():
-            print(f"bn_stats: {run}: not a finished run folder (no model.keras / train_config.json)", file=sys.stderr)
+        try:
+            r = measure(run, args.save_train)
+        except SortcamError as exc:
+            print(f"bn_stats: {run}: {exc}", file=sys.stderr)
             return 2
-        r = measure(run, args.save_train)
         results.append(r)
         print(
             f"{run}: clean {r['clean']['interval']}  train {r['train']['interval']}  "

@@ -28,11 +28,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bn_stats import load_run, save_beside  # noqa: E402
+from bn_stats import load_run, save_beside, unfinished, unsafe_output  # noqa: E402
 from paired_compare import mcnemar_exact  # noqa: E402
 
 from sortcam.benchinfo import machine  # noqa: E402
+from sortcam.errors import SortcamError  # noqa: E402
 from sortcam.stats import format_interval  # noqa: E402
+
+POOL_KEYS = ("data_dir", "split", "seed", "height", "width", "fit", "views", "augment", "alpha", "init")
+"""Settings that must agree: the same photos, views (the shared pool) and start."""
 
 
 def average_weights(models: list[Any]) -> list[np.ndarray]:
@@ -59,24 +63,39 @@ def main(argv: list[str] | None = None) -> int:
         print("soup: give at least two runs", file=sys.stderr)
         return 2
     for run in args.runs:
-        if not (run / "model.keras").is_file() or not (run / "train_config.json").is_file():
-            print(f"soup: {run}: not a finished run folder (no model.keras / train_config.json)", file=sys.stderr)
+        if problem := unfinished(run):
+            print(f"soup: {problem}", file=sys.stderr)
             return 2
-        if args.out.resolve() == run.resolve():
-            print("soup: --out must not be one of the runs", file=sys.stderr)
+    if problem := unsafe_output(args.out, args.runs):
+        print(f"soup: --out: {problem}", file=sys.stderr)
+        return 2
+    configs = [json.loads((run / "train_config.json").read_text()) for run in args.runs]
+    for run, c in zip(args.runs[1:], configs[1:], strict=True):
+        differ = [k for k in POOL_KEYS if c.get(k) != configs[0].get(k)]
+        if differ:
+            print(f"soup: {run} saw other photos or views than {args.runs[0]} ({', '.join(differ)} differ): "
+                  "a soup needs one start and one view pool", file=sys.stderr)  # fmt: skip
             return 2
     from sortcam.model import consistent as cons
     from sortcam.model.train import _keras
 
     keras = _keras()
-    d = load_run(args.runs[0])
+    try:
+        d = load_run(args.runs[0])
+    except SortcamError as exc:
+        print(f"soup: {args.runs[0]}: {exc}", file=sys.stderr)
+        return 2
     y = d.val_y
     members = [keras.models.load_model(str(run / "model.keras"), compile=False) for run in args.runs]
     result: dict[str, Any] = {"members": [], "bn_stats_plan": f"{args.runs[0]}, epoch {int(d.saved['epochs'])}"}
     probs = []
     for run, m in zip(args.runs, members, strict=True):
         print(f"soup: member {run}, BatchNorm statistics from its training batches ...", flush=True)
-        cons.set_bn_stats(m, "train", d.clean_x, d.pool, load_run(run).plan if run != args.runs[0] else d.plan)
+        c = configs[args.runs.index(run)]  # the pool is shared (checked above); the plan is the member's own
+        plan = cons.epoch_plan(len(d.pool), int(c["batch_size"]), int(c["seed"]), int(c["epochs"]) - 1,
+                               float(c.get("mixup", 0.0)), bool(c.get("augment", {}).get("flip", True)),
+                               float(c.get("cutmix", 0.0)))  # fmt: skip
+        cons.set_bn_stats(m, "train", d.clean_x, d.pool, plan)
         p = np.asarray(m.predict(d.val_x, batch_size=128, verbose=0))
         probs.append(p)
         result["members"].append({"run": str(run), **_score(p.argmax(1), y)})
@@ -101,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         c: round(float((sp[y == i] == i).mean()), 4) for i, c in enumerate(d.classes) if (y == i).any()
     }
     save_beside(args.runs[0], soup, args.out / "model.keras", {**d.saved, "soup_of": [str(r) for r in args.runs]})
+    summary = json.loads((args.out / "summary.json").read_text())  # the first member's; say what this model is
+    summary.update({"soup_of": [str(r) for r in args.runs], "soup_val": result["soup"]})
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     for m in result["members"]:
         print(f"member {m['run']}: {m['interval']}")
     ens = result["ensemble_of_probabilities"]["interval"]

@@ -277,9 +277,10 @@ def _run_or_continue(tc: Any) -> dict[str, Any]:
             print(f"train: {run} finished earlier ({meta['epoch']} epochs), kept", flush=True)
             return dict(json.loads((run / "summary.json").read_text()))
         print(f"train: continuing {run} after epoch {meta['epoch']}", flush=True)
-        if "bn_stats" not in meta.get("recipe", {}) and tc.bn_stats != "clean":
-            print(f"train: {run} was begun before --bn-stats: it continues with clean statistics", flush=True)
-            tc.bn_stats = "clean"
+        begun = meta.get("recipe", {}).get("bn_stats", "clean")  # a run saved before the option: clean
+        if begun != tc.bn_stats:
+            print(f"train: {run} was begun with --bn-stats {begun}: it continues so", flush=True)
+            tc.bn_stats = begun
         tc.resume = str(run)
     return dict(train(tc))
 

@@ -817,6 +817,14 @@ def _optimizer(lr: float, weight_decay: float, steps: int, warmup: int) -> Any:
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run a training; writes ``model.keras``, ``history.json``, ``curves.png``, ``summary.json`` under ``out_dir``."""
     config.validate()
+    # refusals come before the run folder is touched: a refused command overwrites no settings
+    consistent = bool(config.distill and config.teacher and is_teacher_file(config.teacher))
+    if config.resume and not consistent:
+        raise UsageError("--resume continues runs distilled from a `sortcam teacher` file; this run is not one")
+    if config.cutmix and not consistent:
+        raise UsageError("--cutmix needs --distill --teacher with a `sortcam teacher` file (consistent distillation)")
+    if config.bn_stats != "clean" and not consistent:
+        raise UsageError("--bn-stats needs --distill --teacher with a `sortcam teacher` file (consistent distillation)")
     index = index_dataset(config.data_dir, parse_split_spec(config.split), config.seed)
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
@@ -834,13 +842,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         f"({'folders' if index.from_folders else 'split ' + config.split})",
         flush=True,
     )
-    consistent = bool(config.distill and config.teacher and is_teacher_file(config.teacher))
-    if config.resume and not consistent:
-        raise UsageError("--resume continues runs distilled from a `sortcam teacher` file; this run is not one")
-    if config.cutmix and not consistent:
-        raise UsageError("--cutmix needs --distill --teacher with a `sortcam teacher` file (consistent distillation)")
-    if config.bn_stats != "clean" and not consistent:
-        raise UsageError("--bn-stats needs --distill --teacher with a `sortcam teacher` file (consistent distillation)")
     need_full = config.distill
     tr, tr_full = load_split(train_split, config.height, config.width, config.fit, keep_full=need_full)
     va, va_full = load_split(val_split, config.height, config.width, config.fit, keep_full=need_full)

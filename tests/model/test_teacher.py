@@ -374,12 +374,29 @@ def test_bn_stats_train_run_records_it_and_flag_refusals(
     (got,) = json.loads((tmp_path / "bn.json").read_text())["results"]
     last = json.loads((run / "history.json").read_text())[-1]
     assert got["train"]["accuracy"] == round(last["val_accuracy"], 4)
-    assert got["only_clean_right"] + got["only_train_right"] <= got["images"] and "McNemar" in res.stdout
+    sys.path.insert(0, str(script.parent))
+    try:
+        from paired_compare import mcnemar_exact
+    finally:
+        sys.path.remove(str(script.parent))
+    assert got["mcnemar_p"] == round(mcnemar_exact(got["only_clean_right"], got["only_train_right"]), 4)
+    assert f"McNemar p = {got['mcnemar_p']}" in res.stdout
     res = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
     assert res.returncode == 2 and "not a finished run folder" in res.stderr
     res = subprocess.run([sys.executable, str(script), str(run), "--save-train", str(run / "m.keras")],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 2 and "outside the run folder" in res.stderr and not (run / "m.keras").exists()
+    assert res.returncode == 2 and "inside the run" in res.stderr and not (run / "m.keras").exists()
+    other = tmp_path / "other"  # another run's folder is not overwritten either
+    other.mkdir()
+    (other / "train_config.json").write_text("{}")
+    res = subprocess.run([sys.executable, str(script), str(run), "--save-train", str(other / "model.keras")],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 2 and "already holds train_config.json" in res.stderr
+    assert (other / "train_config.json").read_text() == "{}"
+    (run / "summary.json").rename(tmp_path / "summary.json")  # a run stopped early is not scored as finished
+    res = subprocess.run([sys.executable, str(script), str(run)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "summary.json" in res.stderr
+    (tmp_path / "summary.json").rename(run / "summary.json")
     # an option typed at its default value is still typed: it must match the run, not be dropped
     for opt, value, field in (("--bn-stats", "clean", "bn_stats"), ("--mixup", "0", "mixup")):
         assert main(["train", str(tiny_dataset), "--resume", str(run), opt, value]) == 2
@@ -430,9 +447,21 @@ def test_soup_averages_the_students_weights_and_refuses_other_architectures(
     firsts = [keras.models.load_model(r / "model.keras", compile=False).get_weights()[0] for r in runs]
     np.testing.assert_allclose(soup.get_weights()[0], (firsts[0] + firsts[1]) / 2, rtol=1e-5, atol=1e-6)
     assert json.loads((out / "train_config.json").read_text())["bn_stats"] == "train"
+    assert json.loads((out / "summary.json").read_text())["soup_of"] == list(map(str, runs))
     res = subprocess.run([sys.executable, str(bench / "soup.py"), str(runs[0]), "--out", str(out)],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert res.returncode == 2 and "at least two runs" in res.stderr
+    res = subprocess.run([sys.executable, str(bench / "soup.py"), *map(str, runs), "--out", str(runs[1])],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "inside the run" in res.stderr
+    res = subprocess.run([sys.executable, str(bench / "soup.py"), *map(str, runs), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "already holds" in res.stderr  # the soup written above is kept
+    cfg = json.loads((runs[1] / "train_config.json").read_text())
+    (runs[1] / "train_config.json").write_text(json.dumps({**cfg, "seed": 4}))
+    res = subprocess.run([sys.executable, str(bench / "soup.py"), *map(str, runs), "--out", str(tmp_path / "s3")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "seed" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- resume
