@@ -288,6 +288,7 @@ def test_cutmix_flag_refusals(tiny_dataset: Path, tmp_path: Path, capsys: pytest
     assert main([*base, "--out", str(tmp_path / "b"), "--cutmix", "0.5"]) == 2  # no teacher file: no consistent path
     one_line_error(capsys, "--cutmix needs")
     assert not (tmp_path / "b" / "model.keras").exists()
+    assert not (tmp_path / "b" / "train_config.json").exists()  # refused before the run folder is touched
     # a run saved before the option existed had no CutMix: asking for it on --resume is another recipe
     run = tmp_path / "old"
     run.mkdir()
