@@ -32,16 +32,33 @@ from typing import Any
 
 import numpy as np
 
-from sortcam.benchinfo import machine
-from sortcam.errors import SortcamError
-from sortcam.stats import format_interval
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from paired_compare import mcnemar_exact  # noqa: E402
+
+from sortcam.benchinfo import machine  # noqa: E402
+from sortcam.errors import SortcamError  # noqa: E402
+from sortcam.stats import format_interval  # noqa: E402
 
 
-def _mcnemar(only_a: int, only_b: int) -> float:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from paired_compare import mcnemar_exact
+def score(pred: Any, y: Any, classes: list[str] | None = None) -> dict[str, Any]:
+    """Photos right, accuracy and its interval of ``pred`` against ``y``; with ``classes``, each class's recall."""
+    right = int((pred == y).sum())
+    out: dict[str, Any] = {"right": right, "accuracy": round(right / len(y), 4)}
+    out["interval"] = format_interval(right, len(y))
+    if classes is not None:
+        present = [(i, c) for i, c in enumerate(classes) if (y == i).any()]
+        out["recall"] = {c: round(float((pred[y == i] == i).mean()), 4) for i, c in present}
+    return out
 
-    return mcnemar_exact(only_a, only_b)
+
+def last_epoch_plan(saved: dict[str, Any], n: int) -> list[Any]:
+    """The batches of the last epoch of the run whose ``train_config.json`` is ``saved``, over a pool of ``n`` views."""
+    from sortcam.model.consistent import epoch_plan
+
+    return epoch_plan(n, int(saved["batch_size"]), int(saved["seed"]), int(saved["epochs"]) - 1,
+                      float(saved.get("mixup", 0.0)), bool(saved.get("augment", {}).get("flip", True)),
+                      float(saved.get("cutmix", 0.0)))  # fmt: skip
 
 
 @dataclass
@@ -66,8 +83,7 @@ def load_run(run: Path) -> RunData:
     from sortcam.preprocess import DEFAULT_RANGE, to_float
 
     saved = json.loads((run / "train_config.json").read_text())
-    fields = set(TrainConfig.__dataclass_fields__)
-    config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    config = TrainConfig.from_saved(saved)
     index = index_dataset(config.data_dir, parse_split_spec(config.split), config.seed)
     tr, tr_full = load_split(index.split("train"), config.height, config.width, config.fit, keep_full=True)
     va, _ = load_split(index.split("val"), config.height, config.width, config.fit)
@@ -78,12 +94,8 @@ def load_run(run: Path) -> RunData:
     cache = Path(config.teacher_cache) if config.teacher_cache else run / "views"
     pool, _, _ = cons.view_pool(config, tr_full, tr.labels, cache, teacher_size)
     del tr_full
-    flip = bool(config.augment.get("flip", True))
-    plan = cons.epoch_plan(
-        len(pool), config.batch_size, config.seed, config.epochs - 1, config.mixup, flip, config.cutmix
-    )
     return RunData(saved, list(index.classes), to_float(va.images, DEFAULT_RANGE), va.labels,
-                   to_float(tr.images, DEFAULT_RANGE), pool, plan)  # fmt: skip
+                   to_float(tr.images, DEFAULT_RANGE), pool, last_epoch_plan(saved, len(pool)))  # fmt: skip
 
 
 def save_beside(run: Path, model: Any, dest: Path, saved: dict[str, Any]) -> None:
@@ -136,14 +148,11 @@ def measure(run: Path, save_train: Path | None = None) -> dict[str, Any]:
             save_beside(run, model, save_train, d.saved)
             out["saved_train"] = str(save_train)
     for how, p in preds.items():
-        right = int((p == y).sum())
-        recall = {c: round(float((p[y == i] == i).mean()), 4) for i, c in enumerate(d.classes) if (y == i).any()}
-        out[how] = {"right": right, "accuracy": round(right / len(y), 4), "interval": format_interval(right, len(y)),
-                    "recall": recall}  # fmt: skip
+        out[how] = score(p, y, d.classes)
     only_clean = int(((preds["clean"] == y) & (preds["train"] != y)).sum())
     only_train = int(((preds["train"] == y) & (preds["clean"] != y)).sum())
     out["only_clean_right"], out["only_train_right"] = only_clean, only_train
-    out["mcnemar_p"] = round(_mcnemar(only_clean, only_train), 4)
+    out["mcnemar_p"] = round(mcnemar_exact(only_clean, only_train), 4)
     return out
 
 

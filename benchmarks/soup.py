@@ -28,12 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bn_stats import load_run, save_beside, unfinished, unsafe_output  # noqa: E402
+from bn_stats import last_epoch_plan, load_run, save_beside, score, unfinished, unsafe_output  # noqa: E402
 from paired_compare import mcnemar_exact  # noqa: E402
 
 from sortcam.benchinfo import machine  # noqa: E402
 from sortcam.errors import SortcamError  # noqa: E402
-from sortcam.stats import format_interval  # noqa: E402
 
 POOL_KEYS = ("data_dir", "split", "seed", "height", "width", "fit", "views", "augment", "alpha", "init")
 """Settings that must agree: the same photos, views (the shared pool) and start."""
@@ -46,11 +45,6 @@ def average_weights(models: list[Any]) -> list[np.ndarray]:
     if any(s != shapes[0] for s in shapes[1:]):
         raise ValueError("the students differ in architecture (weight shapes): a soup needs one")
     return [np.mean(np.stack(ws), axis=0).astype(ws[0].dtype) for ws in zip(*sets, strict=True)]
-
-
-def _score(pred: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    right = int((pred == y).sum())
-    return {"right": right, "accuracy": round(right / len(y), 4), "interval": format_interval(right, len(y))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,14 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     probs = []
     for run, m in zip(args.runs, members, strict=True):
         print(f"soup: member {run}, BatchNorm statistics from its training batches ...", flush=True)
-        c = configs[args.runs.index(run)]  # the pool is shared (checked above); the plan is the member's own
-        plan = cons.epoch_plan(len(d.pool), int(c["batch_size"]), int(c["seed"]), int(c["epochs"]) - 1,
-                               float(c.get("mixup", 0.0)), bool(c.get("augment", {}).get("flip", True)),
-                               float(c.get("cutmix", 0.0)))  # fmt: skip
+        plan = last_epoch_plan(configs[args.runs.index(run)], len(d.pool))  # the pool is shared (checked above)
         cons.set_bn_stats(m, "train", d.clean_x, d.pool, plan)
         p = np.asarray(m.predict(d.val_x, batch_size=128, verbose=0))
         probs.append(p)
-        result["members"].append({"run": str(run), **_score(p.argmax(1), y)})
+        result["members"].append({"run": str(run), **score(p.argmax(1), y)})
     try:
         mean = average_weights(members)
     except ValueError as exc:
@@ -109,16 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     print("soup: BatchNorm statistics of the soup from the first run's training batches ...", flush=True)
     cons.set_bn_stats(soup, "train", d.clean_x, d.pool, d.plan)
     sp = np.asarray(soup.predict(d.val_x, batch_size=128, verbose=0)).argmax(1)
-    result["soup"] = _score(sp, y)
-    result["ensemble_of_probabilities"] = _score(np.mean(probs, axis=0).argmax(1), y)
+    result["soup"] = score(sp, y, d.classes)
+    result["ensemble_of_probabilities"] = score(np.mean(probs, axis=0).argmax(1), y)
     first = probs[0].argmax(1)
     only_first = int(((first == y) & (sp != y)).sum())
     only_soup = int(((sp == y) & (first != y)).sum())
     result.update({"only_first_right": only_first, "only_soup_right": only_soup,
                    "mcnemar_p": round(mcnemar_exact(only_first, only_soup), 4)})  # fmt: skip
-    result["soup"]["recall"] = {
-        c: round(float((sp[y == i] == i).mean()), 4) for i, c in enumerate(d.classes) if (y == i).any()
-    }
     save_beside(args.runs[0], soup, args.out / "model.keras", {**d.saved, "soup_of": [str(r) for r in args.runs]})
     summary = json.loads((args.out / "summary.json").read_text())  # the first member's; say what this model is
     summary.update({"soup_of": [str(r) for r in args.runs], "soup_val": result["soup"]})

@@ -416,8 +416,7 @@ def _resumed_config(args: argparse.Namespace) -> Any:
             raise UsageError(
                 f"--resume {run}: the run is another recipe ({field} = {saved_value!r} there, {mine!r} here)"
             )
-    fields = set(TrainConfig.__dataclass_fields__)
-    config = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, "data_dir": args.data_dir})
+    config = TrainConfig.from_saved(saved, data_dir=args.data_dir)
     config.out_dir = str(run)
     config.resume = str(run)
     config.stop_after = args.stop_after

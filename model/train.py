@@ -121,6 +121,12 @@ class TrainConfig:
         """Each setting's default: what a run saved before that setting existed had."""
         return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any], **override: Any) -> TrainConfig:
+        """The config a run's ``train_config.json`` records (keys no setting has are ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in saved.items() if k in fields}, **override})
+
     def validate(self) -> None:
         """Raise :class:`UsageError` on values the model cannot take."""
         if not any(abs(self.alpha - a) < 1e-9 for a in ALPHAS):
