@@ -298,6 +298,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     q.add_argument("--seed", type=int, default=1337)
     q.add_argument("--no-eval", action="store_true", help="skip float/int8 val metrics in the card")
+    q.add_argument(
+        "--eval-data",
+        metavar="DIR",
+        help="dataset whose val split the card's metrics come from (default DATA_DIR; for a model fitted "
+        "on a merged train+val folder, the original dataset: the card then says those photos were trained on)",
+    )
+    q.add_argument(
+        "--recipe-card",
+        metavar="CARD",
+        help="card of the same recipe fitted without val: its held-out figures go in this card as "
+        "recipe_metrics (for a fit on train + val, which has none of its own)",
+    )
     q.add_argument("--note", help="free text stored in the card as 'notes' (e.g. how val was used)")
     q.set_defaults(func=_quantize)
 

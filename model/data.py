@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,8 @@ from sortcam.preprocess import IMAGE_SUFFIXES, fit_resize, load_image
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+MANIFEST = "MERGED.json"
+"""Written by scripts/merge_splits.py in a folder whose train/ holds the photos of other splits."""
 
 
 @dataclass
@@ -264,3 +267,36 @@ def dataset_fingerprints(index: DatasetIndex) -> tuple[str, str]:
             by_size.update(f"{name}\0{rel}\0{lab}\0{size}\n".encode())
             by_content.update(f"{name}\0{rel}\0{lab}\0{digest}\n".encode())
     return "c" + by_content.hexdigest()[:16], by_size.hexdigest()[:16]
+
+
+def merged_from(data_dir: str | Path) -> dict[str, Any] | None:
+    """The :data:`MANIFEST` of a merged dataset folder (source, splits, photos), or None."""
+    try:
+        data = json.loads((Path(data_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("splits"), list):
+        return None
+    return {k: data[k] for k in ("source", "source_name", "splits", "photos") if k in data}
+
+
+def index_for(
+    data_dir: str | Path, training: dict[str, Any] | None, classes: Sequence[str] | None = None
+) -> DatasetIndex:
+    """Index ``data_dir`` with the split a model's training drew (its ``--split`` and ``--seed``).
+
+    A folder without train/ val/ folders is split here by seed; a training run with
+    ``--seed 7`` drew another val than the default seed does, so evaluation, calibration and
+    QAT must draw with the training's seed or they score (or fit) photos it trained on.
+    Folders with split folders are unaffected.
+    """
+    spec, seed = (0.7, 0.1, 0.2), 1337
+    if training:
+        try:
+            spec = parse_split_spec(str(training.get("split", "70/10/20")))
+        except UsageError:
+            pass
+        value = training.get("seed", 1337)
+        if isinstance(value, int) and not isinstance(value, bool):
+            seed = value
+    return index_dataset(data_dir, split=spec, seed=seed, classes=classes)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from sortcam.card import ModelCard, load_card
 from sortcam.errors import DataError, ModelError
-from sortcam.model.data import Split, index_dataset
+from sortcam.model.data import Split, index_for
 from sortcam.preprocess import DEFAULT_RANGE, fit_resize, load_image, preprocess_int8, to_float
 from sortcam.runtime import Int8Classifier
 
@@ -161,6 +161,69 @@ def _training_fit(model_path: Path) -> str | None:
         return None
 
 
+def _training_block(model_path: Path, card: ModelCard | None) -> dict[str, Any] | None:
+    """The settings of the run that made the model: its card's ``training``, or train_config.json."""
+    if model_path.suffix == ".tflite":
+        block = card.extra.get("training") if card is not None else None
+        return block if isinstance(block, dict) else None
+    for name, key in (("train_config.json", None), ("teacher.json", "config")):
+        try:
+            data = json.loads(model_path.with_name(name).read_text())
+        except (OSError, ValueError):
+            continue
+        if key is not None and isinstance(data, dict):
+            data = data.get(key)
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def _file_hash(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def seen_in_training(
+    training: dict[str, Any] | None, data_dir: str | Path, split_name: str, paths: Sequence[Path]
+) -> int | None:
+    """How many of ``paths`` the model trained on; None when that cannot be told.
+
+    Where the run's data folder is here, photos are compared by content (a copy or a symlink
+    counts); otherwise a merged folder's manifest in the card (scripts/merge_splits.py) says
+    which splits of which dataset it held.
+    """
+    if not training or not training.get("data_dir"):
+        return None
+    tdir = Path(str(training["data_dir"]))
+    if tdir.is_dir():
+        try:
+            tr = index_for(tdir, training).split("train")
+        except Exception:  # an unreadable training folder: say nothing rather than guess
+            return None
+        sizes = {p.stat().st_size for p in tr.paths if p.is_file()}
+        # Hash only the photos whose size could match one of ours.
+        ours = [p for p in paths if p.is_file() and p.stat().st_size in sizes]
+        if not ours:
+            return 0
+        ours_sizes = {p.stat().st_size for p in ours}
+        theirs = {_file_hash(p) for p in tr.paths if p.is_file() and p.stat().st_size in ours_sizes}
+        theirs.discard(None)
+        return sum(1 for p in ours if _file_hash(p) in theirs)
+    merged = training.get("merged_from")
+    if isinstance(merged, dict) and Path(data_dir).resolve().name == merged.get("source_name"):
+        held = merged.get("splits") or []
+        if split_name in held:
+            return len(paths)
+        if split_name == "all":
+            return None
+        return 0
+    return None
+
+
 def evaluate_model(
     model_path: str | Path,
     data_dir: str | Path,
@@ -193,7 +256,8 @@ def evaluate_model(
         found = classes_for(mp)
         classes = found if found is not None else []
         fit = fit or _training_fit(mp) or "crop"
-    index = index_dataset(data_dir, classes=classes or None)
+    training = _training_block(mp, card)
+    index = index_for(data_dir, training, classes=classes or None)
     if not classes:
         classes = index.classes
     if split_name == "all":
@@ -216,6 +280,11 @@ def evaluate_model(
         probs = score_float(keras_model, photos, fit, value_range)
     metrics = compute_metrics(labels, probs, classes)
     metrics["data"] = f"{split_name} split of {Path(data_dir).name} ({len(labels)} images)"
+    seen = seen_in_training(training, data_dir, split_name, paths)
+    if seen is not None:
+        metrics["seen_in_training"] = seen
+        if seen:
+            metrics["data"] += f"; the model trained on {seen} of them: not a held-out figure"
     metrics["skipped"] = skipped
     return metrics, Scored(probs, labels, paths, skipped), classes
 
@@ -303,5 +372,11 @@ def evaluate_cli(args: argparse.Namespace) -> int:
         metrics, scored, classes, out, f"{mp.name} ({kind}) on {metrics['data']}", model_path=mp, card=card
     )
     print(format_table(metrics))
+    if metrics.get("seen_in_training"):
+        print(
+            f"warning: the model trained on {metrics['seen_in_training']} of these {metrics['images']} photos; "
+            "this is not a measurement of unseen photos",
+            flush=True,
+        )
     print(f"wrote {out}/metrics.json, confusion.png, misclassified.png and {report}")
     return 0

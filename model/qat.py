@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow_model_optimization as tfmot
     import tf_keras
 
-    from sortcam.model.data import class_weights, index_dataset, load_split
+    from sortcam.model.data import class_weights, index_for, load_split
     from sortcam.preprocess import to_float
 
     classes = args.classes.split(",")
@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 3
     flat.set_weights(weights)
-    index = index_dataset(args.data_dir, classes=classes)
+    try:  # draw train as the run did (a folder without split folders is split by its seed)
+        training = json.loads(Path(args.model).with_name("train_config.json").read_text())
+    except (OSError, ValueError):
+        training = None
+    index = index_for(args.data_dir, training if isinstance(training, dict) else None, classes=classes)
     tr, full = load_split(index.split("train"), args.height, args.width, args.fit, keep_full=args.distill_views > 0)
     x_tr = to_float(tr.images)
     cw = class_weights(tr.labels, len(classes))

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from sortcam.card import MODEL_DIR, TRASHNET_BINS, TRASHNET_BIODEGRADABLE, InputSpec, ModelCard, PreprocessSpec
 from sortcam.errors import DataError, ModelError, UsageError, first_line
-from sortcam.model.data import index_dataset, load_split
+from sortcam.model.data import index_dataset, index_for, load_split, merged_from
 from sortcam.preprocess import DEFAULT_RANGE, RESIZE_METHOD, to_float
 from sortcam.runtime import Int8Classifier, capture_native_output
 
@@ -45,10 +45,18 @@ ARENA_LIMIT = 300 * 1024
 
 
 def representative_images(
-    data_dir: str | Path, classes: list[str], height: int, width: int, fit: str, count: int, seed: int
+    data_dir: str | Path,
+    classes: list[str],
+    height: int,
+    width: int,
+    fit: str,
+    count: int,
+    seed: int,
+    training: dict[str, Any] | None = None,
 ) -> npt.NDArray[np.float32]:
-    """``count`` train images (stratified draw, fixed seed) as float model input."""
-    index = index_dataset(data_dir, classes=classes)
+    """``count`` train images (stratified draw, fixed seed) as float model input; ``training``
+    (the run's settings) draws the train split as the run did (:func:`index_for`)."""
+    index = index_for(data_dir, training, classes=classes)
     split = index.split("train")
     if len(split) == 0:
         raise DataError(f"{data_dir}: no train images for calibration")
@@ -257,6 +265,8 @@ def quantize(
     bias_correct: bool = False,
     qat_distill_views: int = 4,
     bias_correct_layers: int | None = None,
+    eval_data: str | Path | None = None,
+    recipe_card: str | Path | None = None,
 ) -> ModelCard:
     """Quantize (or, for a full-int8 ``.tflite``, re-check) a model and write its card; returns the card."""
     from sortcam.model.evaluate import evaluate_model
@@ -275,6 +285,8 @@ def quantize(
         out_path = out_path / f"{name}.tflite"
     meta = _train_meta(mp)
     extra: dict[str, Any] = {}
+    if recipe_card is not None:
+        extra["recipe_metrics"] = _recipe_metrics(recipe_card)
     if mp.suffix == ".tflite":
         data = mp.read_bytes()
         check_full_int8(data, str(mp))
@@ -296,13 +308,16 @@ def quantize(
         classes = classes_for(mp) or index_dataset(data_dir).classes
         if int(model.output_shape[-1]) != len(classes):
             raise ModelError(f"{mp} has {model.output_shape[-1]} outputs but {len(classes)} classes")
+        recipe = extra.get("recipe_metrics")
+        if recipe is not None and recipe["classes"] != classes:
+            raise UsageError(f"--recipe-card {recipe_card}: its classes {recipe['classes']} are not this model's")
         if fit is None and "fit" not in meta:
             log.warning(
                 "no train_config.json beside %s: assuming --fit crop; pass --fit stretch if it was trained so", mp
             )
         fit = fit or str(meta.get("fit", "crop"))
         print(f"calibration: {representative} train images at {height}x{width} ({fit})", flush=True)
-        rep = representative_images(data_dir, classes, height, width, fit, representative, seed)
+        rep = representative_images(data_dir, classes, height, width, fit, representative, seed, meta)
         if qat:
             data = _run_qat(
                 mp, data_dir, classes, height, width, fit, qat_epochs, seed, representative, qat_distill_views
@@ -340,6 +355,9 @@ def quantize(
                     )
         check_full_int8(data, "converted model")
         float_model_path = mp
+    recipe = extra.get("recipe_metrics")
+    if recipe is not None and recipe["classes"] != classes:  # a .tflite re-check, before anything is written
+        raise UsageError(f"--recipe-card {recipe_card}: its classes {recipe['classes']} are not this model's")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if out_path.resolve() != mp.resolve():
         out_path.write_bytes(data)
@@ -351,20 +369,27 @@ def quantize(
 
     arena = measure_arena(data)
     metrics: dict[str, Any] = {}
+    eval_dir = eval_data if eval_data is not None else data_dir
+    if evaluate and not len(index_for(eval_dir, meta, classes=classes).split("val")):
+        # A folder of train photos only (scripts/merge_splits.py): nothing held out to score.
+        print(f"{eval_dir} has no val photos: the card gets no accuracy figures (--eval-data DIR)", flush=True)
+        evaluate = False
     if evaluate:
-        int8_m, int8_s, _ = evaluate_model(
-            out_path, data_dir, "val", card=_temp_card(out_path, classes, height, width, fit), fit=fit
-        )
+        tmp = _temp_card(out_path, classes, height, width, fit)
+        tmp.extra["training"] = _card_training(meta)
+        int8_m, int8_s, _ = evaluate_model(out_path, eval_dir, "val", card=tmp, fit=fit)
         metrics["int8"] = _brief(int8_m)
         if float_model_path is not None:
-            float_m, float_s, _ = evaluate_model(float_model_path, data_dir, "val", fit=fit)
+            float_m, float_s, _ = evaluate_model(float_model_path, eval_dir, "val", fit=fit)
             metrics["float"] = _brief(float_m)
             if len(float_s.labels) == len(int8_s.labels):
                 agree = float((float_s.probs.argmax(1) == int8_s.probs.argmax(1)).mean())
                 metrics["float_int8_agreement"] = round(agree, 4)
         metrics["data"] = int8_m["data"]
+        if "seen_in_training" in int8_m:
+            metrics["seen_in_training"] = int8_m["seen_in_training"]
     if meta:
-        extra["training"] = {k: v for k, v in meta.items() if k not in ("out_dir", "teacher_cache", "resume")}
+        extra["training"] = _card_training(meta)
     extra.update(_recipe_facts(mp))
     if note:
         extra["notes"] = note
@@ -382,6 +407,36 @@ def quantize(
     if problems:
         log.warning("model does not fit an ESP32-CAM budget: %s", "; ".join(problems))
     return card
+
+
+def _recipe_metrics(path: str | Path) -> dict[str, Any]:
+    """The held-out figures of the recipe's fit without val (``--recipe-card``), for the card of
+    its fit on train + val, which has no held-out figure of its own."""
+    from sortcam.card import load_card
+
+    other = load_card(path)
+    m = other.metrics
+    if "int8" not in m:
+        raise UsageError(f"--recipe-card {path}: the card has no int8 figures")
+    if m.get("seen_in_training"):
+        raise UsageError(f"--recipe-card {path}: its figures are on photos that model trained on")
+    return {
+        "model": other.sha256[:12],
+        "classes": list(other.classes),
+        "fit_on": (other.extra.get("training") or {}).get("data_dir"),
+        **{k: m[k] for k in ("int8", "float", "float_int8_agreement", "data") if k in m},
+    }
+
+
+def _card_training(meta: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``training`` block: the run's settings, and the splits a merged folder holds."""
+    training = {k: v for k, v in meta.items() if k not in ("out_dir", "teacher_cache", "resume")}
+    merged = merged_from(meta.get("data_dir", "")) if meta.get("data_dir") else None
+    if merged:
+        # A folder of scripts/merge_splits.py: name the splits it trained on, so a figure on
+        # them is never read as a held-out one (sortcam evaluate checks this).
+        training["merged_from"] = merged
+    return training
 
 
 def _temp_card(path: Path, classes: list[str], height: int, width: int, fit: str) -> ModelCard:
@@ -470,6 +525,8 @@ def quantize_cli(args: argparse.Namespace) -> int:
         bias_correct=getattr(args, "bias_correct", False),
         bias_correct_layers=getattr(args, "bias_correct_layers", None),
         qat_distill_views=getattr(args, "qat_distill_views", 4),
+        eval_data=getattr(args, "eval_data", None),
+        recipe_card=getattr(args, "recipe_card", None),
     )
     m = card.metrics
     print(f"wrote {card.model_path} and {card.path}")

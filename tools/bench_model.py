@@ -85,10 +85,15 @@ def bench_model(
     }
     if "float_int8_agreement" in card.metrics:
         result["float_int8_agreement"] = card.metrics["float_int8_agreement"]
+    recipe = card.extra.get("recipe_metrics")
+    if recipe:
+        result["recipe_metrics"] = recipe
+    # The held-out figure: the card's own, or, for a fit on train + val, its recipe's without val.
+    held_out = card.metrics if not card.metrics.get("seen_in_training") else (recipe or {})
     teacher = card.extra.get("teacher")
     if teacher:
         result["teacher"] = teacher
-        student = card.metrics.get("int8", {}).get("accuracy")
+        student = held_out.get("int8", {}).get("accuracy")
         if student is not None and teacher.get("val_accuracy") is not None:
             result["student_teacher_gap_points"] = round(100 * (float(teacher["val_accuracy"]) - student), 1)
     if card.extra.get("training_cost"):
@@ -144,9 +149,16 @@ def write_bench(
         f"| ≤ {TARGET_LATENCY_MS:.0f} ms |",
         f"| TFLM latency here (reference kernels) | {result['tflm_latency_ms_here']['median']:.1f} ms median | |",
     ]
+    seen = bool(m.get("seen_in_training"))
+    rm = result.get("recipe_metrics") or {}
+    if rm.get("int8"):
+        what = f"the recipe fitted without val, {rm.get('model', '?')}, on {rm.get('data', '?')}"
+        lines.append(f"| int8 accuracy ({what}) | {rm['int8'].get('accuracy', 0):.4f} | ≥ 0.90 |")
+        lines.append(f"| its int8 min per-class recall | {rm['int8'].get('min_recall', 0):.4f} | ≥ 0.85 |")
     if i8:
-        lines.append(f"| int8 accuracy ({m.get('data', '?')}) | {i8.get('accuracy', 0):.4f} | ≥ 0.90 |")
-        lines.append(f"| int8 min per-class recall | {i8.get('min_recall', 0):.4f} | ≥ 0.85 |")
+        budget = "not held out" if seen else "≥ 0.90"
+        lines.append(f"| int8 accuracy ({m.get('data', '?')}) | {i8.get('accuracy', 0):.4f} | {budget} |")
+        lines.append(f"| int8 min per-class recall | {i8.get('min_recall', 0):.4f} | {'' if seen else '≥ 0.85'} |")
     if fl:
         lines.append(f"| float accuracy ({m.get('data', '?')}) | {fl.get('accuracy', 0):.4f} | |")
     if "float_int8_agreement" in result:
@@ -158,7 +170,8 @@ def write_bench(
             lines.append(f"| teacher cross-validated accuracy on train | {t['cv_accuracy']:.4f} | |")
         if "student_teacher_gap_points" in result:
             lines.append(
-                f"| student (int8) to teacher gap on val | {result['student_teacher_gap_points']:.1f} points | |"
+                f"| student (int8{', the recipe without val' if seen else ''}) to teacher gap on val "
+                f"| {result['student_teacher_gap_points']:.1f} points | |"
             )
     if "training_cost" in result:
         c = result["training_cost"]
@@ -178,6 +191,12 @@ def write_bench(
             + str(m.get("data", "?"))
             + "): "
             + ", ".join(f"{k} {v:.3f}" for k, v in i8["recall"].items()),
+        ]
+    if rm.get("int8", {}).get("recall"):
+        lines += [
+            "",
+            f"Per-class int8 recall of the recipe fitted without val ({rm.get('data', '?')}, held out): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in rm["int8"]["recall"].items()),
         ]
     lines += [
         "",
