@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sortcam.card import ModelCard, load_card
+from sortcam.card import ModelCard, load_card, sha256_file
 from sortcam.errors import DataError, ModelError
 from sortcam.model.data import Split, index_for
 from sortcam.preprocess import DEFAULT_RANGE, fit_resize, load_image, preprocess_int8, to_float
@@ -166,23 +166,28 @@ def _training_block(model_path: Path, card: ModelCard | None) -> dict[str, Any] 
     if model_path.suffix == ".tflite":
         block = card.extra.get("training") if card is not None else None
         return block if isinstance(block, dict) else None
-    for name, key in (("train_config.json", None), ("teacher.json", "config")):
-        try:
-            data = json.loads(model_path.with_name(name).read_text())
-        except (OSError, ValueError):
-            continue
-        if key is not None and isinstance(data, dict):
-            data = data.get(key)
-        if isinstance(data, dict):
-            return data
-    return None
+    from sortcam.model.quantize import _train_meta
+
+    meta = _train_meta(model_path)
+    if meta:
+        return meta
+    try:  # a `sortcam teacher` file keeps its settings in teacher.json
+        data = json.loads(model_path.with_name("teacher.json").read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
-def _file_hash(path: Path) -> str | None:
-    import hashlib
-
+def _size(path: Path) -> int | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -204,15 +209,15 @@ def seen_in_training(
             tr = index_for(tdir, training).split("train")
         except Exception:  # an unreadable training folder: say nothing rather than guess
             return None
-        sizes = {p.stat().st_size for p in tr.paths if p.is_file()}
-        # Hash only the photos whose size could match one of ours.
-        ours = [p for p in paths if p.is_file() and p.stat().st_size in sizes]
-        if not ours:
-            return 0
-        ours_sizes = {p.stat().st_size for p in ours}
-        theirs = {_file_hash(p) for p in tr.paths if p.is_file() and p.stat().st_size in ours_sizes}
+        by_size: dict[int, list[Path]] = {}
+        for p in tr.paths:
+            if (size := _size(p)) is not None:
+                by_size.setdefault(size, []).append(p)
+        # Hash only the photos whose size matches one of the other side's.
+        ours = {p: size for p in paths if (size := _size(p)) is not None and size in by_size}
+        theirs = {_digest(q) for size in set(ours.values()) for q in by_size[size]}
         theirs.discard(None)
-        return sum(1 for p in ours if _file_hash(p) in theirs)
+        return sum(1 for p in ours if _digest(p) in theirs)
     merged = training.get("merged_from")
     if isinstance(merged, dict) and Path(data_dir).resolve().name == merged.get("source_name"):
         held = merged.get("splits") or []

@@ -308,9 +308,7 @@ def quantize(
         classes = classes_for(mp) or index_dataset(data_dir).classes
         if int(model.output_shape[-1]) != len(classes):
             raise ModelError(f"{mp} has {model.output_shape[-1]} outputs but {len(classes)} classes")
-        recipe = extra.get("recipe_metrics")
-        if recipe is not None and recipe["classes"] != classes:
-            raise UsageError(f"--recipe-card {recipe_card}: its classes {recipe['classes']} are not this model's")
+        _check_recipe_classes(extra, classes, recipe_card)  # before the minutes of conversion
         if fit is None and "fit" not in meta:
             log.warning(
                 "no train_config.json beside %s: assuming --fit crop; pass --fit stretch if it was trained so", mp
@@ -355,9 +353,7 @@ def quantize(
                     )
         check_full_int8(data, "converted model")
         float_model_path = mp
-    recipe = extra.get("recipe_metrics")
-    if recipe is not None and recipe["classes"] != classes:  # a .tflite re-check, before anything is written
-        raise UsageError(f"--recipe-card {recipe_card}: its classes {recipe['classes']} are not this model's")
+    _check_recipe_classes(extra, classes, recipe_card)  # a .tflite re-check: before anything is written
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if out_path.resolve() != mp.resolve():
         out_path.write_bytes(data)
@@ -426,6 +422,12 @@ def _recipe_metrics(path: str | Path) -> dict[str, Any]:
         "fit_on": (other.extra.get("training") or {}).get("data_dir"),
         **{k: m[k] for k in ("int8", "float", "float_int8_agreement", "data") if k in m},
     }
+
+
+def _check_recipe_classes(extra: dict[str, Any], classes: list[str], recipe_card: str | Path | None) -> None:
+    recipe = extra.get("recipe_metrics")
+    if recipe is not None and recipe["classes"] != classes:
+        raise UsageError(f"--recipe-card {recipe_card}: its classes {recipe['classes']} are not this model's")
 
 
 def _card_training(meta: dict[str, Any]) -> dict[str, Any]:
