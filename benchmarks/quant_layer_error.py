@@ -36,12 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from sortcam.model import bias_correct as bc
-    from sortcam.model.quantize import _train_meta, representative_images
+    from sortcam.model.quantize import representative_images, train_meta
     from sortcam.model.train import classes_for, load_keras_model
 
     mp = Path(args.float_model)
     model = load_keras_model(mp)
-    fit = args.fit or str(_train_meta(mp).get("fit", "crop"))
+    fit = args.fit or str(train_meta(mp).get("fit", "crop"))
     classes = classes_for(mp)
     if classes is None:
         from sortcam.model.data import index_dataset

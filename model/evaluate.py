@@ -154,11 +154,10 @@ def _bar(label: str) -> Callable[[int, int], None]:
 
 
 def _training_fit(model_path: Path) -> str | None:
-    cfg = model_path.with_name("train_config.json")
-    try:
-        return str(json.loads(cfg.read_text())["fit"])
-    except (OSError, ValueError, KeyError):
-        return None
+    from sortcam.model.quantize import train_meta
+
+    fit = train_meta(model_path).get("fit")
+    return str(fit) if fit is not None else None
 
 
 def _training_block(model_path: Path, card: ModelCard | None) -> dict[str, Any] | None:
@@ -166,9 +165,9 @@ def _training_block(model_path: Path, card: ModelCard | None) -> dict[str, Any] 
     if model_path.suffix == ".tflite":
         block = card.extra.get("training") if card is not None else None
         return block if isinstance(block, dict) else None
-    from sortcam.model.quantize import _train_meta
+    from sortcam.model.quantize import train_meta
 
-    meta = _train_meta(model_path)
+    meta = train_meta(model_path)
     if meta:
         return meta
     try:  # a `sortcam teacher` file keeps its settings in teacher.json

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     import tf_keras
 
     from sortcam.model.data import class_weights, index_for, load_split
-    from sortcam.model.quantize import _train_meta
+    from sortcam.model.quantize import train_meta
     from sortcam.preprocess import to_float
 
     classes = args.classes.split(",")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     flat.set_weights(weights)
     # Draw train as the run did (a folder without split folders is split by its seed).
-    index = index_for(args.data_dir, _train_meta(Path(args.model)), classes=classes)
+    index = index_for(args.data_dir, train_meta(Path(args.model)), classes=classes)
     tr, full = load_split(index.split("train"), args.height, args.width, args.fit, keep_full=args.distill_views > 0)
     x_tr = to_float(tr.images)
     cw = class_weights(tr.labels, len(classes))

@@ -164,7 +164,9 @@ def check_full_int8(data: bytes, name: str) -> None:
         raise ModelError(f"{name} is not usable on the ESP32: {problem}")
 
 
-def _train_meta(model_path: Path) -> dict[str, Any]:
+def train_meta(model_path: Path) -> dict[str, Any]:
+    """The settings of the `sortcam train` run that wrote ``model_path`` (its train_config.json
+    beside it), or {} when there is none or it cannot be read."""
     try:
         return dict(json.loads(model_path.with_name("train_config.json").read_text()))
     except (OSError, ValueError):
@@ -205,7 +207,7 @@ def _recipe_facts(model_path: Path, depth: int = 0) -> dict[str, Any]:
             "epochs": summary.get("epochs_done"),
         }
         # A warm-started run (--init) costs its own time plus the run it started from.
-        init = _train_meta(model_path).get("init")
+        init = train_meta(model_path).get("init")
         if init and depth < 8:
             before = _recipe_facts(Path(str(init)), depth + 1).get("training_cost", {})
             if before.get("cpu_hours"):
@@ -283,7 +285,7 @@ def quantize(
     out_path = Path(out) if out else MODEL_DIR / f"{name}.tflite"
     if out_path.suffix != ".tflite":
         out_path = out_path / f"{name}.tflite"
-    meta = _train_meta(mp)
+    meta = train_meta(mp)
     extra: dict[str, Any] = {}
     if recipe_card is not None:
         extra["recipe_metrics"] = _recipe_metrics(recipe_card)
