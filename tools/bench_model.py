@@ -165,7 +165,10 @@ def write_bench(
         lines.append(f"| float/int8 top-1 agreement | {result['float_int8_agreement']:.4f} | |")
     if "teacher" in result:
         t = result["teacher"]
-        lines.append(f"| teacher ({t.get('kind', '?')}) val accuracy | {t.get('val_accuracy', float('nan')):.4f} | |")
+        if t.get("val_accuracy") is not None:
+            lines.append(f"| teacher ({t.get('kind', '?')}) val accuracy | {t['val_accuracy']:.4f} | |")
+        else:  # fitted with no val split (a train + val fit): there is nothing it did not see
+            lines.append(f"| teacher ({t.get('kind', '?')}) val accuracy | none: it trained on val too | |")
         if "cv_accuracy" in t:
             lines.append(f"| teacher cross-validated accuracy on train | {t['cv_accuracy']:.4f} | |")
         if "student_teacher_gap_points" in result:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,7 @@ def test_shipped_model_estimates_for_both_chips(tmp_path: Path) -> None:
     assert result["esp32s3_latency_ms_estimate"] < result["esp32_latency_ms_estimate"] / 6
     _, md = write_bench(result, tmp_path, argv=["bench", "model"])
     assert f"| ESP32-S3 latency (estimate) | {result['esp32s3_latency_ms_estimate']:.0f} ms |" in md.read_text()
+    assert not re.search(r"\bnan\b", md.read_text(), re.IGNORECASE)  # a figure it lacks is said, not printed as nan
 
 
 def test_bench_model_without_a_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
