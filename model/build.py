@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sortcam import strict_json
 from sortcam.errors import DataError, UsageError
 from sortcam.stats import format_interval
 from sortcam.targets import TARGETS, Target
@@ -451,7 +452,7 @@ def build(config: BuildConfig) -> dict[str, Any]:
         "firmware_sources": exported["written"],
         "this_run_s": round(time.time() - t0, 1),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(strict_json.dumps(summary, indent=2))
     print(
         "\n== sortcam build summary ==\n"
         f"accuracy (int8, {summary['split']} split): "

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sortcam import strict_json
 from sortcam.cli_help import add_alias
 from sortcam.errors import UsageError
 
@@ -326,7 +327,7 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError("--distill needs --teacher")
     if args.resume:
         summary = train(_resumed_config(args))
-        print(json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))
+        print(strict_json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))
         return 0
     config = TrainConfig(
         data_dir=args.data_dir,
@@ -367,7 +368,7 @@ def _train(args: argparse.Namespace) -> int:
         stop_after=args.stop_after,
     )
     summary = train(config)
-    print(json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))
+    print(strict_json.dumps({"model": summary["model"], "best": summary["best"]}, indent=None))
     return 0
 
 

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from sortcam import strict_json
 from sortcam.errors import ModelError, UsageError
 from sortcam.model.augment import AugmentSpec, augment_photo
 from sortcam.preprocess import DEFAULT_RANGE, fit_resize, to_float
@@ -552,7 +553,7 @@ def train_consistent(
         history.append(entry)
         last = entry
         model_probs.save(out / "model.keras")
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        (out / "history.json").write_text(strict_json.dumps(history, indent=1))
         save_state(
             out,
             model_probs,

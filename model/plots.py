@@ -37,6 +37,12 @@ def _marks(history: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
     return out
 
 
+def _figure(h: dict[str, Any], key: str) -> float:
+    """``h[key]`` as a float; NaN where it is missing or ``null`` (a run with no val split)."""
+    v = h.get(key)
+    return float(v) if v is not None else float("nan")
+
+
 def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str = "Training curves") -> None:
     """Training loss (left) and val accuracy / lowest class recall (right) per epoch, with a
     dashed line where a run resumed or changed phase."""
@@ -44,13 +50,13 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     epochs = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
     x = list(range(1, len(history) + 1)) if len(set(epochs)) != len(epochs) else epochs
-    loss = [h.get("loss", np.nan) for h in history]
+    loss = [_figure(h, "loss") for h in history]
     ax_l.plot(x, loss, color="tab:blue", marker=".", label="training loss")
     ax_l.set_xlabel("epoch")
     ax_l.set_ylabel("training loss")
     ax_l.set_title("Training loss")
-    acc = [100 * h.get("val_accuracy", np.nan) for h in history]
-    rec = [100 * h.get("val_min_recall", np.nan) for h in history]
+    acc = [100 * _figure(h, "val_accuracy") for h in history]
+    rec = [100 * _figure(h, "val_min_recall") for h in history]
     ax_a.plot(x, acc, color="tab:green", marker=".", label="val accuracy")
     ax_a.plot(x, rec, color="tab:red", marker=".", label="val lowest class recall")
     raw = [h.get("val_accuracy_before_bn_reestimate") for h in history]

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sortcam import strict_json
 from sortcam.errors import DataError, DependencyError, ModelError, UsageError, first_line
 from sortcam.model.augment import AugmentSpec, augment_photo
 from sortcam.model.data import class_weights, index_dataset, load_split, parse_split_spec
@@ -640,7 +641,7 @@ class _Progress:
             f"min_recall {min_recall:.3f} lr {lr_value:.2e} {entry['time_s']:.0f}s eta {eta:.0f}s {mark}",
             flush=True,
         )
-        (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
+        (self.out / "history.json").write_text(strict_json.dumps(self.history, indent=1))
         if self.config.select == "best" and self.stale >= self.config.patience:
             print(f"[{self.phase}] early stop: no val improvement in {self.config.patience} epochs", flush=True)
             fit_model.stop_training = True
@@ -964,7 +965,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 def _finish(out: Path, summary: dict[str, Any], classes: list[str], history: list[dict[str, Any]]) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(strict_json.dumps(summary, indent=2))
     (out / "classes.json").write_text(json.dumps(classes))
     try:
         from sortcam.model.plots import plot_curves
@@ -1013,6 +1014,8 @@ def _train_consistent(
         cons.check_resume(out, meta, config, data_fps, teacher_sha)
         try:
             history = json.loads((out / "history.json").read_text())[: int(meta["epoch"])]
+            # null is a figure that does not exist (no val split): NaN again, as the run wrote it
+            history = [{k: float("nan") if v is None else v for k, v in h.items()} for h in history]
         except (OSError, ValueError):
             history = []
     cache = Path(config.teacher_cache) if config.teacher_cache else out / "views"

@@ -10,6 +10,7 @@ Hypothesis feeds each validator near misses of valid values: surrounding whitesp
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,23 @@ def test_strict_json_refuses_exactly_the_repeated_keys(keys: list[str]) -> None:
     else:
         with pytest.raises(strict_json.DuplicateKeyError):
             strict_json.loads(text)
+
+
+@SETTINGS
+@given(value=st.recursive(st.floats() | st.integers() | st.text(max_size=3) | st.none(),
+                          lambda kid: st.lists(kid, max_size=3) | st.dictionaries(st.text(max_size=3), kid, max_size=3),
+                          max_leaves=8))  # fmt: skip
+def test_strict_json_dumps_writes_json_any_reader_takes(value: Any) -> None:
+    """NaN and the infinities become null, every finite value round-trips; never ``NaN`` text."""
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    text = strict_json.dumps(value)
+    back = json.loads(text, parse_constant=refuse)
+    assert back == json.loads(json.dumps(strict_json.finite(value)))
+    if isinstance(value, float) and not math.isfinite(value):
+        assert back is None
 
 
 def test_host_config_and_model_card_with_a_key_twice_are_refused(tmp_path: Path) -> None:

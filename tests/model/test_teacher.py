@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -508,6 +509,32 @@ def test_resume_continues_bit_identically(teacher: Path, tiny_dataset: Path, tmp
     hist = json.loads((tmp_path / "part/history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2, 3] and [h["run"] for h in hist] == [1, 2, 2]
     assert (tmp_path / "part/curves.png").is_file()
+
+
+def _strict(path: Path) -> Any:
+    """The file's JSON, refusing ``NaN`` and ``Infinity`` (not JSON: browsers and jq refuse them)."""
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{path.name}: {name} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_a_run_with_no_val_writes_strict_json_and_resumes(teacher: Path, tmp_path: Path) -> None:
+    """A fit on train + val (a train/ folder alone) has no val figures: its history and summary
+    say null, which every JSON reader takes, and a resume reads them back."""
+    data = make_dataset(tmp_path / "trainval" / "train", per_class=8)
+    run = tmp_path / "run"
+    part = _run(_distill_args(tmp_path / "trainval", run, teacher, "--stop-after", "1"))
+    assert part.returncode == 0, part.stderr[-2000:]
+    assert data.is_dir() and _strict(run / "history.json")[0]["val_accuracy"] is None
+    rest = _run(["train", str(tmp_path / "trainval"), "--resume", str(run)])
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    hist = _strict(run / "history.json")
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and all(h["val_accuracy"] is None for h in hist)
+    summary = _strict(run / "summary.json")
+    assert summary["val_images"] == 0 and summary["best"]["val_accuracy"] is None
+    assert (run / "curves.png").is_file()
 
 
 def test_resume_refusals_are_one_line_and_overwrite_nothing(
