@@ -93,8 +93,11 @@ def load_bins(path: Path) -> dict[str, str]:
         raise ConfigError(f"cannot read bin map {path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("bins"), dict):
         data = data["bins"]
-    if not isinstance(data, dict) or not data or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items())
+    ):
         raise ConfigError(f"bin map {path}: expected a JSON object of label -> bin name")
     return dict(data)
 
@@ -171,8 +174,9 @@ class Console:
         busy = self.jobs.running()
         if busy is not None:
             st = busy.state()
-            raise BusyError(f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); "
-                             "wait for it to finish")
+            raise BusyError(
+                f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); wait for it to finish"
+            )
         classes = self.classes()
         plan_dataset(mode, classes, self.labels.root, self.config.retrain)  # fail fast, with the counts
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config.retrain).items()}
@@ -190,8 +194,9 @@ class Console:
         told = None
         if self.feed is not None:
             card = load_card(self.card_path)
-            payload = mc.encode_model_announcement(sha256=promo.sha256, classes=card.classes, card=str(self.card_path),
-                                                   ts=time.time())
+            payload = mc.encode_model_announcement(
+                sha256=promo.sha256, classes=card.classes, card=str(self.card_path), ts=time.time()
+            )
             told = self.feed.publish_model(payload)
         out = {**promo.to_json(), "job": job_id, "model": promo.sha256[:12], "announced": told}
         self.last_promotion = out
@@ -199,6 +204,7 @@ class Console:
 
 
 # --- Flask --------------------------------------------------------------------------------
+
 
 def _is_loopback(addr: str | None) -> bool:
     try:
@@ -286,9 +292,12 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
             "summary": con.store.summary(),
             "devices": con.store.device_list(),
             "items": con.store.recent(50),
-            "broker": {"url": feed.url if feed else None, "connected": bool(feed and feed.connected.is_set()),
-                       "error": feed.last_error if feed else "no broker configured",
-                       "model": feed.model_announcement if feed else None},
+            "broker": {
+                "url": feed.url if feed else None,
+                "connected": bool(feed and feed.connected.is_set()),
+                "error": feed.last_error if feed else "no broker configured",
+                "model": feed.model_announcement if feed else None,
+            },
             "now": time.time(),
         }
 
@@ -363,13 +372,23 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
     @app.get("/queue")
     def queue() -> str:
         classes = con.classifier.card.classes if con.classifier.card else []
-        return render_template("queue.html", items=con.store.queue(), classes=classes,
-                               missing=con.store.queue_without_sample(), counts=con.labels.counts())
+        return render_template(
+            "queue.html",
+            items=con.store.queue(),
+            classes=classes,
+            missing=con.store.queue_without_sample(),
+            counts=con.labels.counts(),
+        )
 
     @app.get("/api/queue")
     def api_queue() -> Response:
-        return jsonify({"items": con.store.queue(), "without_sample": con.store.queue_without_sample(),
-                        "labelled": con.labels.counts()})
+        return jsonify(
+            {
+                "items": con.store.queue(),
+                "without_sample": con.store.queue_without_sample(),
+                "labelled": con.labels.counts(),
+            }
+        )
 
     @app.post("/api/label")
     @app.post("/queue/label")
@@ -388,9 +407,16 @@ def create_app(config: ConsoleConfig, console: Console | None = None) -> Flask:
 
     def retrain_state() -> dict[str, Any]:
         job = con.jobs.current
-        return {"job": job.state() if job else None, "available": modelops.training_available(), "modes": MODES,
-                "counts": con.labels.counts(), "min_per_class": con.config.retrain.min_per_class,
-                "promotion": con.last_promotion, "card": con.classifier.card, "bins": con.bins}
+        return {
+            "job": job.state() if job else None,
+            "available": modelops.training_available(),
+            "modes": MODES,
+            "counts": con.labels.counts(),
+            "min_per_class": con.config.retrain.min_per_class,
+            "promotion": con.last_promotion,
+            "card": con.classifier.card,
+            "bins": con.bins,
+        }
 
     @app.get("/retrain")
     def retrain_page() -> str:
@@ -520,9 +546,18 @@ class ConsoleHandle:
         self.console.stop()
 
 
-def start_console(broker_url: str | None, port: int = 8080, *, root: str = mc.DEFAULT_ROOT, line: str = "line1",
-                  data_dir: str | Path | None = None, token: str | None = None, card: str | Path | None = None,
-                  host: str = "127.0.0.1", **options: Any) -> ConsoleHandle:
+def start_console(
+    broker_url: str | None,
+    port: int = 8080,
+    *,
+    root: str = mc.DEFAULT_ROOT,
+    line: str = "line1",
+    data_dir: str | Path | None = None,
+    token: str | None = None,
+    card: str | Path | None = None,
+    host: str = "127.0.0.1",
+    **options: Any,
+) -> ConsoleHandle:
     """Serve the console in a daemon thread (for ``sortcam demo --console``); ``port=0`` picks a free port.
 
     ``options`` are further :class:`ConsoleConfig` fields (``firmware_dir``, ``threshold``,
@@ -531,8 +566,17 @@ def start_console(broker_url: str | None, port: int = 8080, *, root: str = mc.DE
     from werkzeug.serving import make_server
 
     data = Path(data_dir) if data_dir is not None else console_data()
-    config = ConsoleConfig(broker_url=broker_url, root=root, line=line, data_dir=data, token=token,
-                           card=Path(card) if card else None, host=host, port=port, **options)
+    config = ConsoleConfig(
+        broker_url=broker_url,
+        root=root,
+        line=line,
+        data_dir=data,
+        token=token,
+        card=Path(card) if card else None,
+        host=host,
+        port=port,
+        **options,
+    )
     con = Console(config)
     app = create_app(config, con)
     try:

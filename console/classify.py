@@ -106,8 +106,10 @@ class ClassifierService:
                 arena = (card.arena_bytes + 16384) if card.arena_bytes else None
                 clf = Int8Classifier(card.read_model(), name=str(card.model_path), arena_size=arena)
                 if clf.num_classes != len(card.classes):
-                    raise ModelError(f"{card.model_path} has {clf.num_classes} outputs but its card lists "
-                                     f"{len(card.classes)} classes")
+                    raise ModelError(
+                        f"{card.model_path} has {clf.num_classes} outputs but its card lists "
+                        f"{len(card.classes)} classes"
+                    )
             except (ModelError, DataError) as exc:
                 self.card, self._clf, self.error = None, None, str(exc)
                 return
@@ -132,9 +134,16 @@ class ClassifierService:
         conf = float(probs[best])
         bin_name = card.bin_for(label)
         return Prediction(
-            name=name, label=label, class_id=best, confidence=conf, top=top, bin=bin_name,
+            name=name,
+            label=label,
+            class_id=best,
+            confidence=conf,
+            top=top,
+            bin=bin_name,
             line_bin=bin_name if conf >= self.threshold else REJECT_BIN,
-            biodegradable=card.biodegradable.get(label), model_input_uri=png_data_uri(seen), model_id=card.model_id,
+            biodegradable=card.biodegradable.get(label),
+            model_input_uri=png_data_uri(seen),
+            model_id=card.model_id,
         )
 
     def classify_bytes(self, data: bytes, name: str = "upload") -> Prediction:

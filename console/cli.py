@@ -20,25 +20,39 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``sortcam console``."""
     p = subparsers.add_parser(
-        "console", help="operator web console: line view, classify, label, retrain, promote",
+        "console",
+        help="operator web console: line view, classify, label, retrain, promote",
         description="Serve the operator console on localhost. State-changing actions need a token "
-                    "(--token, or $SORTCAM_CONSOLE_TOKEN, or a random one printed at start).")
-    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="MQTT broker URL (mqtt:// or mqtts://); "
-                   "'none' runs without the line view feed")
+        "(--token, or $SORTCAM_CONSOLE_TOKEN, or a random one printed at start).",
+    )
+    p.add_argument(
+        "--broker",
+        default="mqtt://127.0.0.1:1883",
+        help="MQTT broker URL (mqtt:// or mqtts://); 'none' runs without the line view feed",
+    )
     p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
     p.add_argument("--root", default=mc.DEFAULT_ROOT, help="MQTT topic root (default sortcam)")
     p.add_argument("--line", default="line1", help="line id whose decisions to show (default line1)")
-    p.add_argument("--data", metavar="DIR", help="folder for samples, labels and retrain jobs, or the folder of "
-                   "'sortcam collect --out' (default: console in the state folder, $SORTCAM_STATE_DIR or "
-                   "$XDG_STATE_HOME/sortcam; printed at start)")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder for samples, labels and retrain jobs, or the folder of "
+        "'sortcam collect --out' (default: console in the state folder, $SORTCAM_STATE_DIR or "
+        "$XDG_STATE_HOME/sortcam; printed at start)",
+    )
     p.add_argument("--token", default=None, help="token for labels, retrain and promote")
     card = p.add_argument("--card", metavar="CARD", help="the line's model card (default: the shipped model)")
     add_alias(p, card, "--model")
-    p.add_argument("--firmware-dir", default=None, help="where promotion writes the C sources "
-                   "(default firmware/src for the shipped model; 'none' for a line of twins only)")
-    p.add_argument("--bins", default=None, help="JSON bin map (label -> bin) or host config with 'bins'; "
-                   "default: the model card's")
+    p.add_argument(
+        "--firmware-dir",
+        default=None,
+        help="where promotion writes the C sources "
+        "(default firmware/src for the shipped model; 'none' for a line of twins only)",
+    )
+    p.add_argument(
+        "--bins", default=None, help="JSON bin map (label -> bin) or host config with 'bins'; default: the model card's"
+    )
     p.add_argument("--threshold", type=float, default=0.6, help="confidence below which items go to labelling")
     p.add_argument("--max-upload-mb", type=float, default=16.0, help="upload limit per request in MB")
     g = p.add_argument_group("retrain")
@@ -54,10 +68,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub = p.add_subparsers(dest="console_command", metavar="SUBCOMMAND")
     r = sub.add_parser("prune", help="delete old items and their sample frames from the console's data folder")
     r.add_argument("--data", metavar="DIR", help="the console's data folder (default: console in the state folder)")
-    r.add_argument("--older-than-days", type=float, required=True, metavar="N",
-                   help="delete items first seen more than N days ago (N >= 1); the labelling queue is kept")
-    r.add_argument("--threshold", type=float, default=0.6,
-                   help="the console's --threshold, which decides what is in the labelling queue")
+    r.add_argument(
+        "--older-than-days",
+        type=float,
+        required=True,
+        metavar="N",
+        help="delete items first seen more than N days ago (N >= 1); the labelling queue is kept",
+    )
+    r.add_argument(
+        "--threshold",
+        type=float,
+        default=0.6,
+        help="the console's --threshold, which decides what is in the labelling queue",
+    )
     r.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     r.set_defaults(func=_prune)
 
@@ -84,16 +107,31 @@ def run(args: argparse.Namespace) -> int:
     settings = RetrainSettings(
         old_data=Path(args.train_data) if args.train_data else None,
         val_data=Path(args.val_data) if args.val_data else None,
-        min_per_class=args.min_per_class, weights=args.retrain_weights, alpha=args.retrain_alpha,
-        epochs=args.retrain_epochs, fine_tune_epochs=args.retrain_fine_tune_epochs, batch_size=args.retrain_batch)
+        min_per_class=args.min_per_class,
+        weights=args.retrain_weights,
+        alpha=args.retrain_alpha,
+        epochs=args.retrain_epochs,
+        fine_tune_epochs=args.retrain_fine_tune_epochs,
+        batch_size=args.retrain_batch,
+    )
     broker = None if args.broker.lower() == "none" else args.broker
     data = Path(args.data) if args.data else console_data()
     handle = start_console(
-        broker, args.port, root=args.root, line=args.line, data_dir=data,
-        token=args.token or os.environ.get("SORTCAM_CONSOLE_TOKEN") or None, card=args.card, host=args.host,
-        firmware_dir=_firmware_dir(args.firmware_dir), no_firmware=(args.firmware_dir or "").lower() == "none",
-        bins=load_bins(Path(args.bins)) if args.bins else None, threshold=args.threshold,
-        max_upload_mb=args.max_upload_mb, retrain=settings)
+        broker,
+        args.port,
+        root=args.root,
+        line=args.line,
+        data_dir=data,
+        token=args.token or os.environ.get("SORTCAM_CONSOLE_TOKEN") or None,
+        card=args.card,
+        host=args.host,
+        firmware_dir=_firmware_dir(args.firmware_dir),
+        no_firmware=(args.firmware_dir or "").lower() == "none",
+        bins=load_bins(Path(args.bins)) if args.bins else None,
+        threshold=args.threshold,
+        max_upload_mb=args.max_upload_mb,
+        retrain=settings,
+    )
     print(f"sortcam console: {handle.url} (data in {handle.console.data_dir})", flush=True)
     if handle.console.generated_token:
         print(f"sortcam console: token {handle.token}", flush=True)

@@ -31,8 +31,9 @@ class MqttFeed:
     ``samples_dir`` receives sample JPEGs as ``<device>/<boot>/<seq>.jpg``.
     """
 
-    def __init__(self, store: Store, broker_url: str, root: str, line: str, data_dir: Path,
-                 ca_file: str | None = None) -> None:
+    def __init__(
+        self, store: Store, broker_url: str, root: str, line: str, data_dir: Path, ca_file: str | None = None
+    ) -> None:
         self.store = store
         self.root = mc.check_root(root)
         self.decision_topic = mc.decision_topic(root, line)

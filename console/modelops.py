@@ -45,23 +45,58 @@ def _find(candidates: list[tuple[str, str]]) -> Callable[..., Any] | None:
     return None
 
 
-def train_model(data_dir: Path, out_dir: Path, *, height: int, width: int, fit: str, alpha: float, weights: str,
-                epochs: int, fine_tune_epochs: int, batch_size: int, seed: int) -> Path:
+def train_model(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    height: int,
+    width: int,
+    fit: str,
+    alpha: float,
+    weights: str,
+    epochs: int,
+    fine_tune_epochs: int,
+    batch_size: int,
+    seed: int,
+) -> Path:
     """Train a fresh MobileNetV2 with :func:`sortcam.model.train.train`; returns ``model.keras``."""
     try:
         from sortcam.model.train import TrainConfig, train
     except ImportError as exc:
         raise DependencyError(f"{TRAIN_EXTRA_HINT} ({exc})") from None
-    cfg = TrainConfig(data_dir=str(data_dir), out_dir=str(out_dir), alpha=alpha, height=height, width=width, fit=fit,
-                      weights=weights, epochs=epochs, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
-                      seed=seed, select="last" if epochs + fine_tune_epochs <= 3 else "best")
+    cfg = TrainConfig(
+        data_dir=str(data_dir),
+        out_dir=str(out_dir),
+        alpha=alpha,
+        height=height,
+        width=width,
+        fit=fit,
+        weights=weights,
+        epochs=epochs,
+        fine_tune_epochs=fine_tune_epochs,
+        batch_size=batch_size,
+        seed=seed,
+        select="last" if epochs + fine_tune_epochs <= 3 else "best",
+    )
     train(cfg)
     return out_dir / "model.keras"
 
 
-def fine_tune_model(float_model: Path, data_dir: Path, out_dir: Path, classes: list[str], *, height: int, width: int,
-                    fit: str, value_range: tuple[float, float], epochs: int, lr: float, batch_size: int,
-                    seed: int) -> Path:
+def fine_tune_model(
+    float_model: Path,
+    data_dir: Path,
+    out_dir: Path,
+    classes: list[str],
+    *,
+    height: int,
+    width: int,
+    fit: str,
+    value_range: tuple[float, float],
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+) -> Path:
     """Continue training the current float model on new data at a low learning rate; returns ``model.keras``.
 
     The head keeps its classes (the current model's, in its output order); images of the
@@ -101,8 +136,9 @@ def _ends_in_softmax(model: Any) -> bool:
     return getattr(act, "__name__", "") == "softmax" or type(model.layers[-1]).__name__ == "Softmax"
 
 
-def quantize_candidate(keras_path: Path, data_dir: Path, out_tflite: Path, *, fit: str,
-                       value_range: tuple[float, float], seed: int) -> Path:
+def quantize_candidate(
+    keras_path: Path, data_dir: Path, out_tflite: Path, *, fit: str, value_range: tuple[float, float], seed: int
+) -> Path:
     """Full-int8 post-training quantization (int8 input and output) calibrated on ``data_dir/train``.
 
     The converter of ``sortcam quantize`` (``sortcam.model.quantize.convert_full_int8``: int8
@@ -136,8 +172,14 @@ def export_c_sources(tflite: Path, card_path: Path, out_dir: Path) -> list[Path]
     Raises :class:`DependencyError` when no exporter is installed: a promotion must
     write the model, the card and the C sources together or nothing.
     """
-    fn = _find([("sortcam.tools.export", "export_model"), ("sortcam.tools.export", "export"),
-                ("sortcam.tools.export", "write_sources"), ("sortcam.tools.export", "export_c")])
+    fn = _find(
+        [
+            ("sortcam.tools.export", "export_model"),
+            ("sortcam.tools.export", "export"),
+            ("sortcam.tools.export", "write_sources"),
+            ("sortcam.tools.export", "export_c"),
+        ]
+    )
     if fn is None:
         raise DependencyError("promotion needs the C exporter (sortcam.tools.export), which is not installed")
     params = inspect.signature(fn).parameters

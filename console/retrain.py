@@ -71,6 +71,7 @@ class RetrainSettings:
 
 # --- datasets -------------------------------------------------------------------------
 
+
 def class_images(folder: Path, classes: list[str]) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {c: [] for c in classes}
     for c in classes:
@@ -136,7 +137,8 @@ def plan_dataset(mode: str, classes: list[str], labelled: Path, settings: Retrai
     if short:
         raise DataError(
             f"too few images per class to retrain (need at least {settings.min_per_class} per class for training): "
-            + ", ".join(short) + "; label more items first"
+            + ", ".join(short)
+            + "; label more items first"
         )
     no_val = [c for c in classes if not val[c]]
     if no_val:
@@ -156,6 +158,7 @@ def stage_dataset(plan: DatasetPlan, dest: Path) -> None:
 
 
 # --- evaluation (int8 in TFLM, no TensorFlow) ---------------------------------------------
+
 
 def evaluate_int8(tflite: Path, card: ModelCard, val_dir: Path) -> dict[str, Any]:
     """Accuracy, macro F1 and per-class recall of an int8 model on ``val_dir/<class>/`` images.
@@ -196,11 +199,16 @@ def evaluate_int8(tflite: Path, card: ModelCard, val_dir: Path) -> dict[str, Any
         rec = tp / support if support else 0.0
         if support:
             f1.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-    return {"images": n, "accuracy": round(float((t == p).mean()), 4),
-            "macro_f1": round(float(np.mean(f1)) if f1 else 0.0, 4), "recall": recall}
+    return {
+        "images": n,
+        "accuracy": round(float((t == p).mean()), 4),
+        "macro_f1": round(float(np.mean(f1)) if f1 else 0.0, 4),
+        "recall": recall,
+    }
 
 
 # --- jobs ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Job:
@@ -239,9 +247,16 @@ class Job:
         percent = int(progress.get("percent", 0))
         if status == "running" and progress.get("stage") == "training":
             percent = _training_percent(log, percent)
-        return {"id": self.id, "mode": self.mode, "status": status, "stage": progress.get("stage"),
-                "percent": 100 if status == "done" else percent, "started": self.started,
-                "result": result, "log": log[-12:]}
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            "status": status,
+            "stage": progress.get("stage"),
+            "percent": 100 if status == "done" else percent,
+            "started": self.started,
+            "result": result,
+            "log": log[-12:],
+        }
 
 
 EPOCH_RE = re.compile(r"^\[([\w-]+)\] epoch (\d+)/(\d+)")
@@ -281,8 +296,10 @@ class JobManager:
             busy = self.running()
             if busy is not None:
                 st = busy.state()
-                raise BusyError(f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); "
-                                 "wait for it to finish")
+                raise BusyError(
+                    f"a retrain is already running (job {busy.id}, {st['stage']}, {st['percent']}%); "
+                    "wait for it to finish"
+                )
             job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
             job_dir = self.jobs_dir / job_id
             job_dir.mkdir(parents=True)
@@ -290,8 +307,12 @@ class JobManager:
             log = open(job_dir / "log.txt", "wb")  # noqa: SIM115 - handed to the child, closed below
             env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
             try:
-                proc = subprocess.Popen([sys.executable, "-m", "sortcam.console.worker", str(job_dir)],
-                                        stdout=log, stderr=subprocess.STDOUT, env=env)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "sortcam.console.worker", str(job_dir)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
             finally:
                 log.close()
             job = Job(job_id, mode, job_dir, time.time(), proc)
@@ -316,6 +337,7 @@ class JobManager:
 
 
 # --- promotion -------------------------------------------------------------------------------
+
 
 def check_bin_map(candidate: ModelCard, bins: dict[str, str]) -> None:
     """The candidate's classes must be exactly the line's bin-map labels."""
@@ -397,8 +419,10 @@ def promote(candidate_card: Path, current_card: Path, firmware_dir: Path | None,
             moves += [(f, firmware_dir / f.name) for f in files]
         moves.append((stage / f"{name}.json", cur_card_path))  # the card last
         archived = _archive(cur_card_path)
-        journal = {"moves": [[str(a), str(b)] for a, b in moves],
-                   "cleanup": [str(stage)] + ([str(fw_stage)] if fw_stage else [])}
+        journal = {
+            "moves": [[str(a), str(b)] for a, b in moves],
+            "cleanup": [str(stage)] + ([str(fw_stage)] if fw_stage else []),
+        }
         tmp = model_dir / (JOURNAL + ".tmp")
         tmp.write_text(json.dumps(journal))
         os.replace(tmp, model_dir / JOURNAL)

@@ -103,8 +103,17 @@ class Store:
             db.execute(
                 "UPDATE items SET label=?, class_id=?, confidence=?, top=?, model=?, latency_ms=?"
                 " WHERE device=? AND boot=? AND seq=?",
-                (msg["label"], msg["class_id"], float(msg["confidence"]), json.dumps(msg["top"]), msg["model"],
-                 float(msg["latency_ms"]), msg["device"], msg["boot"], msg["seq"]),
+                (
+                    msg["label"],
+                    msg["class_id"],
+                    float(msg["confidence"]),
+                    json.dumps(msg["top"]),
+                    msg["model"],
+                    float(msg["latency_ms"]),
+                    msg["device"],
+                    msg["boot"],
+                    msg["seq"],
+                ),
             )
 
     def add_decision(self, msg: dict[str, Any], now: float | None = None) -> None:
@@ -123,13 +132,31 @@ class Store:
                 "UPDATE items SET bin=?, reason=?, status=COALESCE(?, status), gate=COALESCE(?, gate),"
                 " sort_id=COALESCE(?, sort_id), decision_ts=?, label=COALESCE(label, ?),"
                 " confidence=COALESCE(confidence, ?) WHERE device=? AND boot=? AND seq=?",
-                (msg["bin"], msg["reason"], status, _int_or_none(msg.get("gate")), _int_or_none(msg.get("sort_id")),
-                 float(msg["ts"]), msg["label"], float(conf) if isinstance(conf, (int, float)) else None,
-                 msg["device"], msg["boot"], msg["seq"]),
+                (
+                    msg["bin"],
+                    msg["reason"],
+                    status,
+                    _int_or_none(msg.get("gate")),
+                    _int_or_none(msg.get("sort_id")),
+                    float(msg["ts"]),
+                    msg["label"],
+                    float(conf) if isinstance(conf, (int, float)) else None,
+                    msg["device"],
+                    msg["boot"],
+                    msg["seq"],
+                ),
             )
 
-    def add_sample(self, device: str, boot: str, seq: int, rel_path: str, now: float | None = None,
-                   label: str | None = None, confidence: float | None = None) -> None:
+    def add_sample(
+        self,
+        device: str,
+        boot: str,
+        seq: int,
+        rel_path: str,
+        now: float | None = None,
+        label: str | None = None,
+        confidence: float | None = None,
+    ) -> None:
         now = time.time() if now is None else now
         with self._tx() as db:
             self._ensure(db, device, boot, seq, now)
@@ -211,13 +238,18 @@ class Store:
         """Counts per bin, items in the last minute, totals, missed and rejected counts."""
         now = time.time() if now is None else now
         with self._lock:
-            bins = {r[0]: int(r[1]) for r in self._db.execute(
-                "SELECT bin, COUNT(*) FROM items WHERE bin IS NOT NULL GROUP BY bin ORDER BY bin")}
+            bins = {
+                r[0]: int(r[1])
+                for r in self._db.execute(
+                    "SELECT bin, COUNT(*) FROM items WHERE bin IS NOT NULL GROUP BY bin ORDER BY bin"
+                )
+            }
             (total,) = self._db.execute("SELECT COUNT(*) FROM items").fetchone()
             (last_min,) = self._db.execute("SELECT COUNT(*) FROM items WHERE ts >= ?", (now - 60.0,)).fetchone()
             (missed,) = self._db.execute("SELECT COUNT(*) FROM items WHERE status='missed'").fetchone()
             (rejected,) = self._db.execute(
-                "SELECT COUNT(*) FROM items WHERE status='rejected' OR bin=?", (REJECT_BIN,)).fetchone()
+                "SELECT COUNT(*) FROM items WHERE status='rejected' OR bin=?", (REJECT_BIN,)
+            ).fetchone()
             (labelled,) = self._db.execute("SELECT COUNT(*) FROM items WHERE labelled_as IS NOT NULL").fetchone()
         window = min(60.0, max(1.0, now - self.started))
         return {
@@ -235,8 +267,15 @@ class Store:
     def device_list(self) -> list[dict[str, Any]]:
         with self._lock:
             devices = sorted(self.devices.values(), key=lambda d: d.device)
-            return [{"device": d.device, "state": d.state, "received": d.received, **{
-                k: d.status.get(k) for k in ("fw", "model", "fps", "free_heap", "rssi", "uptime_s")}} for d in devices]
+            return [
+                {
+                    "device": d.device,
+                    "state": d.state,
+                    "received": d.received,
+                    **{k: d.status.get(k) for k in ("fw", "model", "fps", "free_heap", "rssi", "uptime_s")},
+                }
+                for d in devices
+            ]
 
 
 def prune(
@@ -292,8 +331,10 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
     d["flagged"] = bool(d["flagged"])
     d["key"] = f"{d['device']}/{d['boot']}/{d['seq']}"
     d["highlight"] = (
-        "missed" if d.get("status") == "missed"
-        else "rejected" if d.get("status") == "rejected" or d.get("bin") == REJECT_BIN
+        "missed"
+        if d.get("status") == "missed"
+        else "rejected"
+        if d.get("status") == "rejected" or d.get("bin") == REJECT_BIN
         else ""
     )
     return d

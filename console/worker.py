@@ -64,23 +64,46 @@ def run(job_dir: Path) -> dict[str, Any]:
         if "float_model" in card.extra:
             float_model = (card.path.parent if card.path else Path(".")) / str(card.extra["float_model"])
         if not float_model.is_file():
-            raise ModelError(f"fine-tune needs the current model's float weights, {float_model} is missing; "
-                             "use mode 'scratch' or 'oldnew' (a promoted console model keeps its .keras)")
+            raise ModelError(
+                f"fine-tune needs the current model's float weights, {float_model} is missing; "
+                "use mode 'scratch' or 'oldnew' (a promoted console model keeps its .keras)"
+            )
         keras_path = modelops.fine_tune_model(
-            float_model, data, run_dir, classes, height=h, width=w, fit=fit, value_range=rng,
-            epochs=settings.epochs, lr=settings.finetune_lr, batch_size=settings.batch_size, seed=settings.seed)
+            float_model,
+            data,
+            run_dir,
+            classes,
+            height=h,
+            width=w,
+            fit=fit,
+            value_range=rng,
+            epochs=settings.epochs,
+            lr=settings.finetune_lr,
+            batch_size=settings.batch_size,
+            seed=settings.seed,
+        )
     else:
         keras_path = modelops.train_model(
-            data, run_dir, height=h, width=w, fit=fit, alpha=settings.alpha, weights=settings.weights,
-            epochs=settings.epochs, fine_tune_epochs=settings.fine_tune_epochs, batch_size=settings.batch_size,
-            seed=settings.seed)
+            data,
+            run_dir,
+            height=h,
+            width=w,
+            fit=fit,
+            alpha=settings.alpha,
+            weights=settings.weights,
+            epochs=settings.epochs,
+            fine_tune_epochs=settings.fine_tune_epochs,
+            batch_size=settings.batch_size,
+            seed=settings.seed,
+        )
     classes_file = run_dir / "classes.json"
     cand_classes = json.loads(classes_file.read_text()) if classes_file.is_file() else classes
     progress("quantizing to int8", 75)
     cand_dir = job_dir / "candidate"
     cand_dir.mkdir(exist_ok=True)
-    tflite = modelops.quantize_candidate(keras_path, data, cand_dir / "candidate.tflite", fit=fit, value_range=rng,
-                                         seed=settings.seed)
+    tflite = modelops.quantize_candidate(
+        keras_path, data, cand_dir / "candidate.tflite", fit=fit, value_range=rng, seed=settings.seed
+    )
     shutil.copyfile(keras_path, cand_dir / "candidate.keras")
     clf = Int8Classifier(tflite)
     if clf.num_classes != len(cand_classes):
@@ -110,11 +133,19 @@ def run(job_dir: Path) -> dict[str, Any]:
     cand_card.extra.update({"trained_by": f"sortcam console retrain ({mode})", "train_counts": plan.counts()["train"]})
     cand_card.extra.pop("promoted", None)
     cand_card.save(cand_dir / "candidate.json")
-    return {"ok": True, "mode": mode, "candidate_card": str(cand_dir / "candidate.json"),
-            "candidate_model": cand_card.model_id, "current_model": card.model_id,
-            "metrics": {"candidate": m_cand, "current": m_cur}, "val_source": plan.val_source,
-            "counts": plan.counts(), "flash_bytes": cand_card.flash_bytes, "arena_bytes": arena,
-            "elapsed_s": round(time.time() - t0, 1)}
+    return {
+        "ok": True,
+        "mode": mode,
+        "candidate_card": str(cand_dir / "candidate.json"),
+        "candidate_model": cand_card.model_id,
+        "current_model": card.model_id,
+        "metrics": {"candidate": m_cand, "current": m_cur},
+        "val_source": plan.val_source,
+        "counts": plan.counts(),
+        "flash_bytes": cand_card.flash_bytes,
+        "arena_bytes": arena,
+        "elapsed_s": round(time.time() - t0, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,9 +166,17 @@ def _payloads(items: int, devices: int) -> list[tuple[str, bytes]]:
         device = f"bench{i % devices}"
         label = labels[i % len(labels)]
         top = [(label, 0.9), (labels[(i + 1) % 6], 0.06), (labels[(i + 2) % 6], 0.04)]
-        payload = mc.encode_classification(device=device, boot="bench001", seq=i // devices, label=label,
-                                           class_id=labels.index(label), confidence=0.9, top=top, latency_ms=50,
-                                           model="0123456789ab")
+        payload = mc.encode_classification(
+            device=device,
+            boot="bench001",
+            seq=i // devices,
+            label=label,
+            class_id=labels.index(label),
+            confidence=0.9,
+            top=top,
+            latency_ms=50,
+            model="0123456789ab",
+        )
         out.append((mc.classification_topic(mc.DEFAULT_ROOT, device), payload))
     return out
 
@@ -221,16 +229,29 @@ def broker_ceiling(port: int, items: int, devices: int) -> dict[str, float]:
     return {"items": items, "received": got, "items_per_s": round(got / span, 1)}
 
 
-def run_mode(workdir: Path, broker_port: int, items: int, devices: int, window: int, baud: int | None,
-             progress: Callable[[str], None], rate: float | None = None, note: str = "") -> dict[str, Any]:
+def run_mode(
+    workdir: Path,
+    broker_port: int,
+    items: int,
+    devices: int,
+    window: int,
+    baud: int | None,
+    progress: Callable[[str], None],
+    rate: float | None = None,
+    note: str = "",
+) -> dict[str, Any]:
     """One controller run against a :class:`FastSorter`; returns the figures.
 
     ``rate``: publish at this many items/s instead of as fast as possible; ``note`` is added
     to the row's name (and keeps its folder apart)."""
     from .store import open_readonly, query_items
 
-    mode = ("pty" if baud is None else str(baud)) + (f"-at-{rate:g}" if rate else "") + f"-w{window}" + (
-        "-" + note.split()[0] if note else "")
+    mode = (
+        ("pty" if baud is None else str(baud))
+        + (f"-at-{rate:g}" if rate else "")
+        + f"-w{window}"
+        + ("-" + note.split()[0] if note else "")
+    )
     run_dir = workdir / f"run-{mode}"
     run_dir.mkdir()
     master, slave = os.openpty()
@@ -239,8 +260,14 @@ def run_mode(workdir: Path, broker_port: int, items: int, devices: int, window: 
     slave_path = os.ttyname(slave)
     config = {
         "classes": ["cardboard", "glass", "metal", "paper", "plastic", "trash"],
-        "labels": {"cardboard": "paper", "paper": "paper", "plastic": "plastic", "metal": "metal",
-                   "glass": "glass", "trash": "landfill"},
+        "labels": {
+            "cardboard": "paper",
+            "paper": "paper",
+            "plastic": "plastic",
+            "metal": "metal",
+            "glass": "glass",
+            "trash": "landfill",
+        },
         "serial": {"ack_timeout_ms": 2000, "retries": 5, "window": window, "ping_interval_s": 5.0},
         "items": {"deadline_ms": 120000},
     }
@@ -248,9 +275,24 @@ def run_mode(workdir: Path, broker_port: int, items: int, devices: int, window: 
     db = run_dir / "host.db"
     sorter = FastSorter(master, baud)
     log_path = run_dir / "controller.log"
-    cmd = [sys.executable, "-m", "sortcam.cli", "host", "--broker", f"mqtt://127.0.0.1:{broker_port}",
-           "--serial", slave_path, "--line", "bench", "--config", str(run_dir / "host.json"), "--state-db", str(db),
-           "--client-id", f"sortcam-bench-{mode}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sortcam.cli",
+        "host",
+        "--broker",
+        f"mqtt://127.0.0.1:{broker_port}",
+        "--serial",
+        slave_path,
+        "--line",
+        "bench",
+        "--config",
+        str(run_dir / "host.json"),
+        "--state-db",
+        str(db),
+        "--client-id",
+        f"sortcam-bench-{mode}",
+    ]
     with open(log_path, "wb") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
     try:
@@ -333,8 +375,7 @@ def machine() -> dict[str, Any]:
     return {**benchinfo.machine(), "paho_mqtt": paho.mqtt.__version__}
 
 
-def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced_rate: float = 200.0
-              ) -> dict[str, Any]:
+def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced_rate: float = 200.0) -> dict[str, Any]:
     """Run all modes, print a summary, and write ``host.json``/``host.md`` to ``out_dir``.
 
     Modes: max-rate burst on an unthrottled pty; max-rate burst on a pty paced at 115200
@@ -342,6 +383,7 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
     wait); ``items/4`` published at ``paced_rate`` items/s (below the line limit, as a belt
     delivers them) on the paced pty, for the latency of a line that keeps up; and that steady run
     again through a broker at mosquitto's default (Nagle's algorithm on), for comparison."""
+
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -352,36 +394,60 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
             version = broker.version()
             progress(f"broker: {version} on port {broker.port}")
             # the best of three: on a shared machine one run can land on a busy moment
-            ceiling = max((broker_ceiling(broker.port, items, devices) for _ in range(3)),
-                          key=lambda c: c["items_per_s"])
+            ceiling = max(
+                (broker_ceiling(broker.port, items, devices) for _ in range(3)), key=lambda c: c["items_per_s"]
+            )
             progress(f"broker alone: {ceiling['items_per_s']} items/s")
-            runs = [run_mode(workdir, broker.port, items, devices, window, None, progress),
-                    run_mode(workdir, broker.port, items, devices, window, sc.BAUD, progress),
-                    run_mode(workdir, broker.port, max(items // 4, 1), devices, 1, sc.BAUD, progress),
-                    run_mode(workdir, broker.port, max(items // 4, 1), devices, window, sc.BAUD, progress,
-                             rate=paced_rate)]
+            runs = [
+                run_mode(workdir, broker.port, items, devices, window, None, progress),
+                run_mode(workdir, broker.port, items, devices, window, sc.BAUD, progress),
+                run_mode(workdir, broker.port, max(items // 4, 1), devices, 1, sc.BAUD, progress),
+                run_mode(workdir, broker.port, max(items // 4, 1), devices, window, sc.BAUD, progress, rate=paced_rate),
+            ]
         finally:
             broker.stop()
         # the same steady run through a broker left at mosquitto's default, Nagle's algorithm on
         nagle = Mosquitto(workdir=workdir / "broker-nagle", tcp_nodelay=False).start()
         try:
-            runs.append(run_mode(workdir, nagle.port, max(items // 4, 1), devices, window, sc.BAUD, progress,
-                                 rate=paced_rate, note="nagle broker (set_tcp_nodelay false)"))
+            runs.append(
+                run_mode(
+                    workdir,
+                    nagle.port,
+                    max(items // 4, 1),
+                    devices,
+                    window,
+                    sc.BAUD,
+                    progress,
+                    rate=paced_rate,
+                    note="nagle broker (set_tcp_nodelay false)",
+                )
+            )
         finally:
             nagle.stop()
     paced = runs[1]  # the limit of the paced run's own lines (their delays have fewer digits than unthrottled)
     limits = serial_limits(paced["mean_sort_line_bytes"], paced["mean_ack_line_bytes"])
     steady = runs[3]
     goals = {
-        "unthrottled_items_per_s": {"goal": 2000, "measured": runs[0]["items_per_s"],
-                                    "met": runs[0]["items_per_s"] >= 2000},
+        "unthrottled_items_per_s": {
+            "goal": 2000,
+            "measured": runs[0]["items_per_s"],
+            "met": runs[0]["items_per_s"] >= 2000,
+        },
         "paced_share_of_pipelined_limit": {
-            "goal": 0.9, "measured": round(paced["items_per_s"] / limits["pipelined_per_s"], 3),
-            "met": paced["items_per_s"] >= 0.9 * limits["pipelined_per_s"]},
-        "steady_p99_receipt_to_write_ms": {"goal": 5.0, "measured": steady["receipt_to_write_ms"]["p99"],
-                                           "met": steady["receipt_to_write_ms"]["p99"] <= 5.0},
-        "lost_and_moved_twice": {"goal": 0, "measured": sum(r["lost"] + r["moved_twice"] for r in runs),
-                                 "met": not any(r["lost"] or r["moved_twice"] for r in runs)},
+            "goal": 0.9,
+            "measured": round(paced["items_per_s"] / limits["pipelined_per_s"], 3),
+            "met": paced["items_per_s"] >= 0.9 * limits["pipelined_per_s"],
+        },
+        "steady_p99_receipt_to_write_ms": {
+            "goal": 5.0,
+            "measured": steady["receipt_to_write_ms"]["p99"],
+            "met": steady["receipt_to_write_ms"]["p99"] <= 5.0,
+        },
+        "lost_and_moved_twice": {
+            "goal": 0,
+            "measured": sum(r["lost"] + r["moved_twice"] for r in runs),
+            "met": not any(r["lost"] or r["moved_twice"] for r in runs),
+        },
     }
     result = {
         "benchmark": "host",
@@ -397,11 +463,15 @@ def run_bench(items: int, window: int, devices: int, out_dir: Path | None, paced
         "goals": goals,
     }
     for run in runs:
-        progress(f"{run['mode']}: {run['items_per_s']} items/s, receipt->write p50 {run['receipt_to_write_ms']['p50']}"
-                 f" ms p99 {run['receipt_to_write_ms']['p99']} ms, lost {run['lost']}, moved twice "
-                 f"{run['moved_twice']}")
-    progress(f"115200 baud limit: {limits['stop_and_wait_per_s']} exchanges/s one at a time, "
-             f"{limits['pipelined_per_s']}/s pipelined")
+        progress(
+            f"{run['mode']}: {run['items_per_s']} items/s, receipt->write p50 {run['receipt_to_write_ms']['p50']}"
+            f" ms p99 {run['receipt_to_write_ms']['p99']} ms, lost {run['lost']}, moved twice "
+            f"{run['moved_twice']}"
+        )
+    progress(
+        f"115200 baud limit: {limits['stop_and_wait_per_s']} exchanges/s one at a time, "
+        f"{limits['pipelined_per_s']}/s pipelined"
+    )
     print(json.dumps(result, indent=2))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -434,8 +504,10 @@ def _markdown(r: dict[str, Any]) -> str:
     ]
     for run in r["runs"]:
         w, a = run["receipt_to_write_ms"], run["receipt_to_ack_ms"]
-        lines.append(f"| {run['mode']} (window {run['window']}) | {run['items_per_s']} | {w['p50']} / {w['p99']} |"
-                     f" {a['p50']} / {a['p99']} | {run['lost']} | {run['moved_twice']} |")
+        lines.append(
+            f"| {run['mode']} (window {run['window']}) | {run['items_per_s']} | {w['p50']} / {w['p99']} |"
+            f" {a['p50']} / {a['p99']} | {run['lost']} | {run['moved_twice']} |"
+        )
     lim = r["serial_limit_115200"]
     lines += [
         "",

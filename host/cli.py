@@ -22,7 +22,6 @@ SWITCH_INTERVAL_S = 0.0005
 """CPython's GIL switch interval for the controller process (default 0.005 s); see :func:`_run`."""
 
 
-
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``sortcam host`` and ``sortcam host events``."""
     p = subparsers.add_parser(
@@ -32,38 +31,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "serial, exactly once. Stop with Ctrl-C / SIGTERM (in-flight items are finished or recorded).",
     )
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT (user:pass@ allowed)")
-    p.add_argument("--serial", metavar="PORT", help="sorter port: a device path (/dev/ttyUSB0) or a pyserial URL "
-                   "(socket://host:port, rfc2217://...)")
-    p.add_argument("--line", metavar="LINE",
-                   help="line id, [A-Za-z0-9_-]{1,32}; decisions go to <root>/line/LINE/decision")
-    p.add_argument("--config", metavar="FILE",
-                   help="JSON or .toml config: gates, label map, threshold, delays, timeouts")
+    p.add_argument(
+        "--serial",
+        metavar="PORT",
+        help="sorter port: a device path (/dev/ttyUSB0) or a pyserial URL (socket://host:port, rfc2217://...)",
+    )
+    p.add_argument(
+        "--line", metavar="LINE", help="line id, [A-Za-z0-9_-]{1,32}; decisions go to <root>/line/LINE/decision"
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="JSON or .toml config: gates, label map, threshold, delays, timeouts"
+    )
     p.add_argument("--card", metavar="FILE", help="model card for classes and default bins (default: the shipped one)")
     p.add_argument("--root", default=None, help="MQTT topic root (default sortcam)")
-    p.add_argument("--state-db", metavar="FILE", help="SQLite state and event log (default: host-LINE.db in the "
-                   "state folder, $SORTCAM_STATE_DIR or $XDG_STATE_HOME/sortcam; printed at start)")
-    p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on http://127.0.0.1:P/metrics")
+    p.add_argument(
+        "--state-db",
+        metavar="FILE",
+        help="SQLite state and event log (default: host-LINE.db in the "
+        "state folder, $SORTCAM_STATE_DIR or $XDG_STATE_HOME/sortcam; printed at start)",
+    )
+    p.add_argument(
+        "--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on http://127.0.0.1:P/metrics"
+    )
     p.add_argument("--metrics-host", metavar="ADDR", help="address for the metrics server (default 127.0.0.1)")
     p.add_argument("--client-id", metavar="ID", help="fixed MQTT client id (default sortcam-host-<line>)")
     p.add_argument("--shared-group", metavar="G", help="MQTT 5 shared subscription $share/G/<root>/+/classification")
-    p.add_argument("--mqtt-version", choices=("auto", "5", "3.1.1"),
-                   help="MQTT protocol (default auto: 5, falling back to 3.1.1 for brokers without it)")
+    p.add_argument(
+        "--mqtt-version",
+        choices=("auto", "5", "3.1.1"),
+        help="MQTT protocol (default auto: 5, falling back to 3.1.1 for brokers without it)",
+    )
     p.add_argument("--threshold", type=float, help="confidence below this goes to the reject bin (0..1)")
     p.add_argument("--deadline-ms", type=int, help="an item not acknowledged this long after receipt is missed")
     p.add_argument("--ack-timeout-ms", type=int, help="wait this long for ACK before writing SORT again")
     p.add_argument("--retries", type=int, help="extra writes of a SORT without ACK before it is missed")
     p.add_argument("--username", help="MQTT user (or SORTCAM_MQTT_USERNAME)")
-    p.add_argument("--password", help="MQTT password; better SORTCAM_MQTT_PASSWORD or --password-file, which other "
-                   "users of the machine cannot read in the process list")
-    p.add_argument("--password-file", metavar="FILE",
-                   help="file whose first line is the MQTT password (or SORTCAM_MQTT_PASSWORD_FILE)")
+    p.add_argument(
+        "--password",
+        help="MQTT password; better SORTCAM_MQTT_PASSWORD or --password-file, which other "
+        "users of the machine cannot read in the process list",
+    )
+    p.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="file whose first line is the MQTT password (or SORTCAM_MQTT_PASSWORD_FILE)",
+    )
     p.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts://")
     p.add_argument("--drain-s", type=float, default=3.0, help="on stop, wait this long for in-flight ACKs (s)")
     p.set_defaults(func=_run)
     sub = p.add_subparsers(dest="host_command", metavar="SUBCOMMAND")
     e = sub.add_parser("events", help="query the controller's event log (items, or --system events)")
-    e.add_argument("--db", metavar="FILE", help="the controller's --state-db (default: that of --line in the state "
-                   "folder, or the only one there)")
+    e.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the controller's --state-db (default: that of --line in the state folder, or the only one there)",
+    )
     e.add_argument("--line", metavar="LINE", help="the controller's line, to find its default state db")
     e.add_argument("--device", help="only this device")
     e.add_argument("--status", choices=("sent", "acked", "missed", "rejected"), help="only items in this state")
@@ -72,12 +94,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     e.add_argument("--json", action="store_true", help="one JSON object per line")
     e.set_defaults(func=_events)
     r = sub.add_parser("prune", help="delete finished items and events older than N days from the event log")
-    r.add_argument("--db", metavar="FILE", help="the controller's --state-db (default: that of --line in the state "
-                   "folder, or the only one there)")
+    r.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the controller's --state-db (default: that of --line in the state folder, or the only one there)",
+    )
     r.add_argument("--line", metavar="LINE", help="the controller's line, to find its default state db")
-    r.add_argument("--older-than-days", type=float, required=True, metavar="N",
-                   help="delete rows finished more than N days ago (N >= 1; keep well beyond the broker's "
-                   "session expiry)")
+    r.add_argument(
+        "--older-than-days",
+        type=float,
+        required=True,
+        metavar="N",
+        help="delete rows finished more than N days ago (N >= 1; keep well beyond the broker's session expiry)",
+    )
     r.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     r.set_defaults(func=_prune)
 
@@ -118,8 +147,14 @@ def _run(args: argparse.Namespace) -> int:
         "password_file": args.password_file,
         "ca_file": args.ca_file,
     }
-    cfg = build_config(broker=args.broker, serial_url=args.serial, line=args.line, config_file=args.config,
-                       card_path=args.card, overrides=overrides)
+    cfg = build_config(
+        broker=args.broker,
+        serial_url=args.serial,
+        line=args.line,
+        config_file=args.config,
+        card_path=args.card,
+        overrides=overrides,
+    )
     assert cfg.state_db is not None
     cfg.state_db = cfg.state_db.absolute()  # the controller may chdir nowhere, but messages should say where
     print(f"sortcam host: state and event log in {cfg.state_db}", flush=True)
@@ -140,8 +175,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-ITEM_COLUMNS = ("sort_id", "received_ts", "device", "boot", "seq", "label", "confidence", "bin", "gate", "reason",
-                "status", "miss_reason", "attempts", "duplicates", "write_ms", "ack_ms")
+ITEM_COLUMNS = (
+    "sort_id",
+    "received_ts",
+    "device",
+    "boot",
+    "seq",
+    "label",
+    "confidence",
+    "bin",
+    "gate",
+    "reason",
+    "status",
+    "miss_reason",
+    "attempts",
+    "duplicates",
+    "write_ms",
+    "ack_ms",
+)
 EVENT_COLUMNS = ("id", "ts", "kind", "device", "detail")
 
 
@@ -206,6 +257,11 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.items < 1 or args.window < 1 or args.devices < 1:
         raise UsageError("--items, --window and --devices must be >= 1")
-    run_bench(items=args.items, window=args.window, devices=args.devices,
-              out_dir=None if args.no_record else Path(args.out), paced_rate=args.rate)
+    run_bench(
+        items=args.items,
+        window=args.window,
+        devices=args.devices,
+        out_dir=None if args.no_record else Path(args.out),
+        paced_rate=args.rate,
+    )
     return 0

@@ -52,8 +52,18 @@ DEFAULT_GATES: dict[str, int | None] = {
 """Default bin name -> gate number, matching the default TrashNet bin map of the model card."""
 
 SECTIONS = {
-    "threshold", "reject_bin", "classes", "gates", "labels", "biodegradable",
-    "belt_delay_ms", "serial", "items", "mqtt", "state_db", "metrics_port",
+    "threshold",
+    "reject_bin",
+    "classes",
+    "gates",
+    "labels",
+    "biodegradable",
+    "belt_delay_ms",
+    "serial",
+    "items",
+    "mqtt",
+    "state_db",
+    "metrics_port",
 }
 SERIAL_KEYS = {"ack_timeout_ms", "retries", "window", "ping_interval_s", "baud", "reconnect_s"}
 ITEM_KEYS = {"deadline_ms", "compensate_latency"}
@@ -123,7 +133,8 @@ class HostConfig:
         if not isinstance(self.client_id, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.client_id):
             raise ConfigError(f"bad MQTT client id {self.client_id!r}")
         if self.shared_group is not None and (
-                not isinstance(self.shared_group, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.shared_group)):
+            not isinstance(self.shared_group, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.shared_group)
+        ):
             raise ConfigError(f"bad shared subscription group {self.shared_group!r}")
         if type(self.threshold) not in (int, float) or not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold {self.threshold} outside 0..1")

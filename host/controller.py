@@ -107,8 +107,9 @@ class Controller:
         self._decider_thread = threading.Thread(target=self._decide_loop, name="decide", daemon=True)
         self.decision_topic = mc.decision_topic(config.root, config.line)
         self.status_topic = mc.host_status_topic(config.root, config.line)
-        self.decisions = DecisionPublisher(self.decision_topic, self.metrics, self._mark_published,
-                                           lambda: self._connected)
+        self.decisions = DecisionPublisher(
+            self.decision_topic, self.metrics, self._mark_published, lambda: self._connected
+        )
         self._sent_lock = threading.Lock()
         """Held from handing a burst to the sorter until its "sent" decisions are published; the
         finisher waits on it only for a job whose ``sent_out`` is still False, so an item's "sent"
@@ -158,8 +159,9 @@ class Controller:
                 self.link.stop(0)
             self._teardown()
             raise
-        log.info("controller for line %s: broker %s, sorter %s, db %s", cfg.line, cfg.broker, cfg.serial_url,
-                 cfg.state_db)
+        log.info(
+            "controller for line %s: broker %s, sorter %s, db %s", cfg.line, cfg.broker, cfg.serial_url, cfg.state_db
+        )
 
     def wait_ready(self, timeout: float) -> bool:
         """True once connected and subscribed (within ``timeout`` seconds)."""
@@ -195,8 +197,11 @@ class Controller:
             if self.link is not None:
                 left = self.link.stop(self.drain_s)
                 if left:
-                    log.warning("%d item(s) not acknowledged yet; they stay recorded and are re-sent "
-                                "with the same id on the next start", left)
+                    log.warning(
+                        "%d item(s) not acknowledged yet; they stay recorded and are re-sent "
+                        "with the same id on the next start",
+                        left,
+                    )
             if self.client is not None:
                 try:
                     info = self.client.publish(self.status_topic, self._host_status("offline"), qos=1, retain=True)
@@ -234,17 +239,30 @@ class Controller:
         3.1.1 fallback keep a persistent session."""
         cfg = self.cfg
         client, self.mqtt_version = mqtt_link.connect_first(
-            self._make_client, cfg.broker, version=cfg.mqtt_version, keepalive_s=cfg.keepalive_s,
-            session_expiry_s=cfg.session_expiry_s)
+            self._make_client,
+            cfg.broker,
+            version=cfg.mqtt_version,
+            keepalive_s=cfg.keepalive_s,
+            session_expiry_s=cfg.session_expiry_s,
+        )
         return client
 
     def _make_client(self, version: str) -> mqtt.Client:
         cfg = self.cfg
         client = mqtt_link.make_client(
-            cfg.broker, cfg.client_id, cfg.ca_file, username=cfg.username, password=cfg.password,
-            password_file=cfg.password_file, will=mqtt_link.Will(self.status_topic, self._host_status("offline")),
-            version=version, persistent=True, manual_ack=True, reconnect=RECONNECT,
-            logger=logging.getLogger("sortcam.host.mqtt"))
+            cfg.broker,
+            cfg.client_id,
+            cfg.ca_file,
+            username=cfg.username,
+            password=cfg.password,
+            password_file=cfg.password_file,
+            will=mqtt_link.Will(self.status_topic, self._host_status("offline")),
+            version=version,
+            persistent=True,
+            manual_ack=True,
+            reconnect=RECONNECT,
+            logger=logging.getLogger("sortcam.host.mqtt"),
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -265,8 +283,9 @@ class Controller:
         self._connected = True
         self.metrics.set("mqtt_connected", 1)
         self.metrics.inc("mqtt_connects_total")
-        log.info("connected to %s as %s (session present: %s)", self.cfg.broker, self.cfg.client_id,
-                 flags.session_present)
+        log.info(
+            "connected to %s as %s (session present: %s)", self.cfg.broker, self.cfg.client_id, flags.session_present
+        )
         topic = mc.subscription(self.cfg.root, mc.CLASSIFICATION)
         if self.cfg.shared_group:
             topic = f"$share/{self.cfg.shared_group}/{topic}"
@@ -382,29 +401,55 @@ class Controller:
                 return self.store.record_items(items)
             except (sqlite3.Error, OSError) as exc:
                 self.metrics.inc("db_errors_total")
-                log.error("cannot record %d item(s) in %s: %s; retrying in 1 s (nothing acknowledged)",
-                          len(items), self.cfg.state_db, exc)
+                log.error(
+                    "cannot record %d item(s) in %s: %s; retrying in 1 s (nothing acknowledged)",
+                    len(items),
+                    self.cfg.state_db,
+                    exc,
+                )
                 if self._stopping.wait(1.0):
                     return None
 
-    def _act(self, msg: mqtt.MQTTMessage, item: NewItem, received_mono: float, sort_id: int, is_new: bool,
-             old_status: str) -> tuple[dict[str, Any], SortJob | None] | None:
+    def _act(
+        self, msg: mqtt.MQTTMessage, item: NewItem, received_mono: float, sort_id: int, is_new: bool, old_status: str
+    ) -> tuple[dict[str, Any], SortJob | None] | None:
         """Count a duplicate (None), or the decision's message row and the job for the sorter, if any."""
         if not is_new:
             self.metrics.inc("duplicates_total")
-            log.info("duplicate %s/%s/%d (sort id %d, %s) ignored%s", item.device, item.boot, item.seq,
-                     sort_id, old_status, " (redelivery)" if msg.dup else "")
+            log.info(
+                "duplicate %s/%s/%d (sort id %d, %s) ignored%s",
+                item.device,
+                item.boot,
+                item.seq,
+                sort_id,
+                old_status,
+                " (redelivery)" if msg.dup else "",
+            )
             return None
         self.metrics.inc("decisions_total", labels={"bin": item.bin, "reason": item.reason})
         row = decision_row(item, sort_id)
-        log.debug("item %s/%s/%d -> %s (gate %s, %s), sort id %d", item.device, item.boot, item.seq, item.bin,
-                  item.gate, item.reason, sort_id)
+        log.debug(
+            "item %s/%s/%d -> %s (gate %s, %s), sort id %d",
+            item.device,
+            item.boot,
+            item.seq,
+            item.bin,
+            item.gate,
+            item.reason,
+            sort_id,
+        )
         if item.status != "sent" or item.gate is None:
             return row, None
         return row, SortJob(
-            sort_id=sort_id, gate=item.gate, belt_delay_ms=item.belt_delay_ms,
-            device_latency_ms=item.device_latency_ms, received_mono=received_mono, received_ts=item.received_ts,
-            deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0, device=item.device, context=row,
+            sort_id=sort_id,
+            gate=item.gate,
+            belt_delay_ms=item.belt_delay_ms,
+            device_latency_ms=item.device_latency_ms,
+            received_mono=received_mono,
+            received_ts=item.received_ts,
+            deadline_mono=received_mono + self.cfg.deadline_ms / 1000.0,
+            device=item.device,
+            context=row,
             sent_out=False,
         )
 
@@ -430,11 +475,21 @@ class Controller:
         self.devices.seen(device)
         decision = self.decider.decide(data["label"], data["confidence"])
         return NewItem(
-            device=device, boot=data["boot"], seq=data["seq"], label=data["label"], class_id=data["class_id"],
-            confidence=float(data["confidence"]), biodegradable=decision.biodegradable, bin=decision.bin,
-            gate=decision.gate, reason=decision.reason, status="sent" if decision.gate is not None else "rejected",
-            device_latency_ms=float(data["latency_ms"]), belt_delay_ms=self.cfg.belt_delay_for(device),
-            received_ts=received_ts, decided_ts=time.time(),
+            device=device,
+            boot=data["boot"],
+            seq=data["seq"],
+            label=data["label"],
+            class_id=data["class_id"],
+            confidence=float(data["confidence"]),
+            biodegradable=decision.biodegradable,
+            bin=decision.bin,
+            gate=decision.gate,
+            reason=decision.reason,
+            status="sent" if decision.gate is not None else "rejected",
+            device_latency_ms=float(data["latency_ms"]),
+            belt_delay_ms=self.cfg.belt_delay_for(device),
+            received_ts=received_ts,
+            decided_ts=time.time(),
             deadline_ts=received_ts + self.cfg.deadline_ms / 1000.0,
         )
 
@@ -485,8 +540,13 @@ class Controller:
                 self.metrics.observe("receipt_to_ack_seconds", (job.done_mono or now_mono) - job.received_mono)
             else:
                 self.metrics.inc("missed_total", labels={"reason": miss_reason or "unknown"})
-                log.warning("item %s (sort id %d) MISSED: %s after %d attempt(s)", job.device, job.sort_id,
-                            miss_reason, job.attempts)
+                log.warning(
+                    "item %s (sort id %d) MISSED: %s after %d attempt(s)",
+                    job.device,
+                    job.sort_id,
+                    miss_reason,
+                    job.attempts,
+                )
             extra: dict[str, Any] = {"attempts": job.attempts}
             if miss_reason:
                 extra["miss_reason"] = miss_reason
@@ -506,17 +566,27 @@ class Controller:
         pending = self.store.pending()
         for row in pending:
             context = row_from_db(row)
-            self.link.submit(SortJob(
-                sort_id=row["sort_id"], gate=row["gate"], belt_delay_ms=row["belt_delay_ms"],
-                device_latency_ms=row["device_latency_ms"], received_mono=now_mono - (now - row["received_ts"]),
-                received_ts=row["received_ts"],
-                deadline_mono=now_mono + (row["deadline_ts"] - now), device=row["device"], context=context,
-                attempts=row["attempts"],
-            ))
+            self.link.submit(
+                SortJob(
+                    sort_id=row["sort_id"],
+                    gate=row["gate"],
+                    belt_delay_ms=row["belt_delay_ms"],
+                    device_latency_ms=row["device_latency_ms"],
+                    received_mono=now_mono - (now - row["received_ts"]),
+                    received_ts=row["received_ts"],
+                    deadline_mono=now_mono + (row["deadline_ts"] - now),
+                    device=row["device"],
+                    context=context,
+                    attempts=row["attempts"],
+                )
+            )
         self._recovered_unpublished = self.store.unpublished_final()
         if pending:
-            log.warning("recovered %d un-acknowledged item(s) from %s; re-sending with their ids",
-                        len(pending), self.cfg.state_db)
+            log.warning(
+                "recovered %d un-acknowledged item(s) from %s; re-sending with their ids",
+                len(pending),
+                self.cfg.state_db,
+            )
             self.store.log_event("recover", f"{len(pending)} un-acknowledged item(s) re-sent")
             self.metrics.inc("recovered_items_total", len(pending))
 

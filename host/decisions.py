@@ -26,8 +26,15 @@ ROW_KEYS = ("device", "boot", "seq", "label", "bin", "reason", "sort_id", "gate"
 def decision_row(item: NewItem, sort_id: int) -> dict[str, Any]:
     """The fields every decision message of an item carries."""
     return {
-        "device": item.device, "boot": item.boot, "seq": item.seq, "label": item.label, "bin": item.bin,
-        "reason": item.reason, "sort_id": sort_id, "gate": item.gate, "confidence": item.confidence,
+        "device": item.device,
+        "boot": item.boot,
+        "seq": item.seq,
+        "label": item.label,
+        "bin": item.bin,
+        "reason": item.reason,
+        "sort_id": sort_id,
+        "gate": item.gate,
+        "confidence": item.confidence,
         "biodegradable": item.biodegradable,
     }
 
@@ -43,8 +50,9 @@ class DecisionPublisher:
     """Publishes decisions on ``client`` (set once connected; before that nothing is sent) and
     reports final ones the broker acknowledged through ``mark_published(sort_ids)``."""
 
-    def __init__(self, topic: str, metrics: Metrics, mark_published: Callable[[list[int]], None],
-                 connected: Callable[[], bool]) -> None:
+    def __init__(
+        self, topic: str, metrics: Metrics, mark_published: Callable[[list[int]], None], connected: Callable[[], bool]
+    ) -> None:
         self.topic = topic
         self.client: Any = None
         self._metrics = metrics

@@ -23,7 +23,20 @@ from prometheus_client.registry import Collector
 
 PREFIX = "sortcam_host_"
 LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
@@ -152,8 +165,10 @@ class MetricsServer:
             if path == "/healthz":
                 ok, text = health()
                 body = (text + "\n").encode("utf-8")
-                start_response("200 OK" if ok else "503 Service Unavailable",
-                               [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+                start_response(
+                    "200 OK" if ok else "503 Service Unavailable",
+                    [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+                )
                 return [body]
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]

@@ -280,8 +280,9 @@ class SorterLink:
         self._retransmit(now)
         self._fill(now)
         self._ping(now)
-        if self._done_batch and (now >= self._done_flush_at or len(self._done_batch) >= DONE_BATCH_MAX
-                                 or self._stop_at is not None):
+        if self._done_batch and (
+            now >= self._done_flush_at or len(self._done_batch) >= DONE_BATCH_MAX or self._stop_at is not None
+        ):
             self._flush_done()
         return self._stop_at is not None and ((not self._waiting and not self._inflight) or now >= self._stop_at)
 
@@ -347,8 +348,9 @@ class SorterLink:
     def _link_down(self, reason: str) -> None:
         if self._port is None:
             return
-        log.warning("serial port %s lost (%s); %d in flight go back to the queue", self.url, reason,
-                    len(self._inflight))
+        log.warning(
+            "serial port %s lost (%s); %d in flight go back to the queue", self.url, reason, len(self._inflight)
+        )
         self._close()
         self._gen += 1
         for job in sorted(self._inflight.values(), key=lambda j: j.sort_id, reverse=True):

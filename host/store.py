@@ -140,8 +140,9 @@ class StateStore:
                 return
             try:
                 if self._checkpointer is None:
-                    self._checkpointer = sqlite3.connect(str(self.path), isolation_level=None,
-                                                         check_same_thread=False, timeout=10)
+                    self._checkpointer = sqlite3.connect(
+                        str(self.path), isolation_level=None, check_same_thread=False, timeout=10
+                    )
                 self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:
                 log.debug("checkpoint of %s failed: %s", self.path, exc)
@@ -190,10 +191,23 @@ class StateStore:
             " bin, gate, reason, status, device_latency_ms, belt_delay_ms, received_ts, decided_ts,"
             " deadline_ts, done_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                item.device, item.boot, item.seq, item.label, item.class_id, item.confidence,
-                None if item.biodegradable is None else int(item.biodegradable), item.bin, item.gate,
-                item.reason, item.status, item.device_latency_ms, item.belt_delay_ms, item.received_ts,
-                item.decided_ts, item.deadline_ts, item.decided_ts if item.status == "rejected" else None,
+                item.device,
+                item.boot,
+                item.seq,
+                item.label,
+                item.class_id,
+                item.confidence,
+                None if item.biodegradable is None else int(item.biodegradable),
+                item.bin,
+                item.gate,
+                item.reason,
+                item.status,
+                item.device_latency_ms,
+                item.belt_delay_ms,
+                item.received_ts,
+                item.decided_ts,
+                item.deadline_ts,
+                item.decided_ts if item.status == "rejected" else None,
             ),
         )
         if cur.rowcount == 1:
@@ -222,9 +236,7 @@ class StateStore:
         """Record an item's end state (``acked`` or ``missed``)."""
         self.finish_many([(sort_id, status, miss_reason, attempts, delay_ms, written_ts, done_ts)])
 
-    def finish_many(
-        self, rows: list[tuple[int, str, str | None, int, int | None, float | None, float]]
-    ) -> None:
+    def finish_many(self, rows: list[tuple[int, str, str | None, int, int | None, float | None, float]]) -> None:
         """Several ``(sort_id, status, miss_reason, attempts, delay_ms, written_ts, done_ts)`` in one commit."""
         with self._lock:
             self._db.execute("BEGIN")
@@ -281,6 +293,7 @@ class StateStore:
 
 
 # --- read-only queries (``sortcam host events``) ------------------------------------
+
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     """Open an existing state db for queries only; raises :class:`ConfigError` if absent."""

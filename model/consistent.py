@@ -141,9 +141,7 @@ the CutMix boxes ``(y0, y1, x0, x1)`` relative to the image (float32, one row pe
 ``None`` for a batch that is mixed by blending."""
 
 
-def epoch_plan(
-    n: int, batch: int, seed: int, epoch: int, mixup: float, flip: bool, cutmix: float = 0.0
-) -> list[Plan]:
+def epoch_plan(n: int, batch: int, seed: int, epoch: int, mixup: float, flip: bool, cutmix: float = 0.0) -> list[Plan]:
     """The batches of one epoch: for each, pool indices, mirror flags, mixup partner (index within
     the batch) and the image's own share ``lam`` (1 without mixup); with ``cutmix`` > 0, the boxes
     of a CutMix batch (or ``None``). A pure function of its arguments; ``cutmix`` 0 draws exactly

@@ -103,9 +103,7 @@ def write_results(result: dict[str, Any], out_dir: Path, command: str) -> tuple[
         f"- model: `{result['model']['path']}` (id {result['model']['id']}, input {result['model']['input']}"
         + (f", {result['model']['macs']:,} MACs per the card" if result["model"]["macs"] else "")
         + ")\n"
-        f"- runtime: {result['runtime']}\n"
-        + (f"- note: {result['note']}\n" if result.get("note") else "")
-        + "\n"
+        f"- runtime: {result['runtime']}\n" + (f"- note: {result['note']}\n" if result.get("note") else "") + "\n"
         f"One frame = {result['what']}; every frame invoked (no reuse of identical frames).\n\n"
         "| frames | frames/s | preprocess ms (mean / p50 / p99) | invoke ms (mean / p50 / p99) |\n"
         "|---|---|---|---|\n"

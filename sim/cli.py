@@ -35,27 +35,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Run the device twin: same preprocessing, int8 model (TFLM), decision logic and MQTT "
         "messages as the firmware.",
     )
-    cam.add_argument("--source", required=True, metavar="DIR|VIDEO|webcam:N",
-                     help="folder of images (class sub-folders give the true class), a video file, or webcam:N")
-    cam.add_argument("--broker", required=True, metavar="URL",
-                     help="mqtt://HOST:PORT or mqtts://HOST:PORT (credentials: SORTCAM_MQTT_USERNAME, "
-                     "SORTCAM_MQTT_PASSWORD or SORTCAM_MQTT_PASSWORD_FILE)")
+    cam.add_argument(
+        "--source",
+        required=True,
+        metavar="DIR|VIDEO|webcam:N",
+        help="folder of images (class sub-folders give the true class), a video file, or webcam:N",
+    )
+    cam.add_argument(
+        "--broker",
+        required=True,
+        metavar="URL",
+        help="mqtt://HOST:PORT or mqtts://HOST:PORT (credentials: SORTCAM_MQTT_USERNAME, "
+        "SORTCAM_MQTT_PASSWORD or SORTCAM_MQTT_PASSWORD_FILE)",
+    )
     cam.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts:// (default: the system's CAs)")
     cam.add_argument("--device", required=True, metavar="ID", help="device id, [A-Za-z0-9_-]{1,32}")
     card = cam.add_argument("--card", metavar="CARD", help="model card .json (default: the shipped model)")
     add_alias(cam, card, "--model")
-    cam.add_argument("--rate", type=float, default=1.0, metavar="ITEMS_PER_S",
-                     help="items per second for a folder source (default 1; 0 = as fast as possible)")
+    cam.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        metavar="ITEMS_PER_S",
+        help="items per second for a folder source (default 1; 0 = as fast as possible)",
+    )
     cam.add_argument("--loop", action="store_true", help="start over at the end of the source")
     items = cam.add_argument("--items", type=int, metavar="N", help="stop after N items (default: the source's end)")
     add_alias(cam, items, "--count")
     cam.add_argument("--root", default="sortcam", help="MQTT topic root (default sortcam)")
-    cam.add_argument("--trigger", choices=("continuous", "gpio", "command"), default="continuous",
-                     help="continuous: presence test; gpio: a beam-break per item; command: wait for 'capture'")
+    cam.add_argument(
+        "--trigger",
+        choices=("continuous", "gpio", "command"),
+        default="continuous",
+        help="continuous: presence test; gpio: a beam-break per item; command: wait for 'capture'",
+    )
     cam.add_argument("--threshold", type=float, default=None, help="vote threshold 0..1 (default 0.6)")
     cam.add_argument("--rgb565", action="store_true", help="pass frames through the camera's RGB565 colour depth")
-    cam.add_argument("--no-reuse", action="store_true",
-                     help="invoke the model on every frame, even an identical one (slower, same results)")
+    cam.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="invoke the model on every frame, even an identical one (slower, same results)",
+    )
     cam.set_defaults(func=cmd_camera)
 
     srt = sim_sub.add_parser(
@@ -65,9 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "gates and bins, injectable faults.",
     )
     srt.add_argument("--gates", type=int, default=6, metavar="N", help="number of gates/bins (default 6)")
-    srt.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                     help="inject a fault (repeatable): jam[:AFTER[:FOR_S]], bin-full:GATE[:CAPACITY], "
-                     "no-answer[:COUNT], drop-line[:COUNT], bad-checksum[:COUNT]")
+    srt.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault (repeatable): jam[:AFTER[:FOR_S]], bin-full:GATE[:CAPACITY], "
+        "no-answer[:COUNT], drop-line[:COUNT], bad-checksum[:COUNT]",
+    )
     srt.add_argument("--link", metavar="PATH", help="also make a symlink PATH to the pty (e.g. /tmp/sorter)")
     srt.add_argument("--fw", default="simsorter-1", help="firmware name in PONG (default simsorter-1)")
     srt.set_defaults(func=cmd_sorter)
@@ -78,31 +103,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Start a local MQTT broker (unless --broker), the virtual sorter, the host controller and "
         "the device twin on the bundled sample images; show the items as they are sorted; end with a report.",
     )
-    demo.add_argument("--items", type=int, metavar="N", help="items to run (default 24; with --console: until "
-                      "Ctrl-C, or N items and then the console alone until Ctrl-C)")
-    demo.add_argument("--source", metavar="DIR",
-                      help="folder of images in class sub-folders (default: the bundled samples)")
+    demo.add_argument(
+        "--items",
+        type=int,
+        metavar="N",
+        help="items to run (default 24; with --console: until "
+        "Ctrl-C, or N items and then the console alone until Ctrl-C)",
+    )
+    demo.add_argument(
+        "--source", metavar="DIR", help="folder of images in class sub-folders (default: the bundled samples)"
+    )
     demo.add_argument("--broker", metavar="URL", help="use this broker instead of starting one")
-    demo.add_argument("--broker-kind", choices=("auto", "amqtt", "mosquitto"), default="amqtt",
-                      help="broker to start: amqtt (embedded, the default), mosquitto (child process), "
-                      "auto (mosquitto when installed, else amqtt)")
+    demo.add_argument(
+        "--broker-kind",
+        choices=("auto", "amqtt", "mosquitto"),
+        default="amqtt",
+        help="broker to start: amqtt (embedded, the default), mosquitto (child process), "
+        "auto (mosquitto when installed, else amqtt)",
+    )
     demo.add_argument("--report", metavar="FILE.json", help="also write the report as JSON")
     demo.add_argument("--rate", type=float, default=2.0, metavar="R", help="items per second (default 2)")
     card = demo.add_argument("--card", metavar="CARD", help="model card .json (default: the shipped model)")
     add_alias(demo, card, "--model")
-    demo.add_argument("--belt-delay-ms", type=int, default=800, metavar="MS",
-                      help="camera-to-gate travel time (default 800)")
-    demo.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                      help="inject a sorter fault (see 'sortcam sim sorter --help')")
+    demo.add_argument(
+        "--belt-delay-ms", type=int, default=800, metavar="MS", help="camera-to-gate travel time (default 800)"
+    )
+    demo.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a sorter fault (see 'sortcam sim sorter --help')",
+    )
     demo.add_argument("--quiet", action="store_true", help="no live view, only the report")
     demo.add_argument("--forever", action="store_true", help="loop the samples until Ctrl-C, then report")
-    demo.add_argument("--console", action="store_true",
-                      help="also serve the operator console on the demo line (until Ctrl-C; see --items)")
+    demo.add_argument(
+        "--console",
+        action="store_true",
+        help="also serve the operator console on the demo line (until Ctrl-C; see --items)",
+    )
     g = demo.add_argument_group("with --console (the names of 'sortcam console')")
     port = g.add_argument("--port", type=int, default=8080, metavar="P", help="console HTTP port (0 picks a free one)")
     add_alias(demo, port, "--console-port")
-    data = g.add_argument("--data", metavar="DIR", help="console folder for samples, labels and retrain jobs "
-                          "(default: demo-console in the state folder, $SORTCAM_STATE_DIR or $XDG_STATE_HOME/sortcam)")
+    data = g.add_argument(
+        "--data",
+        metavar="DIR",
+        help="console folder for samples, labels and retrain jobs "
+        "(default: demo-console in the state folder, $SORTCAM_STATE_DIR or $XDG_STATE_HOME/sortcam)",
+    )
     add_alias(demo, data, "--console-data")
     token = g.add_argument("--token", metavar="TOKEN", help="console token (default: generated and printed)")
     add_alias(demo, token, "--console-token")
@@ -166,15 +214,22 @@ def cmd_camera(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     kind, src = open_source(args.source, card.classes)
     twin = DeviceTwin(
-        args.device, card, config, root=args.root, rgb565=args.rgb565, reuse_identical_frames=not args.no_reuse,
+        args.device,
+        card,
+        config,
+        root=args.root,
+        rgb565=args.rgb565,
+        reuse_identical_frames=not args.no_reuse,
         on_item=lambda r: print(
             f"seq {r.seq:5d}  {r.source:30.30s} {r.label:10s} {r.confidence:.2f}  {r.latency_ms} ms", flush=True
         ),
     )
     twin.connect(args.broker, ca_file=args.ca_file)
     _install_stop(twin.stop)
-    print(f"twin {args.device} online at {args.broker} (boot {twin.sequencer.boot}, model {twin.model_id}); "
-          "Ctrl-C stops", flush=True)
+    print(
+        f"twin {args.device} online at {args.broker} (boot {twin.sequencer.boot}, model {twin.model_id}); Ctrl-C stops",
+        flush=True,
+    )
     try:
         if kind == "folder":
             assert isinstance(src, list)
@@ -190,8 +245,11 @@ def cmd_camera(args: argparse.Namespace) -> int:
         twin.flush(10.0)
     finally:
         twin.close()
-    print(f"played {n} {'items' if kind == 'folder' else 'frames'}; published {twin.stats.items} items, "
-          f"{twin.stats.undetected} not detected, {twin.stats.rejected_cmds} commands rejected", flush=True)
+    print(
+        f"played {n} {'items' if kind == 'folder' else 'frames'}; published {twin.stats.items} items, "
+        f"{twin.stats.undetected} not detected, {twin.stats.rejected_cmds} commands rejected",
+        flush=True,
+    )
     return 0
 
 
@@ -218,8 +276,11 @@ def cmd_sorter(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UsageError(f"cannot create link {link}: {exc.strerror or exc}") from None
         print(sorter.device_path + (f" (also {link})" if link else ""), flush=True)
-        print(f"virtual sorter: {args.gates} gates; give the path above to 'sortcam host --serial'; Ctrl-C stops",
-              file=sys.stderr, flush=True)
+        print(
+            f"virtual sorter: {args.gates} gates; give the path above to 'sortcam host --serial'; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     finally:
@@ -239,8 +300,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _quiet_libraries(bool(getattr(args, "verbose", False)))
     if not args.console:
-        unused = [flag for flag, value in (("--port", args.port != 8080), ("--data", args.data),
-                                           ("--token", args.token)) if value]
+        unused = [
+            flag
+            for flag, value in (("--port", args.port != 8080), ("--data", args.data), ("--token", args.token))
+            if value
+        ]
         if unused:
             print(f"sortcam: warning: {', '.join(unused)} only matter with --console; ignored", file=sys.stderr)
     opts = DemoOptions(
@@ -281,9 +345,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = run_bench(args.card, frames=args.frames)
     if args.note:
         result["note"] = args.note
-    print(f"twin: {result['frames_per_s']} frames/s over {result['frames']} frames "
-          f"(preprocess {result['preprocess_ms']['mean']} ms + invoke {result['invoke_ms']['mean']} ms per frame, "
-          f"{time.monotonic() - t0:.1f} s)", flush=True)
+    print(
+        f"twin: {result['frames_per_s']} frames/s over {result['frames']} frames "
+        f"(preprocess {result['preprocess_ms']['mean']} ms + invoke {result['invoke_ms']['mean']} ms per frame, "
+        f"{time.monotonic() - t0:.1f} s)",
+        flush=True,
+    )
     if not args.no_record:
         parts = ["bench", "sim", "--frames", str(args.frames)]
         if args.card:

@@ -138,11 +138,13 @@ class Watcher:
         except OSError as exc:
             raise BrokerError(f"cannot reach MQTT broker {broker}: {exc}") from None
         self.client.loop_start()
-        self.client.subscribe([
-            (self.decision_topic, 1),
-            (mc.subscription(root, mc.CLASSIFICATION), 1),
-            (mc.subscription(root, mc.STATUS), 1),
-        ])
+        self.client.subscribe(
+            [
+                (self.decision_topic, 1),
+                (mc.subscription(root, mc.CLASSIFICATION), 1),
+                (mc.subscription(root, mc.STATUS), 1),
+            ]
+        )
         if not self._ready.wait(10):
             raise BrokerError(f"MQTT broker {broker} did not confirm the demo's subscription")
 
@@ -225,9 +227,9 @@ class LiveView:
             where = f"{bin_name} (gate {gate})" if gate is not None else bin_name
             counts = " ".join(f"{b}:{n}" for b, n in sorted(self.counts.items()))
             print(
-                f"{self.done:4d}/{total} {name:28.28s} {label:18s} -> {where:22.22s} "
-                f"{outcome:7s} {mark}  [{counts}]",
-                file=self.out, flush=True,
+                f"{self.done:4d}/{total} {name:28.28s} {label:18s} -> {where:22.22s} {outcome:7s} {mark}  [{counts}]",
+                file=self.out,
+                flush=True,
             )
 
 
@@ -345,7 +347,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"no gate {report['no_gate']}"
     )
     lines.append(
-        f"routing accuracy {ra:.1%}  label accuracy {la:.1%}" if ra is not None and la is not None
+        f"routing accuracy {ra:.1%}  label accuracy {la:.1%}"
+        if ra is not None and la is not None
         else "routing accuracy n/a (no true classes: images not in class folders)"
     )
     lines.append("")
@@ -450,8 +453,13 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                 from sortcam.console.app import start_console
 
                 console = start_console(
-                    url, opts.console_port, root=opts.root, line=DEMO_LINE, data_dir=opts.console_data,
-                    token=opts.console_token, card=card.path,
+                    url,
+                    opts.console_port,
+                    root=opts.root,
+                    line=DEMO_LINE,
+                    data_dir=opts.console_data,
+                    token=opts.console_token,
+                    card=card.path,
                 )
                 ready.update(console=console.url, token=console.token)
             twin = DeviceTwin(DEMO_DEVICE, card, root=opts.root)
@@ -469,8 +477,10 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                 f"({opts.gates} gates, belt {opts.belt_delay_ms} ms)"
             )
             if console is not None:
-                view.header(f"console: {console.url}  (token for labels, retrain, promote: {console.token}; "
-                            f"data in {opts.console_data})")
+                view.header(
+                    f"console: {console.url}  (token for labels, retrain, promote: {console.token}; "
+                    f"data in {opts.console_data})"
+                )
             if opts.on_ready is not None:
                 opts.on_ready(ready)
             if opts.forever:
@@ -555,4 +565,3 @@ def write_report(report: dict[str, Any], path: Path) -> None:
         tmp.replace(path)
     except OSError as exc:
         raise DataError(f"cannot write report {path}: {exc.strerror or exc}") from None
-

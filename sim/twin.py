@@ -324,8 +324,14 @@ class DeviceTwin:
         img.save(buf, format="JPEG", quality=80)
         try:
             payload = mc.encode_sample(
-                device=self.device, boot=record.boot, seq=record.seq, jpeg=buf.getvalue(),
-                label=record.label, confidence=record.confidence, width=img.width, height=img.height,
+                device=self.device,
+                boot=record.boot,
+                seq=record.seq,
+                jpeg=buf.getvalue(),
+                label=record.label,
+                confidence=record.confidence,
+                width=img.width,
+                height=img.height,
             )
         except ContractError as exc:
             log.warning("twin: sample for seq %d not sent: %s", record.seq, exc)
@@ -340,8 +346,14 @@ class DeviceTwin:
         self._collect_next = captured + self._collect_every_s
         try:
             jpeg, width, height = encode_jpeg(frame, mc.COLLECT_MAX_SIDE, mc.SAMPLE_JPEG_MAX)
-            payload = mc.encode_sample(device=self.device, boot=self.sequencer.boot, seq=self.sequencer.next(),
-                                       jpeg=jpeg, width=width, height=height)
+            payload = mc.encode_sample(
+                device=self.device,
+                boot=self.sequencer.boot,
+                seq=self.sequencer.next(),
+                jpeg=jpeg,
+                width=width,
+                height=height,
+            )
         except SortcamError as exc:
             log.warning("twin %s: collected frame not sent: %s", self.device, exc)
             return
@@ -382,7 +394,8 @@ class DeviceTwin:
             self.stats.undetected_sources.append(source)
             log.warning(
                 "twin: item %s not detected (mean difference from the belt at most %d?)",
-                source or "?", self.config.change_threshold,
+                source or "?",
+                self.config.change_threshold,
             )
         return got
 
@@ -392,8 +405,13 @@ class DeviceTwin:
 
     # --- MQTT ---------------------------------------------------------------------------
 
-    def connect(self, broker_url: str, client_id: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S,
-                ca_file: str | None = None) -> None:
+    def connect(
+        self,
+        broker_url: str,
+        client_id: str | None = None,
+        timeout_s: float = CONNECT_TIMEOUT_S,
+        ca_file: str | None = None,
+    ) -> None:
         """Connect (:class:`~sortcam.sim.twin_link.TwinLink`: Last Will set, ``cmd`` and
         ``<root>/model`` subscribed) and publish ``online``. ``ca_file`` verifies an
         ``mqtts://`` broker; credentials come from the URL or the environment."""
@@ -481,8 +499,9 @@ class DeviceTwin:
             if "interval_ms" in cmd:
                 self.interval_ms = int(cmd["interval_ms"])
             if "collect_for_s" in cmd:
-                self._set_collect(int(cmd.get("collect_every_ms", mc.COLLECT_EVERY_DEFAULT_MS)),
-                                  int(cmd["collect_for_s"]))
+                self._set_collect(
+                    int(cmd.get("collect_every_ms", mc.COLLECT_EVERY_DEFAULT_MS)), int(cmd["collect_for_s"])
+                )
             self.publish_status()
         elif name == "reboot":
             self.reboot()
@@ -497,8 +516,11 @@ class DeviceTwin:
             self._collect_next = now  # a new collection sends its first frame at once
         self._collect_every_s = every_s
         self._collect_until = now + for_s if for_s > 0 else 0.0
-        log.info("twin %s: %s", self.device,
-                 f"collecting a frame every {every_ms} ms for {for_s} s" if for_s > 0 else "collection stopped")
+        log.info(
+            "twin %s: %s",
+            self.device,
+            f"collecting a frame every {every_ms} ms for {for_s} s" if for_s > 0 else "collection stopped",
+        )
 
     def reboot(self) -> None:
         """What a reset does: connection drops (Will: offline), new boot id, seq from 0, online again."""

@@ -48,8 +48,13 @@ class TwinLink:
     def up(self) -> bool:
         return self.client is not None
 
-    def connect(self, broker_url: str, client_id: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S,
-                ca_file: str | None = None) -> None:
+    def connect(
+        self,
+        broker_url: str,
+        client_id: str | None = None,
+        timeout_s: float = CONNECT_TIMEOUT_S,
+        ca_file: str | None = None,
+    ) -> None:
         """Connect and wait for the broker's answer; raises :class:`BrokerError`.
 
         ``ca_file`` verifies an ``mqtts://`` broker (default: the system's CAs); credentials
@@ -60,8 +65,12 @@ class TwinLink:
             raise DependencyError(f"paho-mqtt is not installed: {exc}") from None
         broker = parse_broker_url(broker_url)
         self.broker_url, self.ca_file = broker_url, ca_file
-        client = make_client(broker, client_id or f"sortcam-twin-{self.device}", ca_file,
-                             will=Will(self.status_topic, mc.offline_status(self.device), mc.QOS, True))
+        client = make_client(
+            broker,
+            client_id or f"sortcam-twin-{self.device}",
+            ca_file,
+            will=Will(self.status_topic, mc.offline_status(self.device), mc.QOS, True),
+        )
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_message = self._on_message

@@ -160,9 +160,7 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> ModelCard:
     where = f" in {path}" if path else ""
     try:
         classes = data["classes"]
-        if not isinstance(classes, list) or len(classes) < 2 or not all(
-            isinstance(c, str) and c for c in classes
-        ):
+        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes):
             raise ModelError(f"model card{where}: 'classes' must list at least 2 names")
         if len(set(classes)) != len(classes):
             raise ModelError(f"model card{where}: duplicate class names")

@@ -37,17 +37,23 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sortcam host --broker mqtt://broker:1883 --serial /dev/ttyUSB0 --line line1",
         "sortcam host --broker mqtts://user:pass@broker:8883 --serial /dev/ttyUSB0 --line line2 --config line2.toml",
     ),
-    "sortcam host events": ("sortcam host events --line line1 --status missed",
-                            "sortcam host events --db /var/lib/sortcam/line1.db --system --last 20"),
+    "sortcam host events": (
+        "sortcam host events --line line1 --status missed",
+        "sortcam host events --db /var/lib/sortcam/line1.db --system --last 20",
+    ),
     "sortcam host prune": ("sortcam host prune --line line1 --older-than-days 30 --dry-run",),
-    "sortcam sim": ("sortcam sim sorter --link /tmp/sorter", "sortcam sim camera --source webcam:0 "
-                    "--broker mqtt://127.0.0.1:1883 --device cam1"),
+    "sortcam sim": (
+        "sortcam sim sorter --link /tmp/sorter",
+        "sortcam sim camera --source webcam:0 --broker mqtt://127.0.0.1:1883 --device cam1",
+    ),
     "sortcam sim camera": (
         "sortcam sim camera --source sim/samples --broker mqtt://127.0.0.1:1883 --device cam1 --loop",
         "sortcam sim camera --source webcam:0 --broker mqtt://127.0.0.1:1883 --device cam1",
     ),
-    "sortcam sim sorter": ("sortcam sim sorter --link /tmp/sorter",
-                           "sortcam sim sorter --fault jam:5:2 --fault bin-full:3"),
+    "sortcam sim sorter": (
+        "sortcam sim sorter --link /tmp/sorter",
+        "sortcam sim sorter --fault jam:5:2 --fault bin-full:3",
+    ),
     "sortcam demo": ("sortcam demo --items 48 --report demo-report.json", "sortcam demo --console --items 12"),
     "sortcam console": (
         "sortcam console --broker mqtt://broker:1883 --line line1",
@@ -72,16 +78,21 @@ class HelpFormatter(argparse.HelpFormatter):
             if not line.strip() or line.startswith("  "):
                 out.append(indent + line.rstrip())
             else:
-                out.append(textwrap.fill(" ".join(line.split()), width, initial_indent=indent,
-                                         subsequent_indent=indent))
+                out.append(
+                    textwrap.fill(" ".join(line.split()), width, initial_indent=indent, subsequent_indent=indent)
+                )
         return "\n".join(out)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
         if (
-            "default" in text.lower() or text == argparse.SUPPRESS or not action.option_strings
-            or default is None or default is argparse.SUPPRESS or isinstance(default, (bool, list))
+            "default" in text.lower()
+            or text == argparse.SUPPRESS
+            or not action.option_strings
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, (bool, list))
             or action.nargs == 0
         ):
             return text
@@ -93,13 +104,29 @@ class _Alias(argparse.Action):
 
     def __init__(self, option_strings: Sequence[str], dest: str, new: argparse.Action, **kwargs: Any) -> None:
         self.new = new
-        super().__init__(option_strings, dest, nargs=new.nargs, type=cast(Any, new.type), choices=new.choices,
-                         default=argparse.SUPPRESS, help=argparse.SUPPRESS, metavar=new.metavar)
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=new.nargs,
+            type=cast(Any, new.type),
+            choices=new.choices,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+            metavar=new.metavar,
+        )
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        print(f"sortcam: warning: {option_string} is now {self.new.option_strings[-1]}; "
-              "the old name goes in the next release", file=sys.stderr)
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"sortcam: warning: {option_string} is now {self.new.option_strings[-1]}; "
+            "the old name goes in the next release",
+            file=sys.stderr,
+        )
         self.new(parser, namespace, values, self.new.option_strings[-1])
 
 

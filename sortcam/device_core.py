@@ -260,6 +260,7 @@ def item_from_sums(sums: npt.NDArray[np.int32], n: int, scale: np.float32, stabl
 
 # --- identity and payloads ---------------------------------------------------------------
 
+
 def new_boot_id() -> str:
     """A random boot id: 8 lowercase hex characters (32 random bits, as the chip's RNG gives)."""
     return secrets.token_hex(4)
@@ -343,6 +344,7 @@ def encode_status(status: DeviceStatus) -> bytes:
 
 
 # --- camera frames -------------------------------------------------------------------------
+
 
 def rgb565_to_rgb888(frame: bytes | npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
     """An esp32-camera RGB565 frame (2 bytes a pixel, high byte first) to ``(H, W, 3)`` RGB.

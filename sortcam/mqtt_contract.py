@@ -58,7 +58,16 @@ TRIGGERS: tuple[str, ...] = ("continuous", "gpio", "command")
 REASONS: tuple[str, ...] = ("label", "low_confidence", "unknown_label")
 
 CLASSIFICATION_FIELDS: tuple[str, ...] = (
-    "v", "device", "boot", "seq", "label", "class_id", "confidence", "top", "latency_ms", "model",
+    "v",
+    "device",
+    "boot",
+    "seq",
+    "label",
+    "class_id",
+    "confidence",
+    "top",
+    "latency_ms",
+    "model",
 )
 """In the order the device writes them."""
 STATUS_FIELDS: tuple[str, ...] = ("v", "device", "state", "fw", "model", "uptime_s", "free_heap", "rssi", "fps")
@@ -68,10 +77,15 @@ HOST_STATUS_FIELDS: tuple[str, ...] = ("v", "state", "line", "client_id", "ts")
 
 # --- topics -------------------------------------------------------------------------
 
+
 def check_root(root: str) -> str:
     """A topic root: no wildcard, no control character (NUL, CR, LF...), no leading or trailing space or ``/``."""
     if (
-        not isinstance(root, str) or not root or any(c in root for c in "+#") or root[0] in " /" or root[-1] in " /"
+        not isinstance(root, str)
+        or not root
+        or any(c in root for c in "+#")
+        or root[0] in " /"
+        or root[-1] in " /"
         or any(ord(c) < 0x20 or ord(c) == 0x7F for c in root)
     ):
         raise ContractError(f"bad topic root {root!r}")
@@ -142,13 +156,14 @@ def parse_device_topic(root: str, topic: str) -> tuple[str, str]:
     prefix = check_root(root) + "/"
     if not topic.startswith(prefix):
         raise ContractError(f"topic {topic!r} is not under {root!r}")
-    rest = topic[len(prefix):].split("/")
+    rest = topic[len(prefix) :].split("/")
     if len(rest) != 2:
         raise ContractError(f"topic {topic!r} is not <root>/<device>/<kind>")
     return check_device_id(rest[0]), rest[1]
 
 
 # --- field checks -------------------------------------------------------------------
+
 
 def _obj(payload: bytes | str, max_bytes: int = MAX_PAYLOAD, what: str = "payload") -> dict[str, Any]:
     """The payload's JSON object; an object holding a key twice (at any depth) is refused."""
@@ -234,6 +249,7 @@ def _item_key(d: dict[str, Any], topic_device: str | None) -> None:
 
 # --- payloads -----------------------------------------------------------------------
 
+
 def validate_classification(payload: bytes | str, topic_device: str | None = None) -> dict[str, Any]:
     """Check a ``classification`` payload; ``topic_device`` must equal its ``device``."""
     d = _obj(payload)
@@ -247,8 +263,12 @@ def validate_classification(payload: bytes | str, topic_device: str | None = Non
         raise ContractError(f"'top' must be a list of 1..{TOP_MAX} [label, p] pairs")
     for pair in top:
         if (
-            not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str) or not pair[0]
-            or type(pair[1]) not in (int, float) or not 0.0 <= pair[1] <= 1.0
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or not pair[0]
+            or type(pair[1]) not in (int, float)
+            or not 0.0 <= pair[1] <= 1.0
         ):
             raise ContractError(f"bad 'top' entry {pair!r}: expected [label, p] with p in 0..1")
     _num(d, "latency_ms", 0, LATENCY_MAX_MS)
@@ -325,6 +345,7 @@ def validate_decision(payload: bytes | str) -> dict[str, Any]:
 
 
 # --- encoding -----------------------------------------------------------------------
+
 
 def json_string(text: str) -> str:
     """JSON string literal exactly as the firmware writes it (``json.dumps``, no ASCII escaping)."""

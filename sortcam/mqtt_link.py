@@ -100,14 +100,17 @@ def parse_broker_url(url: str) -> BrokerURL:
     if not parts.hostname:
         raise ConfigError(f"broker URL {url!r}: no host")
     return BrokerURL(
-        parts.hostname, port, tls,
+        parts.hostname,
+        port,
+        tls,
         unquote(parts.username) if parts.username else None,
         unquote(parts.password) if parts.password else None,
     )
 
 
-def resolve_credentials(broker: BrokerURL, username: str | None = None, password: str | None = None,
-                        password_file: str | Path | None = None) -> tuple[str | None, str | None]:
+def resolve_credentials(
+    broker: BrokerURL, username: str | None = None, password: str | None = None, password_file: str | Path | None = None
+) -> tuple[str | None, str | None]:
     """``(username, password)``: the arguments, else the URL's, else the environment, else the
     password file (``password_file`` or ``$SORTCAM_MQTT_PASSWORD_FILE``; its first line).
     An unreadable password file is a :class:`ConfigError`."""
@@ -118,17 +121,28 @@ def resolve_credentials(broker: BrokerURL, username: str | None = None, password
         try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read MQTT password file {path}: {getattr(exc, 'strerror', None) or exc}"
-                              ) from None
+            raise ConfigError(
+                f"cannot read MQTT password file {path}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
         secret = lines[0] if lines and lines[0] else None
     return user, secret
 
 
-def make_client(broker: BrokerURL, client_id: str, ca_file: str | None = None, *,
-                username: str | None = None, password: str | None = None,
-                password_file: str | Path | None = None, will: Will | None = None, version: str = "3.1.1",
-                persistent: bool = False, manual_ack: bool = False,
-                reconnect: ReconnectPolicy = ReconnectPolicy(), logger: logging.Logger | None = None) -> Any:
+def make_client(
+    broker: BrokerURL,
+    client_id: str,
+    ca_file: str | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    password_file: str | Path | None = None,
+    will: Will | None = None,
+    version: str = "3.1.1",
+    persistent: bool = False,
+    manual_ack: bool = False,
+    reconnect: ReconnectPolicy = ReconnectPolicy(),
+    logger: logging.Logger | None = None,
+) -> Any:
     """A paho client for ``broker``, not connected; the caller sets callbacks and connects
     (:func:`connect_first`, or ``connect_async``). ``version`` ``5`` or ``3.1.1``;
     ``persistent`` keeps the session across connections (3.1.1 ``clean_session=False``; for
@@ -138,11 +152,17 @@ def make_client(broker: BrokerURL, client_id: str, ca_file: str | None = None, *
 
     if version == "5":
         share_property_tables()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                             manual_ack=manual_ack)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
+        )
     elif version == "3.1.1":
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
-                             clean_session=not persistent, manual_ack=manual_ack)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=not persistent,
+            manual_ack=manual_ack,
+        )
     else:
         raise UsageError(f"MQTT version must be 5 or 3.1.1, got {version!r}")
     if logger is not None:
@@ -173,8 +193,15 @@ def _no_delay(client: Any, userdata: Any, sock: Any) -> None:
         pass
 
 
-def connect_first(make: Callable[[str], Any], broker: BrokerURL, *, version: str = "auto", keepalive_s: int = 15,
-                  session_expiry_s: int | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Any, str]:
+def connect_first(
+    make: Callable[[str], Any],
+    broker: BrokerURL,
+    *,
+    version: str = "auto",
+    keepalive_s: int = 15,
+    session_expiry_s: int | None = None,
+    timeout_s: float = CONNECT_TIMEOUT_S,
+) -> tuple[Any, str]:
     """Connect once, synchronously; returns ``(client, version)`` with ``version`` ``5`` or ``3.1.1``.
 
     ``make(version)`` builds the client (:func:`make_client` plus the caller's callbacks).
@@ -196,8 +223,15 @@ def connect_first(make: Callable[[str], Any], broker: BrokerURL, *, version: str
         connack: list[Any] = []
         user_on_connect = client.on_connect
 
-        def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any,
-                       _user: Any = user_on_connect, _got: list[Any] = connack) -> None:
+        def on_connect(
+            c: Any,
+            userdata: Any,
+            flags: Any,
+            reason: Any,
+            properties: Any,
+            _user: Any = user_on_connect,
+            _got: list[Any] = connack,
+        ) -> None:
             _got.append(reason)
             if _user is not None:
                 _user(c, userdata, flags, reason, properties)
@@ -209,8 +243,13 @@ def connect_first(make: Callable[[str], Any], broker: BrokerURL, *, version: str
                 if session_expiry_s is not None:
                     props = Properties(PacketTypes.CONNECT)
                     props.SessionExpiryInterval = session_expiry_s
-                client.connect(broker.host, broker.port, keepalive=keepalive_s,
-                               clean_start=session_expiry_s is None, properties=props)
+                client.connect(
+                    broker.host,
+                    broker.port,
+                    keepalive=keepalive_s,
+                    clean_start=session_expiry_s is None,
+                    properties=props,
+                )
             else:
                 client.connect(broker.host, broker.port, keepalive=keepalive_s)
         except (OSError, ssl.SSLError) as exc:

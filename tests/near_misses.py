@@ -13,11 +13,36 @@ from hypothesis import strategies as st
 
 ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 INTRUDERS = (
-    "\n", "\r", "\r\n", "\0", " ", "\t", "\x0b", "\x0c", "\x7f", "\x85", "\u00a0", "\u2028", "\u2029", "\u200b",
-    "\ufeff", "/", ".", "+", "#", "\\",
+    "\n",
+    "\r",
+    "\r\n",
+    "\0",
+    " ",
+    "\t",
+    "\x0b",
+    "\x0c",
+    "\x7f",
+    "\x85",
+    "\u00a0",
+    "\u2028",
+    "\u2029",
+    "\u200b",
+    "\ufeff",
+    "/",
+    ".",
+    "+",
+    "#",
+    "\\",
     # look-alikes of id characters: Cyrillic a, Greek omicron, fullwidth c and 7, Arabic-Indic 3,
     # superscript 2, a hyphen and a fullwidth low line that are not '-' and '_'
-    "\u0430", "\u03bf", "\uff43", "\uff17", "\u0663", "\u00b2", "\u2010", "\uff3f",
+    "\u0430",
+    "\u03bf",
+    "\uff43",
+    "\uff17",
+    "\u0663",
+    "\u00b2",
+    "\u2010",
+    "\uff3f",
 )
 DIGIT_INTRUDERS = ("\n", " ", "\0", "+", "-", "\u0663", "\u00b2", "\uff17", "\U0001d7ce", "\u2167", "x")
 """Near misses of ASCII digits: ``str.isdigit`` takes the Arabic-Indic 3, superscript 2, fullwidth 7, math 0."""
@@ -27,8 +52,11 @@ valid_ids = st.text(alphabet=ID_ALPHABET, min_size=1, max_size=31)
 
 
 @st.composite
-def near_miss(draw: st.DrawFn, valid: st.SearchStrategy[str] = valid_ids, intruders: tuple[str, ...] = INTRUDERS,
-              ) -> str:
+def near_miss(
+    draw: st.DrawFn,
+    valid: st.SearchStrategy[str] = valid_ids,
+    intruders: tuple[str, ...] = INTRUDERS,
+) -> str:
     """A valid value with one intruder before, after or inside it (or replacing one character)."""
     text = draw(valid)
     bad = draw(st.sampled_from(intruders))
@@ -40,4 +68,4 @@ def near_miss(draw: st.DrawFn, valid: st.SearchStrategy[str] = valid_ids, intrud
         return text + bad
     if where == "inside":
         return text[:i] + bad + text[i:]
-    return text[:i] + bad + text[i + 1:]
+    return text[:i] + bad + text[i + 1 :]

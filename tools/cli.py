@@ -31,12 +31,24 @@ def _register_collect(subparsers: argparse._SubParsersAction) -> None:  # type: 
     )
     c.add_argument("--out", required=True, metavar="DIR", help="folder for the frames (created; may hold earlier runs)")
     c.add_argument("--broker", metavar="URL", help="the line's broker, mqtt:// or mqtts:// (with --device)")
-    c.add_argument("--device", metavar="ID", help="device id of the camera or twin to collect from (with --broker); "
-                   "with --source: the name its frames get (default webcamN or video)")
-    c.add_argument("--source", metavar="webcam:N|VIDEO", help="collect straight from a webcam or a video file "
-                   "instead of a device (needs sortcam[video])")
-    c.add_argument("--every", type=float, default=2.0, metavar="S",
-                   help="seconds between frames, 2..600 (2 is the fastest a device sends)")
+    c.add_argument(
+        "--device",
+        metavar="ID",
+        help="device id of the camera or twin to collect from (with --broker); "
+        "with --source: the name its frames get (default webcamN or video)",
+    )
+    c.add_argument(
+        "--source",
+        metavar="webcam:N|VIDEO",
+        help="collect straight from a webcam or a video file instead of a device (needs sortcam[video])",
+    )
+    c.add_argument(
+        "--every",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between frames, 2..600 (2 is the fastest a device sends)",
+    )
     c.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes (default: run until Ctrl-C)")
     c.add_argument("--root", default="sortcam", help="MQTT topic root")
     c.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts://")
@@ -66,8 +78,15 @@ def _collect(args: argparse.Namespace) -> int:
         if args.source:
             what = args.source
         else:
-            collector = MqttCollector(args.broker, args.device, folder, every_s=args.every, minutes=args.minutes,
-                                      root=args.root, ca_file=args.ca_file)
+            collector = MqttCollector(
+                args.broker,
+                args.device,
+                folder,
+                every_s=args.every,
+                minutes=args.minutes,
+                root=args.root,
+                ca_file=args.ca_file,
+            )
             what = f"{args.device} at {collector.broker.url}"
 
         def on_signal(signum: int, frame: object) -> None:
@@ -81,18 +100,24 @@ def _collect(args: argparse.Namespace) -> int:
         if collector is not None:
             stats = collector.run()
         else:
-            stats = collect_video(args.source, folder, device=args.device, every_s=args.every, minutes=args.minutes,
-                                  stop=stop)
+            stats = collect_video(
+                args.source, folder, device=args.device, every_s=args.every, minutes=args.minutes, stop=stop
+            )
     finally:
         folder.close()
-    extra = "".join(f", {n} {what}" for n, what in ((stats.duplicates, "already there"), (stats.refused, "refused"))
-                    if n)
+    extra = "".join(
+        f", {n} {what}" for n, what in ((stats.duplicates, "already there"), (stats.refused, "refused")) if n
+    )
     if stats.frames == 0 and stats.duplicates == 0:
-        raise DataError(f"no frame came from {args.device or args.source}"
-                        + ("" if args.source else " (is it online, on this --root, and does its firmware know "
-                           "collect_for_s?)"))
-    print(f"collect: {stats.frames} frames ({stats.bytes / 1e6:.1f} MB){extra} in {folder.root / 'samples'}; "
-          f"label them: sortcam console --data {folder.root}", flush=True)
+        raise DataError(
+            f"no frame came from {args.device or args.source}"
+            + ("" if args.source else " (is it online, on this --root, and does its firmware know collect_for_s?)")
+        )
+    print(
+        f"collect: {stats.frames} frames ({stats.bytes / 1e6:.1f} MB){extra} in {folder.root / 'samples'}; "
+        f"label them: sortcam console --data {folder.root}",
+        flush=True,
+    )
     return 0
 
 
@@ -133,8 +158,18 @@ def _bench(args: argparse.Namespace) -> int:
     jp, mp = write_bench(result, Path(args.out) if args.out else None, argv=argv)
     print(mp.read_text())
     print(
-        json.dumps({k: result[k] for k in ("flash_bytes", "arena_measured_bytes", "macs", "esp32_latency_ms_estimate",
-                                           "esp32s3_latency_ms_estimate")})
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "flash_bytes",
+                    "arena_measured_bytes",
+                    "macs",
+                    "esp32_latency_ms_estimate",
+                    "esp32s3_latency_ms_estimate",
+                )
+            }
+        )
     )
     print(f"wrote {jp} and {mp}")
     return 0

@@ -155,8 +155,17 @@ class MqttCollector:
     a full disk ends :meth:`run` with its :class:`DataError` after the stop command is sent.
     """
 
-    def __init__(self, broker_url: str, device: str, folder: FrameFolder, *, every_s: float = 2.0,
-                 minutes: float | None = None, root: str = mc.DEFAULT_ROOT, ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        device: str,
+        folder: FrameFolder,
+        *,
+        every_s: float = 2.0,
+        minutes: float | None = None,
+        root: str = mc.DEFAULT_ROOT,
+        ca_file: str | None = None,
+    ) -> None:
         self.device = mc.check_device_id(device)
         self.root = mc.check_root(root)
         self.folder = folder
@@ -250,15 +259,25 @@ class MqttCollector:
             if not warned and stats.frames + stats.duplicates == 0 and now - started > quiet_s:
                 warned = True
                 state = f"its status is {self.device_state!r}" if self.device_state else "it has published no status"
-                log.warning("collect: no frame from %s in %.0f s (%s; does its firmware know collect_for_s?)",
-                            self.device, now - started, state)
+                log.warning(
+                    "collect: no frame from %s in %.0f s (%s; does its firmware know collect_for_s?)",
+                    self.device,
+                    now - started,
+                    state,
+                )
             try:
                 sample = self._frames.get(timeout=0.2)
             except queue.Empty:
                 continue
             try:
-                path = self.folder.add(sample["device"], sample["boot"], int(sample["seq"]), sample["jpeg"],
-                                       int(sample.get("width", 0)), int(sample.get("height", 0)))
+                path = self.folder.add(
+                    sample["device"],
+                    sample["boot"],
+                    int(sample["seq"]),
+                    sample["jpeg"],
+                    int(sample.get("width", 0)),
+                    int(sample.get("height", 0)),
+                )
             except ContractError as exc:
                 stats.refused += 1
                 log.warning("collect: refused a frame: %s", exc)
@@ -268,8 +287,15 @@ class MqttCollector:
         return stats
 
 
-def collect_video(source: str, folder: FrameFolder, *, device: str | None = None, every_s: float = 2.0,
-                  minutes: float | None = None, stop: threading.Event | None = None) -> CollectStats:
+def collect_video(
+    source: str,
+    folder: FrameFolder,
+    *,
+    device: str | None = None,
+    every_s: float = 2.0,
+    minutes: float | None = None,
+    stop: threading.Event | None = None,
+) -> CollectStats:
     """Store a frame of a webcam (``webcam:N``) or video file every ``every_s`` seconds.
 
     A webcam is timed by the clock; a video file by its own frame rate (a file plays as fast

@@ -106,13 +106,17 @@ def flash(env: str = "esp32cam", port: str | None = None, upload: bool = True, r
     if env in CAMERA_ENVS:
         check_camera_sources(proj)
         if not (proj / "secrets.ini").is_file():
-            print("sortcam: note: no secrets.ini: the camera boots without Wi-Fi settings "
-                  "(copy secrets.ini.example to secrets.ini)", file=sys.stderr)
+            print(
+                "sortcam: note: no secrets.ini: the camera boots without Wi-Fi settings "
+                "(copy secrets.ini.example to secrets.ini)",
+                file=sys.stderr,
+            )
     return run_pio(flash_command(env, port, upload), proj)
 
 
-def monitor(env: str = "esp32cam", port: str | None = None, baud: int = DEFAULT_BAUD,
-            root: str | Path | None = None) -> int:
+def monitor(
+    env: str = "esp32cam", port: str | None = None, baud: int = DEFAULT_BAUD, root: str | Path | None = None
+) -> int:
     """Open PlatformIO's serial monitor (exit with Ctrl+C)."""
     proj = project_dir(root)
     return run_pio(monitor_command(env, port, baud), proj)

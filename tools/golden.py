@@ -81,6 +81,7 @@ def f32bits(value: float | np.float32) -> str:
 
 # --- preprocessing -------------------------------------------------------------------
 
+
 def _camera_frame(photo: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """What the OV2640 would give at QQVGA: the photo stretched to 160x120."""
     return pp.fit_resize(photo, CAMERA_H, CAMERA_W, "stretch")
@@ -97,7 +98,7 @@ def write_preprocess(out: Path, photos: dict[str, npt.NDArray[np.uint8]]) -> Non
         rgb888 = _camera_frame(photo)
         rgb565 = dc.rgb888_to_rgb565(rgb888)
         seen565 = dc.rgb565_to_rgb888(rgb565, CAMERA_H, CAMERA_W)
-        odd = photo[7:7 + 61, 13:13 + 97]  # odd size and offsets: exercises crop rounding
+        odd = photo[7 : 7 + 61, 13 : 13 + 97]  # odd size and offsets: exercises crop rounding
         frames = {
             "rgb888": (rgb888.tobytes(), rgb888, CAMERA_W, CAMERA_H),
             "rgb565": (rgb565, seen565, CAMERA_W, CAMERA_H),
@@ -164,7 +165,7 @@ class _Scorer:
             if photo_name is not None:
                 img = pp.fit_resize(self.photos[photo_name], h, w, card.preprocess.fit)
                 cols = max(1, int(round(w * visible)))
-                base[:, :cols] = img[:, w - cols:]
+                base[:, :cols] = img[:, w - cols :]
             q = pp.to_int8(base, self.clf.input_quant.scale, self.clf.input_quant.zero_point, card.preprocess.range)
             return self.clf.invoke_int8(q)
         # Seeded stand-in for a softmax head: most mass on the hint when fully visible.
@@ -184,7 +185,7 @@ def _scene(photo: npt.NDArray[np.uint8] | None, visible: float, rng: np.random.G
     if photo is not None and visible > 0:
         small = pp.fit_resize(photo, SCENE, SCENE, "crop")
         cols = max(1, int(round(SCENE * visible)))
-        img[:, :cols] = small[:, SCENE - cols:]
+        img[:, :cols] = small[:, SCENE - cols :]
     return img
 
 
@@ -198,20 +199,43 @@ def _sequences() -> list[tuple[str, dict[str, object], list[Event]]]:
 
     def item(photo: str, hint: int, steps: Iterable[float]) -> list[Event]:
         return [("frame", photo, v, hint) for v in steps]
+
     full = [1.0] * 6
     return [
-        ("continuous_default", {}, belt + item(IMAGES[0], 0, [0.3, 0.7] + full) + belt
-         + item(IMAGES[1], 1, [0.5] + full) + belt),
-        ("continuous_strict", {"threshold": 0.9, "stable_frames": 4, "max_frames": 6}, belt
-         + item(IMAGES[2], 4, [0.2, 0.5, 0.8] + full) + belt + item(IMAGES[3], 2, full) + belt),
-        ("continuous_quick_exit", {"stable_frames": 5, "change_threshold": 20}, belt
-         + item(IMAGES[1], 1, [0.6, 1.0]) + belt + item(IMAGES[0], 0, [1.0] * 7) + belt),
-        ("gpio", {"trigger": "gpio", "stable_frames": 2, "max_frames": 4}, belt + item(IMAGES[2], 4, [1.0, 1.0])
-         + [("trigger", None, 0.0, 0)] + item(IMAGES[2], 4, [1.0] * 5) + [("trigger", None, 0.0, 0)]
-         + item(IMAGES[3], 2, [0.4, 1.0, 1.0, 1.0]) + belt),
-        ("command_background", {"trigger": "command", "threshold": 0.0, "stable_frames": 3, "max_frames": 3},
-         [("background", None, 0.0, 0), ("trigger", None, 0.0, 0)] + item(IMAGES[0], 0, [1.0] * 4)
-         + [("trigger", None, 0.0, 0), ("trigger", None, 0.0, 0)] + item(IMAGES[1], 1, [1.0] * 3)),
+        (
+            "continuous_default",
+            {},
+            belt + item(IMAGES[0], 0, [0.3, 0.7] + full) + belt + item(IMAGES[1], 1, [0.5] + full) + belt,
+        ),
+        (
+            "continuous_strict",
+            {"threshold": 0.9, "stable_frames": 4, "max_frames": 6},
+            belt + item(IMAGES[2], 4, [0.2, 0.5, 0.8] + full) + belt + item(IMAGES[3], 2, full) + belt,
+        ),
+        (
+            "continuous_quick_exit",
+            {"stable_frames": 5, "change_threshold": 20},
+            belt + item(IMAGES[1], 1, [0.6, 1.0]) + belt + item(IMAGES[0], 0, [1.0] * 7) + belt,
+        ),
+        (
+            "gpio",
+            {"trigger": "gpio", "stable_frames": 2, "max_frames": 4},
+            belt
+            + item(IMAGES[2], 4, [1.0, 1.0])
+            + [("trigger", None, 0.0, 0)]
+            + item(IMAGES[2], 4, [1.0] * 5)
+            + [("trigger", None, 0.0, 0)]
+            + item(IMAGES[3], 2, [0.4, 1.0, 1.0, 1.0])
+            + belt,
+        ),
+        (
+            "command_background",
+            {"trigger": "command", "threshold": 0.0, "stable_frames": 3, "max_frames": 3},
+            [("background", None, 0.0, 0), ("trigger", None, 0.0, 0)]
+            + item(IMAGES[0], 0, [1.0] * 4)
+            + [("trigger", None, 0.0, 0), ("trigger", None, 0.0, 0)]
+            + item(IMAGES[1], 1, [1.0] * 3),
+        ),
     ]
 
 
@@ -265,8 +289,9 @@ def write_decisions(out: Path, photos: dict[str, npt.NDArray[np.uint8]]) -> list
 
 # --- payloads ------------------------------------------------------------------------
 
+
 def write_payloads(out: Path, items: list[dc.Item]) -> None:
-    odd_labels = ["caf\u00e9 \"box\"", "back\\slash", "tab\there", "ctl\x01\x1f", "\u00fcber-plastic", "new\nline"]
+    odd_labels = ['caf\u00e9 "box"', "back\\slash", "tab\there", "ctl\x01\x1f", "\u00fcber-plastic", "new\nline"]
     lines = [
         "# C device boot seq latency_ms model n_labels labels... class_id confidence_bits top_count (class p_bits)..."
         " expected",
@@ -276,10 +301,15 @@ def write_payloads(out: Path, items: list[dc.Item]) -> None:
     ]
     rng = random.Random(7)
     hand = [
-        dc.Item(0, np.float32(0.99609375), [(0, np.float32(0.99609375)), (1, np.float32(0.00390625)),
-                                            (2, np.float32(0.0))], 3),
-        dc.Item(5, np.float32(0.03125), [(5, np.float32(0.03125)), (4, np.float32(0.0234375)),
-                                         (3, np.float32(0.00005))], 1),
+        dc.Item(
+            0,
+            np.float32(0.99609375),
+            [(0, np.float32(0.99609375)), (1, np.float32(0.00390625)), (2, np.float32(0.0))],
+            3,
+        ),
+        dc.Item(
+            5, np.float32(0.03125), [(5, np.float32(0.03125)), (4, np.float32(0.0234375)), (3, np.float32(0.00005))], 1
+        ),
         dc.Item(3, np.float32(1.0), [(3, np.float32(1.0)), (0, np.float32(0.0)), (1, np.float32(0.0))], 9),
     ]
     cases = [(it, LABELS) for it in items] + [(it, LABELS) for it in hand] + [(it, odd_labels) for it in hand]
@@ -289,8 +319,9 @@ def write_payloads(out: Path, items: list[dc.Item]) -> None:
         seq = rng.choice([0, n, 4294967295])
         latency = rng.choice([0, 17, 812, 600000])
         model = "0123456789ab"
-        payload = dc.classification_payload(device=device, boot=boot, seq=seq, item=it, labels=labels,
-                                            latency_ms=latency, model=model)
+        payload = dc.classification_payload(
+            device=device, boot=boot, seq=seq, item=it, labels=labels, latency_ms=latency, model=model
+        )
         mqtt_contract.validate_classification(payload, device)
         tops = " ".join(f"{c} {f32bits(p)}" for c, p in it.top)
         lines.append(
@@ -300,11 +331,29 @@ def write_payloads(out: Path, items: list[dc.Item]) -> None:
         )
     statuses = [
         dc.DeviceStatus(device="cam1", model="0123456789ab"),
-        dc.DeviceStatus(device="belt-A_07", model="fedcba987654", uptime_s=86400 * 40, free_heap=4_100_000, rssi=-71,
-                        fps=1.2345, arena_used=812_345, invoke_ms=1234, dropped=3, rejected_cmds=2, trigger="gpio",
-                        threshold=0.75),
-        dc.DeviceStatus(device="x" * 32, model="000000000000", fps=0.005, rssi=-127, threshold=0.6, trigger="command",
-                        fw="0.1.0-\"dev\""),
+        dc.DeviceStatus(
+            device="belt-A_07",
+            model="fedcba987654",
+            uptime_s=86400 * 40,
+            free_heap=4_100_000,
+            rssi=-71,
+            fps=1.2345,
+            arena_used=812_345,
+            invoke_ms=1234,
+            dropped=3,
+            rejected_cmds=2,
+            trigger="gpio",
+            threshold=0.75,
+        ),
+        dc.DeviceStatus(
+            device="x" * 32,
+            model="000000000000",
+            fps=0.005,
+            rssi=-127,
+            threshold=0.6,
+            trigger="command",
+            fw='0.1.0-"dev"',
+        ),
     ]
     for st in statuses:
         payload = dc.encode_status(st)
@@ -357,8 +406,30 @@ def _largest_fitting_pattern(device: str, boot: str) -> int:
 
 
 ROUND4_EDGES: tuple[float, ...] = (
-    0.0, 1.0, 0.5, 0.1, 0.4121, 0.03125, 0.00005, 0.00004, 0.00015, 0.99995, 0.99994, 0.9999, 0.6, 0.123456, 1e-7,
-    0.0001, 0.001, 0.01, 0.25, 0.75, 0.33333334, 0.66666667, 0.41205, 0.41215,
+    0.0,
+    1.0,
+    0.5,
+    0.1,
+    0.4121,
+    0.03125,
+    0.00005,
+    0.00004,
+    0.00015,
+    0.99995,
+    0.99994,
+    0.9999,
+    0.6,
+    0.123456,
+    1e-7,
+    0.0001,
+    0.001,
+    0.01,
+    0.25,
+    0.75,
+    0.33333334,
+    0.66666667,
+    0.41205,
+    0.41215,
 )
 
 
@@ -378,7 +449,7 @@ def write_samples(out: Path) -> None:
     cases: list[tuple[str, str, str, int, str | None, float | None, int, int, str]] = [
         ("qqvga", "cam1", "5f3a9c01", 17, "paper", 0.4121, 160, 120, SAMPLE_JPEG),
         ("photo_bare", "belt-A_07", "ffffffff", 4294967295, None, None, 0, 0, "images/plastic102.jpg"),
-        ("photo_escapes", "x" * 32, "00000000", 0, "caf\u00e9 \"box\"\n\x01", 0.5, 256, 192, "images/cardboard101.jpg"),
+        ("photo_escapes", "x" * 32, "00000000", 0, 'caf\u00e9 "box"\n\x01', 0.5, 256, 192, "images/cardboard101.jpg"),
         ("zero_confidence", "cam_2", "0c5c7fd0", 1, "cardboard", 0.0, 65535, 65535, SAMPLE_JPEG),
         ("confidence_one", "cam1", "5f3a9c01", 18, "trash", 1.0, 160, 120, "hex:ffd8ffd9"),
         ("at_limit", limit_device, limit_boot, 1, None, None, 0, 0, f"pattern:{n_fit}"),
@@ -391,8 +462,9 @@ def write_samples(out: Path) -> None:
         jpeg = _sample_jpeg(source)
         conf32 = None if conf is None else float(np.float32(conf))
         try:
-            payload = mqtt_contract.encode_sample(device=device, boot=boot, seq=seq, jpeg=jpeg, label=label,
-                                                  confidence=conf32, width=width, height=height)
+            payload = mqtt_contract.encode_sample(
+                device=device, boot=boot, seq=seq, jpeg=jpeg, label=label, confidence=conf32, width=width, height=height
+            )
         except ContractError:
             expected = "refused"
         else:
@@ -409,7 +481,7 @@ def write_samples(out: Path) -> None:
     values += [float(v) for v in rng.random(200, dtype=np.float32)]
     values += [float(np.float32((k + 0.5) / 10000)) for k in range(0, 10000, 397)]  # near the rounding ties
     for v in values:
-        text = mqtt_contract.encode({"c": round(float(v), 4)}).decode()[len('{"v":1,"c":'):-1]
+        text = mqtt_contract.encode({"c": round(float(v), 4)}).decode()[len('{"v":1,"c":') : -1]
         lines.append(f"R {f32bits(v)} {text}")
     (out / "samples.txt").write_text("\n".join(lines) + "\n")
 
@@ -465,33 +537,90 @@ def write_rate_limits(out: Path) -> None:
 
 # --- commands ------------------------------------------------------------------------
 
-CMD_TABLE: tuple[bytes, ...] = tuple(s.encode("utf-8") if isinstance(s, str) else s for s in (
-    '{"cmd":"capture"}', '{"v":1,"cmd":"capture"}', ' \t\r\n{ "cmd" : "reboot" } \n', '{"cmd":"set","threshold":0.6}',
-    '{"cmd":"set","threshold":1}', '{"cmd":"set","threshold":0}', '{"cmd":"set","threshold":-0.0}',
-    '{"cmd":"set","threshold":1.0000000000000001}', '{"cmd":"set","threshold":1e-3}', '{"cmd":"set","threshold":5E-1}',
-    '{"cmd":"set","trigger":"gpio"}', '{"cmd":"set","trigger":"command","interval_ms":250}',
-    '{"cmd":"set","interval_ms":0}', '{"cmd":"set","interval_ms":60000}', '{"cmd":"set","interval_ms":-0}',
-    '{"cmd":"\\u0063apture"}', '{"\\u0063md":"capture"}', '{"cmd":"capture","cmd":"reboot"}',
-    '{"cmd":"set","threshold":[[1]],"threshold":0.5}', '{"cmd":"set","threshold":0.5,"trigger":"gpio","v":1}',
-    # rejected
-    '', ' ', '{}', '[]', '"capture"', '{"cmd":"capture"', '{"cmd":"capture",}', '{"cmd":"capture"} x',
-    '{"cmd":"Capture"}', '{"cmd":"capture","x":1}', '{"cmd":"reboot","threshold":0.5}', '{"cmd":"set"}',
-    '{"cmd":"set","v":1}', '{"cmd":"set","threshold":1.5}', '{"cmd":"set","threshold":-0.01}',
-    '{"cmd":"set","threshold":true}', '{"cmd":"set","threshold":"0.5"}', '{"cmd":"set","threshold":NaN}',
-    '{"cmd":"set","threshold":Infinity}', '{"cmd":"set","threshold":-Infinity}', '{"cmd":"set","threshold":1e999}',
-    '{"cmd":"set","threshold":.5}', '{"cmd":"set","threshold":0.}', '{"cmd":"set","threshold":05}',
-    '{"cmd":"set","threshold":+0.5}', '{"cmd":"set","threshold":0x1}', '{"cmd":"set","trigger":"laser"}',
-    '{"cmd":"set","trigger":1}', '{"cmd":"set","interval_ms":60001}', '{"cmd":"set","interval_ms":-1}',
-    '{"cmd":"set","interval_ms":1.0}', '{"cmd":"set","interval_ms":1e3}',
-    '{"cmd":"set","interval_ms":99999999999999999999999999}', '{"cmd":"set","foo":1,"threshold":0.5}',
-    '{"v":2,"cmd":"capture"}', '{"v":1.0,"cmd":"capture"}', '{"v":true,"cmd":"capture"}', '{"v":"1","cmd":"capture"}',
-    '{"cmd":null}', '{"cmd":1}', '{"cmd":""}', '{cmd:"capture"}', "{'cmd':'capture'}", '{"cmd":"cap\nture"}',
-    '{"cmd":"capture\\x"}', '{"cmd":"capture\\u12"}', '{"cmd":"\\ud800"}', '\ufeff{"cmd":"capture"}',
-    '{"cmd":"capture"}\x00', '{"cmd":"set","threshold":0.5,"trigger":"gpio","interval_ms":1,"extra":[1,{"a":null}]}',
-    b'{"cmd":"capture","\xff":1}', b'{"cmd":"\xc3\x28"}', b'{"cmd":"\xed\xa0\x80"}', b'{"cmd":"\xf4\x90\x80\x80"}',
-    b'{"cmd":"\xc0\xaf"}', b'{"x":"\xf0\x9f\x98\x80","cmd":"capture"}', b'{"cmd":"capture"' + b" " * 4080 + b"}",
-    b'{"cmd":"capture"' + b" " * 4079 + b"}",
-))
+CMD_TABLE: tuple[bytes, ...] = tuple(
+    s.encode("utf-8") if isinstance(s, str) else s
+    for s in (
+        '{"cmd":"capture"}',
+        '{"v":1,"cmd":"capture"}',
+        ' \t\r\n{ "cmd" : "reboot" } \n',
+        '{"cmd":"set","threshold":0.6}',
+        '{"cmd":"set","threshold":1}',
+        '{"cmd":"set","threshold":0}',
+        '{"cmd":"set","threshold":-0.0}',
+        '{"cmd":"set","threshold":1.0000000000000001}',
+        '{"cmd":"set","threshold":1e-3}',
+        '{"cmd":"set","threshold":5E-1}',
+        '{"cmd":"set","trigger":"gpio"}',
+        '{"cmd":"set","trigger":"command","interval_ms":250}',
+        '{"cmd":"set","interval_ms":0}',
+        '{"cmd":"set","interval_ms":60000}',
+        '{"cmd":"set","interval_ms":-0}',
+        '{"cmd":"\\u0063apture"}',
+        '{"\\u0063md":"capture"}',
+        '{"cmd":"capture","cmd":"reboot"}',
+        '{"cmd":"set","threshold":[[1]],"threshold":0.5}',
+        '{"cmd":"set","threshold":0.5,"trigger":"gpio","v":1}',
+        # rejected
+        "",
+        " ",
+        "{}",
+        "[]",
+        '"capture"',
+        '{"cmd":"capture"',
+        '{"cmd":"capture",}',
+        '{"cmd":"capture"} x',
+        '{"cmd":"Capture"}',
+        '{"cmd":"capture","x":1}',
+        '{"cmd":"reboot","threshold":0.5}',
+        '{"cmd":"set"}',
+        '{"cmd":"set","v":1}',
+        '{"cmd":"set","threshold":1.5}',
+        '{"cmd":"set","threshold":-0.01}',
+        '{"cmd":"set","threshold":true}',
+        '{"cmd":"set","threshold":"0.5"}',
+        '{"cmd":"set","threshold":NaN}',
+        '{"cmd":"set","threshold":Infinity}',
+        '{"cmd":"set","threshold":-Infinity}',
+        '{"cmd":"set","threshold":1e999}',
+        '{"cmd":"set","threshold":.5}',
+        '{"cmd":"set","threshold":0.}',
+        '{"cmd":"set","threshold":05}',
+        '{"cmd":"set","threshold":+0.5}',
+        '{"cmd":"set","threshold":0x1}',
+        '{"cmd":"set","trigger":"laser"}',
+        '{"cmd":"set","trigger":1}',
+        '{"cmd":"set","interval_ms":60001}',
+        '{"cmd":"set","interval_ms":-1}',
+        '{"cmd":"set","interval_ms":1.0}',
+        '{"cmd":"set","interval_ms":1e3}',
+        '{"cmd":"set","interval_ms":99999999999999999999999999}',
+        '{"cmd":"set","foo":1,"threshold":0.5}',
+        '{"v":2,"cmd":"capture"}',
+        '{"v":1.0,"cmd":"capture"}',
+        '{"v":true,"cmd":"capture"}',
+        '{"v":"1","cmd":"capture"}',
+        '{"cmd":null}',
+        '{"cmd":1}',
+        '{"cmd":""}',
+        '{cmd:"capture"}',
+        "{'cmd':'capture'}",
+        '{"cmd":"cap\nture"}',
+        '{"cmd":"capture\\x"}',
+        '{"cmd":"capture\\u12"}',
+        '{"cmd":"\\ud800"}',
+        '\ufeff{"cmd":"capture"}',
+        '{"cmd":"capture"}\x00',
+        '{"cmd":"set","threshold":0.5,"trigger":"gpio","interval_ms":1,"extra":[1,{"a":null}]}',
+        b'{"cmd":"capture","\xff":1}',
+        b'{"cmd":"\xc3\x28"}',
+        b'{"cmd":"\xed\xa0\x80"}',
+        b'{"cmd":"\xf4\x90\x80\x80"}',
+        b'{"cmd":"\xc0\xaf"}',
+        b'{"x":"\xf0\x9f\x98\x80","cmd":"capture"}',
+        b'{"cmd":"capture"' + b" " * 4080 + b"}",
+        b'{"cmd":"capture"' + b" " * 4079 + b"}",
+    )
+)
 CMD_ALPHABET = b'{}[]":,.-+0123456789eE \\utrfnaslcp_v\x00\x7f\xc3\xa9'
 
 
@@ -543,6 +672,7 @@ def write_cmds(out: Path, mutations: int = 1500) -> None:
 
 # --- serial --------------------------------------------------------------------------
 
+
 def _serial_case(line: bytes) -> str:
     hx = hexs(line)
     try:
@@ -556,9 +686,7 @@ def _serial_case(line: bytes) -> str:
         m = serial_contract.parse(body)
     except ContractError:
         return head + " 0"
-    return (
-        f"{head} 1 {m.verb} {m.item_id} {m.gate} {m.delay_ms} {m.bins} {hexs(m.reason)} {hexs(m.fw)} {hexs(m.text)}"
-    )
+    return f"{head} 1 {m.verb} {m.item_id} {m.gate} {m.delay_ms} {m.bins} {hexs(m.reason)} {hexs(m.fw)} {hexs(m.text)}"
 
 
 def _raw(body: str, cs: str) -> bytes:
@@ -571,12 +699,27 @@ def _sealed(body: str) -> bytes:
 
 
 SERIAL_TABLE: tuple[bytes, ...] = (
-    serial_contract.sort_line(1, 0, 0), serial_contract.sort_line(4294967295, 15, 600000),
-    serial_contract.sort_line(42, 3, 1500), serial_contract.ping_line(), serial_contract.ack_line(42),
-    serial_contract.nak_line(42, "checksum"), serial_contract.nak_line(0, "syntax"),
-    serial_contract.pong_line("0.1.0", 4), serial_contract.evt_line("JAM"), serial_contract.evt_line("BIN_FULL 3"),
-    serial_contract.evt_line("READY"), b"PING*" + f"{serial_contract.checksum('PING'):02x}".encode() + b"\r\n",
-    b"PING*00\n", b"PING\n", b"*00\n", b"PING*0\n", b"PING*000\n", b"PING*zz\n", b"\n", b"", b"PING*1A",
+    serial_contract.sort_line(1, 0, 0),
+    serial_contract.sort_line(4294967295, 15, 600000),
+    serial_contract.sort_line(42, 3, 1500),
+    serial_contract.ping_line(),
+    serial_contract.ack_line(42),
+    serial_contract.nak_line(42, "checksum"),
+    serial_contract.nak_line(0, "syntax"),
+    serial_contract.pong_line("0.1.0", 4),
+    serial_contract.evt_line("JAM"),
+    serial_contract.evt_line("BIN_FULL 3"),
+    serial_contract.evt_line("READY"),
+    b"PING*" + f"{serial_contract.checksum('PING'):02x}".encode() + b"\r\n",
+    b"PING*00\n",
+    b"PING\n",
+    b"*00\n",
+    b"PING*0\n",
+    b"PING*000\n",
+    b"PING*zz\n",
+    b"\n",
+    b"",
+    b"PING*1A",
     _sealed("SORT 0 1 100"),
     _sealed("SORT 4294967296 1 100"),
     _sealed("SORT 7 16 100"),
@@ -591,11 +734,17 @@ SERIAL_TABLE: tuple[bytes, ...] = (
     _sealed("PING extra"),
     _sealed("PONG 0.1.0 0"),
     _sealed("PONG 0.1.0 17"),
-    _sealed("NAK 5"), _sealed("EVT"),
+    _sealed("NAK 5"),
+    _sealed("EVT"),
     _sealed("EVT "),
     _raw("SORT 7 1 100", " " + f"{serial_contract.checksum('SORT 7 1 100'):X}"[-1]),
-    _raw("PING", "+" + f"{serial_contract.checksum('PING'):X}"[-1]), _raw("PING", "-0"), _raw("A*B", "00"),
-    _raw("SORT 7 1 100", "00"), b"SORT 7 1 100*4\xff\n", b"\xffPING*00\n", b"PI\x00NG*00\n",
+    _raw("PING", "+" + f"{serial_contract.checksum('PING'):X}"[-1]),
+    _raw("PING", "-0"),
+    _raw("A*B", "00"),
+    _raw("SORT 7 1 100", "00"),
+    b"SORT 7 1 100*4\xff\n",
+    b"\xffPING*00\n",
+    b"PI\x00NG*00\n",
 )
 SERIAL_ALPHABET = b"SORTPINGACKEVT 0123456789*\r\n\t+-abcdefABCDEF\x00\x7f\x80"
 
@@ -627,6 +776,7 @@ def write_serial(out: Path, mutations: int = 1500) -> None:
 
 # --- all -----------------------------------------------------------------------------
 
+
 def load_photos(folder: Path) -> dict[str, npt.NDArray[np.uint8]]:
     return {name: pp.load_image(folder / name) for name in IMAGES}
 
@@ -644,8 +794,20 @@ def generate(out: Path) -> None:
     write_rate_limits(out)
 
 
-GENERATED = ("preprocess.txt", "luts.txt", "decisions.txt", "payloads.txt", "cmd_cases.txt", "serial_cases.txt",
-             "frames", "expected", "decisions", "samples.txt", "samples", "rate_limits.txt")
+GENERATED = (
+    "preprocess.txt",
+    "luts.txt",
+    "decisions.txt",
+    "payloads.txt",
+    "cmd_cases.txt",
+    "serial_cases.txt",
+    "frames",
+    "expected",
+    "decisions",
+    "samples.txt",
+    "samples",
+    "rate_limits.txt",
+)
 
 
 def compare(a: Path, b: Path) -> list[str]:

@@ -38,10 +38,15 @@ def console(tmp_path: Path, model_dir: Path) -> Iterator[Any]:
     from sortcam.console.app import Console, ConsoleConfig, create_app
     from sortcam.console.retrain import RetrainSettings
 
-    cfg = ConsoleConfig(broker_url=None, data_dir=tmp_path / "data", token=TOKEN, card=model_dir / "line.json",
-                        firmware_dir=tmp_path / "fw", max_upload_mb=1.0,
-                        retrain=RetrainSettings(min_per_class=2, weights="none", epochs=1, fine_tune_epochs=0,
-                                                batch_size=8))
+    cfg = ConsoleConfig(
+        broker_url=None,
+        data_dir=tmp_path / "data",
+        token=TOKEN,
+        card=model_dir / "line.json",
+        firmware_dir=tmp_path / "fw",
+        max_upload_mb=1.0,
+        retrain=RetrainSettings(min_per_class=2, weights="none", epochs=1, fine_tune_epochs=0, batch_size=8),
+    )
     con = Console(cfg)
     app = create_app(cfg, con)
     app.config["TESTING"] = True

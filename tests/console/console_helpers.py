@@ -42,13 +42,34 @@ def classification(device: str, boot: str, seq: int, label: str, confidence: flo
     from sortcam import mqtt_contract as mc
 
     others = [c for c in CLASSES if c != label]
-    return mc.encode_classification(device=device, boot=boot, seq=seq, label=label, class_id=CLASSES.index(label),
-                                    confidence=confidence, top=[(label, confidence), (others[0], 1 - confidence),
-                                                                (others[1], 0.0)], latency_ms=120, model="abcdef012345")
+    return mc.encode_classification(
+        device=device,
+        boot=boot,
+        seq=seq,
+        label=label,
+        class_id=CLASSES.index(label),
+        confidence=confidence,
+        top=[(label, confidence), (others[0], 1 - confidence), (others[1], 0.0)],
+        latency_ms=120,
+        model="abcdef012345",
+    )
 
 
 def decision(device: str, boot: str, seq: int, label: str, bin_name: str, reason: str, status: str) -> bytes:
     from sortcam import mqtt_contract as mc
 
-    return mc.encode({"device": device, "boot": boot, "seq": seq, "label": label, "bin": bin_name, "reason": reason,
-                      "ts": time.time(), "status": status, "gate": 1, "sort_id": seq + 1, "confidence": 0.5})
+    return mc.encode(
+        {
+            "device": device,
+            "boot": boot,
+            "seq": seq,
+            "label": label,
+            "bin": bin_name,
+            "reason": reason,
+            "ts": time.time(),
+            "status": status,
+            "gate": 1,
+            "sort_id": seq + 1,
+            "confidence": 0.5,
+        }
+    )

@@ -30,14 +30,16 @@ def main() -> int:
     from sortcam.runtime import Int8Classifier
 
     keras.utils.set_random_seed(7)
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 3)),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(len(CLASSES)),
-        keras.layers.Softmax(),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(len(CLASSES)),
+            keras.layers.Softmax(),
+        ]
+    )
     rng = np.random.default_rng(7)
     rep = rng.uniform(-1, 1, (32, SIZE, SIZE, 3)).astype(np.float32)
 
@@ -47,12 +49,18 @@ def main() -> int:
     clf = Int8Classifier(OUT / "tiny.tflite")
     clf.invoke_int8(np.zeros(clf.input_shape, np.int8))
     card = {
-        "tflite": "tiny.tflite", "classes": CLASSES,
+        "tflite": "tiny.tflite",
+        "classes": CLASSES,
         "input": {"height": SIZE, "width": SIZE, "channels": 3, "color": "rgb"},
         "preprocess": {"fit": "crop", "resize": "bilinear-fixed8", "range": [-1.0, 1.0]},
-        "bins": TRASHNET_BINS, "biodegradable": TRASHNET_BIODEGRADABLE,
-        "metrics": {}, "flash_bytes": (OUT / "tiny.tflite").stat().st_size, "arena_bytes": clf.arena_used_bytes(),
-        "macs": 0, "sha256": sha256_file(OUT / "tiny.tflite"), "note": "test model with random weights",
+        "bins": TRASHNET_BINS,
+        "biodegradable": TRASHNET_BIODEGRADABLE,
+        "metrics": {},
+        "flash_bytes": (OUT / "tiny.tflite").stat().st_size,
+        "arena_bytes": clf.arena_used_bytes(),
+        "macs": 0,
+        "sha256": sha256_file(OUT / "tiny.tflite"),
+        "note": "test model with random weights",
     }
     (OUT / "tiny.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"wrote {OUT}/tiny.tflite ({card['flash_bytes']} bytes)")

@@ -24,19 +24,31 @@ def feed_of(con: Any) -> Any:
     return MqttFeed(con.store, "mqtt://127.0.0.1:1", "sortcam", "line1", con.data_dir)
 
 
-def put_item(con: Any, seq: int, label: str = "paper", conf: float = 0.4, with_sample: bool = True,
-             status: str = "acked", bin_name: str | None = None) -> None:
+def put_item(
+    con: Any,
+    seq: int,
+    label: str = "paper",
+    conf: float = 0.4,
+    with_sample: bool = True,
+    status: str = "acked",
+    bin_name: str | None = None,
+) -> None:
     feed = feed_of(con)
     feed.handle("sortcam/cam1/classification", classification("cam1", "b00t", seq, label, conf))
     reason = "label" if conf >= 0.6 else "low_confidence"
     bin_name = bin_name or ("paper" if conf >= 0.6 else "reject")
     feed.handle("sortcam/line/line1/decision", decision("cam1", "b00t", seq, label, bin_name, reason, status))
     if with_sample:
-        feed.handle("sortcam/cam1/sample", mc.encode_sample(device="cam1", boot="b00t", seq=seq, jpeg=jpeg(),
-                                                           label=label, confidence=conf, width=64, height=48))
+        feed.handle(
+            "sortcam/cam1/sample",
+            mc.encode_sample(
+                device="cam1", boot="b00t", seq=seq, jpeg=jpeg(), label=label, confidence=conf, width=64, height=48
+            ),
+        )
 
 
 # --- line view ----------------------------------------------------------------------------
+
 
 def test_line_view_merges_messages_and_highlights(console: Any) -> None:
     client = console.app.test_client()
@@ -45,8 +57,16 @@ def test_line_view_merges_messages_and_highlights(console: Any) -> None:
     put_item(console, 2, "glass", 0.3, status="missed")
     # a late "sent" after "acked" must not undo the outcome
     feed.handle("sortcam/line/line1/decision", decision("cam1", "b00t", 1, "paper", "paper", "label", "sent"))
-    online = {"device": "cam1", "state": "online", "fw": "1.0", "model": "abcdef012345",
-              "uptime_s": 5, "free_heap": 123456, "rssi": -50, "fps": 4.5}
+    online = {
+        "device": "cam1",
+        "state": "online",
+        "fw": "1.0",
+        "model": "abcdef012345",
+        "uptime_s": 5,
+        "free_heap": 123456,
+        "rssi": -50,
+        "fps": 4.5,
+    }
     feed.handle("sortcam/cam1/status", mc.encode(online))
     feed.handle("sortcam/cam1/status", mc.offline_status("cam1"))
     data = client.get("/api/line").get_json()
@@ -63,14 +83,17 @@ def test_line_view_merges_messages_and_highlights(console: Any) -> None:
     assert client.get("/samples/cam1/b00t/99.jpg").status_code == 404
 
 
-@pytest.mark.parametrize("topic,payload", [
-    ("sortcam/cam1/classification", b"{not json"),
-    ("sortcam/cam1/classification", classification("cam2", "b", 1, "paper", 0.5)),  # device differs from topic
-    ("sortcam/cam1/sample", b'{"v":1,"device":"cam1","boot":"b","seq":1,"jpeg":"!!!"}'),
-    ("sortcam/cam1/sample", mc.encode({"device": "cam1", "boot": "b", "seq": 1, "jpeg": "aGVsbG8="})),  # not a JPEG
-    ("sortcam/line/line1/decision", mc.encode({"device": "cam1", "boot": "b", "seq": -1})),
-    ("sortcam/model", b'{"v":1,"model":"xyz"}'),
-])
+@pytest.mark.parametrize(
+    "topic,payload",
+    [
+        ("sortcam/cam1/classification", b"{not json"),
+        ("sortcam/cam1/classification", classification("cam2", "b", 1, "paper", 0.5)),  # device differs from topic
+        ("sortcam/cam1/sample", b'{"v":1,"device":"cam1","boot":"b","seq":1,"jpeg":"!!!"}'),
+        ("sortcam/cam1/sample", mc.encode({"device": "cam1", "boot": "b", "seq": 1, "jpeg": "aGVsbG8="})),  # not a JPEG
+        ("sortcam/line/line1/decision", mc.encode({"device": "cam1", "boot": "b", "seq": -1})),
+        ("sortcam/model", b'{"v":1,"model":"xyz"}'),
+    ],
+)
 def test_bad_messages_raise_contract_errors(console: Any, topic: str, payload: bytes) -> None:
     with pytest.raises(ContractError):
         feed_of(console).handle(topic, payload)
@@ -89,12 +112,15 @@ def test_sample_payload_limits() -> None:
 
 # --- classify -----------------------------------------------------------------------------
 
+
 def test_classify_real_photos(console: Any) -> None:
     photos = sample_photos()
     if len(photos) < 2:
         photos = []
-    files = [(io.BytesIO(p.read_bytes()), p.name) for p in photos] or [(io.BytesIO(jpeg()), "a.jpg"),
-                                                                      (io.BytesIO(jpeg((9, 9, 9))), "b.jpg")]
+    files = [(io.BytesIO(p.read_bytes()), p.name) for p in photos] or [
+        (io.BytesIO(jpeg()), "a.jpg"),
+        (io.BytesIO(jpeg((9, 9, 9))), "b.jpg"),
+    ]
     r = console.app.test_client().post("/api/classify", data={"photos": files}, content_type="multipart/form-data")
     assert r.status_code == 200, r.get_data(as_text=True)
     results = r.get_json()["results"]
@@ -106,8 +132,11 @@ def test_classify_real_photos(console: Any) -> None:
         assert isinstance(res["biodegradable"], bool)
         assert res["model_input_uri"].startswith("data:image/png;base64,")
     # the HTML page shows the same
-    html = console.app.test_client().post("/classify", data={"photos": [(io.BytesIO(jpeg()), "x.jpg")]},
-                                          content_type="multipart/form-data").get_data(as_text=True)
+    html = (
+        console.app.test_client()
+        .post("/classify", data={"photos": [(io.BytesIO(jpeg()), "x.jpg")]}, content_type="multipart/form-data")
+        .get_data(as_text=True)
+    )
     assert 'class="model-input"' in html and "bin <strong" in html
 
 
@@ -121,8 +150,15 @@ def test_classify_matches_runtime_directly(console: Any) -> None:
     data = jpeg((200, 30, 40), (80, 60))
     card = console.classifier.card
     clf = Int8Classifier(card.model_path)
-    x = preprocess_int8(decode_image(data), card.input.height, card.input.width, clf.input_quant.scale,
-                        clf.input_quant.zero_point, card.preprocess.fit, card.preprocess.range)
+    x = preprocess_int8(
+        decode_image(data),
+        card.input.height,
+        card.input.width,
+        clf.input_quant.scale,
+        clf.input_quant.zero_point,
+        card.preprocess.fit,
+        card.preprocess.range,
+    )
     expect = card.classes[int(np.argmax(clf.invoke_int8(x)))]
     assert console.classifier.classify_bytes(data).label == expect
 
@@ -135,20 +171,25 @@ def _big_png(w: int, h: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("name,data,status,message", [
-    ("notes.txt", b"hello, not an image", 400, "not an image"),
-    ("empty.jpg", b"", 400, "empty file"),
-    ("truncated.jpg", jpeg()[:40], 400, "truncated.jpg"),
-    ("huge.bin", b"\xff\xd8" + bytes(2 * 1024 * 1024), 413, "upload too large"),
-    ("bomb.png", _big_png(9000, 9000), 400, "MP limit"),
-])
+@pytest.mark.parametrize(
+    "name,data,status,message",
+    [
+        ("notes.txt", b"hello, not an image", 400, "not an image"),
+        ("empty.jpg", b"", 400, "empty file"),
+        ("truncated.jpg", jpeg()[:40], 400, "truncated.jpg"),
+        ("huge.bin", b"\xff\xd8" + bytes(2 * 1024 * 1024), 413, "upload too large"),
+        ("bomb.png", _big_png(9000, 9000), 400, "MP limit"),
+    ],
+)
 def test_classify_bad_uploads(console: Any, name: str, data: bytes, status: int, message: str) -> None:
-    r = console.app.test_client().post("/api/classify", data={"photos": [(io.BytesIO(data), name)]},
-                                       content_type="multipart/form-data")
+    r = console.app.test_client().post(
+        "/api/classify", data={"photos": [(io.BytesIO(data), name)]}, content_type="multipart/form-data"
+    )
     assert r.status_code == status
     assert message in r.get_json()["error"]
-    html = console.app.test_client().post("/classify", data={"photos": [(io.BytesIO(data), name)]},
-                                          content_type="multipart/form-data")
+    html = console.app.test_client().post(
+        "/classify", data={"photos": [(io.BytesIO(data), name)]}, content_type="multipart/form-data"
+    )
     assert html.status_code == status and message in html.get_data(as_text=True)
 
 
@@ -160,6 +201,7 @@ def test_classify_without_files_and_too_many(console: Any) -> None:
 
 
 # --- auth and labelling ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/api/label", "/api/items/flag", "/api/retrain", "/api/retrain/x/promote"])
 def test_state_changes_need_the_token(console: Any, path: str) -> None:
@@ -206,13 +248,16 @@ def test_label_confirm_and_correct(console: Any) -> None:
     assert [it["seq"] for it in c.get("/api/queue").get_json()["items"]] == [4]
 
 
-@pytest.mark.parametrize("body,message", [
-    ({"device": "cam1", "boot": "b00t", "seq": 3, "label": "banana"}, "unknown label 'banana'"),
-    ({"device": "cam1", "boot": "b00t", "seq": 77, "label": "paper"}, "no item cam1/b00t/77"),
-    ({"device": "cam1", "boot": "b00t", "seq": 8, "label": "paper"}, "has no image"),
-    ({"device": "../etc", "boot": "b00t", "seq": 3, "label": "paper"}, "named by device, boot and seq"),
-    ({"device": "cam1", "boot": "b00t", "seq": "x", "label": "paper"}, "named by device, boot and seq"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"device": "cam1", "boot": "b00t", "seq": 3, "label": "banana"}, "unknown label 'banana'"),
+        ({"device": "cam1", "boot": "b00t", "seq": 77, "label": "paper"}, "no item cam1/b00t/77"),
+        ({"device": "cam1", "boot": "b00t", "seq": 8, "label": "paper"}, "has no image"),
+        ({"device": "../etc", "boot": "b00t", "seq": 3, "label": "paper"}, "named by device, boot and seq"),
+        ({"device": "cam1", "boot": "b00t", "seq": "x", "label": "paper"}, "named by device, boot and seq"),
+    ],
+)
 def test_label_bad_input(console: Any, body: dict[str, Any], message: str) -> None:
     put_item(console, 3)
     put_item(console, 8, with_sample=False)
@@ -222,6 +267,7 @@ def test_label_bad_input(console: Any, body: dict[str, Any], message: str) -> No
 
 
 # --- retrain ------------------------------------------------------------------------------------
+
 
 def label_n(con: Any, per_class: dict[str, int]) -> None:
     seq = 100
@@ -241,9 +287,13 @@ def test_retrain_too_few_images_per_class(console: Any) -> None:
     assert console.jobs.current is None and not any(console.jobs.jobs_dir.iterdir())
 
 
-@pytest.mark.parametrize("mode,message", [
-    ("banana", "unknown retrain mode"), ("oldnew", "needs the old training data"),
-])
+@pytest.mark.parametrize(
+    "mode,message",
+    [
+        ("banana", "unknown retrain mode"),
+        ("oldnew", "needs the old training data"),
+    ],
+)
 def test_retrain_bad_mode(console: Any, mode: str, message: str) -> None:
     label_n(console, {c: 3 for c in CLASSES})
     r = console.app.test_client().post("/api/retrain", json={"mode": mode}, headers=auth())
@@ -275,6 +325,7 @@ def test_two_retrains_at_once(console: Any, tmp_path: Path) -> None:
 
 # --- promote ------------------------------------------------------------------------------------
 
+
 def fake_finished_job(con: Any, tmp_path: Path, classes: list[str] | None = None) -> str:
     """A job folder as the worker leaves it, with the tiny model as the candidate."""
     from sortcam.console.retrain import Job
@@ -288,10 +339,21 @@ def fake_finished_job(con: Any, tmp_path: Path, classes: list[str] | None = None
         card["classes"] = classes
     (d / "candidate" / "candidate.json").write_text(json.dumps(card))
     m = {"images": 6, "accuracy": 0.5, "macro_f1": 0.4, "recall": {}}
-    (d / "result.json").write_text(json.dumps({"ok": True, "mode": "scratch", "candidate_card": str(d / "candidate" /
-                                                "candidate.json"), "metrics": {"candidate": m, "current": m},
-                                               "candidate_model": "x", "current_model": "y", "val_source": "t",
-                                               "flash_bytes": 1, "arena_bytes": 1}))
+    (d / "result.json").write_text(
+        json.dumps(
+            {
+                "ok": True,
+                "mode": "scratch",
+                "candidate_card": str(d / "candidate" / "candidate.json"),
+                "metrics": {"candidate": m, "current": m},
+                "candidate_model": "x",
+                "current_model": "y",
+                "val_source": "t",
+                "flash_bytes": 1,
+                "arena_bytes": 1,
+            }
+        )
+    )
     job = Job("fakejob", "scratch", d, time.time(), None)
     con.jobs.jobs["fakejob"] = job
     con.jobs.current = job
@@ -333,8 +395,9 @@ def test_promote_unfinished_or_unknown_job(console: Any, tmp_path: Path) -> None
         console.jobs.jobs["run1"].proc.wait()
 
 
-def test_promote_fails_cleanly_when_export_fails(console: Any, tmp_path: Path, model_dir: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_promote_fails_cleanly_when_export_fails(
+    console: Any, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sortcam.console import modelops
     from sortcam.errors import ModelError
 
@@ -351,8 +414,9 @@ def test_promote_fails_cleanly_when_export_fails(console: Any, tmp_path: Path, m
     assert [p.name for p in (tmp_path / "fw").iterdir()] == []
 
 
-def test_promote_writes_model_card_and_sources(console: Any, tmp_path: Path, model_dir: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_promote_writes_model_card_and_sources(
+    console: Any, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sortcam.card import load_card, sha256_file
     from sortcam.console import modelops
 
@@ -376,9 +440,17 @@ def test_interrupted_promotion_rolls_forward(tmp_path: Path, model_dir: Path) ->
     stage = model_dir / ".promote-x"
     stage.mkdir()
     (stage / "line.tflite").write_bytes(b"new model")
-    (model_dir / JOURNAL).write_text(json.dumps({"moves": [[str(stage / "line.tflite"), str(model_dir / "line.tflite")],
-                                                           [str(stage / "line.json"), str(model_dir / "line.json")]],
-                                                 "cleanup": [str(stage)]}))
+    (model_dir / JOURNAL).write_text(
+        json.dumps(
+            {
+                "moves": [
+                    [str(stage / "line.tflite"), str(model_dir / "line.tflite")],
+                    [str(stage / "line.json"), str(model_dir / "line.json")],
+                ],
+                "cleanup": [str(stage)],
+            }
+        )
+    )
     assert recover(model_dir)
     assert (model_dir / "line.tflite").read_bytes() == b"new model"
     assert not stage.exists() and not (model_dir / JOURNAL).exists()

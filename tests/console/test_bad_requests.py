@@ -28,17 +28,20 @@ def feed_of(con: Any) -> Any:
 def put_item(con: Any, seq: int) -> None:
     feed = feed_of(con)
     feed.handle("sortcam/cam1/classification", classification("cam1", "b00t", seq, "paper", 0.3))
-    feed.handle("sortcam/line/line1/decision", decision("cam1", "b00t", seq, "paper", "reject", "low_confidence",
-                                                        "acked"))
+    feed.handle(
+        "sortcam/line/line1/decision", decision("cam1", "b00t", seq, "paper", "reject", "low_confidence", "acked")
+    )
     feed.handle("sortcam/cam1/sample", mc.encode_sample(device="cam1", boot="b00t", seq=seq, jpeg=jpeg()))
 
 
 # --- the sample path ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("boot", ["b00t\n", "b00t\r", "b00t\x00", " b00t", "b00t\u0661"])
 def test_a_sample_whose_boot_is_a_near_miss_makes_no_folder(console: Any, boot: str) -> None:
-    payload = mc.encode({"device": "cam1", "boot": boot, "seq": 1, "width": 64, "height": 48,
-                         "jpeg": base64.b64encode(jpeg()).decode()})
+    payload = mc.encode(
+        {"device": "cam1", "boot": boot, "seq": 1, "width": 64, "height": 48, "jpeg": base64.b64encode(jpeg()).decode()}
+    )
     with pytest.raises(ContractError, match="boot id"):
         feed_of(console).handle("sortcam/cam1/sample", payload)
     samples = console.data_dir / "samples"
@@ -55,11 +58,15 @@ def test_a_sample_with_a_key_twice_is_refused(console: Any) -> None:
 
 # --- API bodies ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    b'{"device":"cam1","boot":"b00t","seq":3,"label":"glass","label":"paper"}',
-    b'{"device":"cam2","device":"cam1","boot":"b00t","seq":3,"label":"paper"}',
-    b'{"device":"cam1","boot":"b00t","seq":4,"seq":3,"label":"paper"}',
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"device":"cam1","boot":"b00t","seq":3,"label":"glass","label":"paper"}',
+        b'{"device":"cam2","device":"cam1","boot":"b00t","seq":3,"label":"paper"}',
+        b'{"device":"cam1","boot":"b00t","seq":4,"seq":3,"label":"paper"}',
+    ],
+)
 def test_api_bodies_with_a_key_twice_are_refused(console: Any, body: bytes) -> None:
     put_item(console, 3)
     r = console.app.test_client().post("/api/label", data=body, content_type="application/json", headers=auth())
@@ -70,8 +77,9 @@ def test_api_bodies_with_a_key_twice_are_refused(console: Any, body: bytes) -> N
 def test_form_fields_given_twice_are_refused(console: Any) -> None:
     put_item(console, 3)
     c = console.app.test_client()
-    r = c.post("/queue/label", data={"device": "cam1", "boot": "b00t", "seq": "3", "label": ["glass", "paper"]},
-               headers=auth())
+    r = c.post(
+        "/queue/label", data={"device": "cam1", "boot": "b00t", "seq": "3", "label": ["glass", "paper"]}, headers=auth()
+    )
     assert r.status_code == 400 and "field &#39;label&#39; given twice" in r.get_data(as_text=True)
     assert console.labels.counts() == {}
 
@@ -79,8 +87,9 @@ def test_form_fields_given_twice_are_refused(console: Any) -> None:
 @pytest.mark.parametrize("seq", ["\u0663", "\u00b2", "\uff13", "3\n", " 3", "99999999999"])
 def test_item_seq_must_be_ascii_digits(console: Any, seq: str) -> None:
     put_item(console, 3)
-    r = console.app.test_client().post("/api/label", json={"device": "cam1", "boot": "b00t", "seq": seq,
-                                                           "label": "paper"}, headers=auth())
+    r = console.app.test_client().post(
+        "/api/label", json={"device": "cam1", "boot": "b00t", "seq": seq, "label": "paper"}, headers=auth()
+    )
     assert r.status_code == 400 and "named by device, boot and seq" in r.get_json()["error"]
     assert console.labels.counts() == {}
 
@@ -115,11 +124,22 @@ def test_label_store_refuses_near_miss_file_names(text: str, tmp_path_factory: p
 
 # --- sign-in redirect --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("target", [
-    "https://elsewhere.example/phish", "http:elsewhere.example", "//elsewhere.example/x", "/\\elsewhere.example",
-    "\\\\elsewhere.example", "/\t/elsewhere.example", "/\n/elsewhere.example", "javascript:alert(1)",
-    "elsewhere.example", "",
-])
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://elsewhere.example/phish",
+        "http:elsewhere.example",
+        "//elsewhere.example/x",
+        "/\\elsewhere.example",
+        "\\\\elsewhere.example",
+        "/\t/elsewhere.example",
+        "/\n/elsewhere.example",
+        "javascript:alert(1)",
+        "elsewhere.example",
+        "",
+    ],
+)
 def test_sign_in_never_redirects_off_the_site(console: Any, target: str) -> None:
     r = console.app.test_client().post("/login", query_string={"next": target}, data={"token": TOKEN})
     assert r.status_code == 302 and r.headers["Location"] == "/", r.headers["Location"]
@@ -133,12 +153,17 @@ def test_sign_in_returns_to_a_local_page(console: Any, target: str) -> None:
 
 # --- HTTP status by error type -------------------------------------------------------------------
 
-@pytest.mark.parametrize("error,status", [
-    (BusyError("the belt is busy"), 409),
-    (UsageError("a retrain is already running, or so this text says"), 400),
-])
-def test_http_status_comes_from_the_error_type(console: Any, monkeypatch: pytest.MonkeyPatch, error: Exception,
-                                               status: int) -> None:
+
+@pytest.mark.parametrize(
+    "error,status",
+    [
+        (BusyError("the belt is busy"), 409),
+        (UsageError("a retrain is already running, or so this text says"), 400),
+    ],
+)
+def test_http_status_comes_from_the_error_type(
+    console: Any, monkeypatch: pytest.MonkeyPatch, error: Exception, status: int
+) -> None:
     def refuse(mode: str) -> None:
         raise error
 
@@ -149,8 +174,10 @@ def test_http_status_comes_from_the_error_type(console: Any, monkeypatch: pytest
 
 # --- images past Pillow's own limit ----------------------------------------------------------------
 
+
 def header_only_png(width: int, height: int) -> bytes:
     """A PNG that declares ``width`` x ``height`` (its pixel data is missing: nothing gets that far)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -161,7 +188,8 @@ def header_only_png(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("width,height", [(30000, 30000), (100000, 2000), (8000, 5001)])
 def test_a_huge_png_gets_the_pixel_limit_message(console: Any, width: int, height: int) -> None:
     data = header_only_png(width, height)
-    r = console.app.test_client().post("/api/classify", data={"photos": [(io.BytesIO(data), "big.png")]},
-                                       content_type="multipart/form-data")
+    r = console.app.test_client().post(
+        "/api/classify", data={"photos": [(io.BytesIO(data), "big.png")]}, content_type="multipart/form-data"
+    )
     assert r.status_code == 400
     assert r.get_json()["error"] == f"big.png: {width}x{height} pixels is more than the 40 MP limit"

@@ -49,8 +49,12 @@ class Procs:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         out = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen([sys.executable, "-m", "sortcam.cli", *args], stdout=out, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sortcam.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
         out.close()
         self.procs.append((name, proc))
         return proc
@@ -96,19 +100,75 @@ def line(tmp_path: Path, broker: str, model_dir: Path) -> Iterator[dict[str, Any
             procs.check_alive()
             time.sleep(0.1)
         assert link.exists(), procs.log("sorter")
-        procs.start("host", "host", "--broker", broker, "--serial", str(link), "--line", "line1",
-                    "--card", str(model_dir / "line.json"), "--state-db", str(tmp_path / "host.db"),
-                    "--threshold", "0.1")
-        procs.start("console", "console", "--broker", broker, "--port", str(port), "--line", "line1",
-                    "--data", str(data), "--token", TOKEN, "--card", str(model_dir / "line.json"),
-                    "--firmware-dir", str(fw) if fw else "none", "--min-per-class", "2",
-                    "--retrain-weights", "none", "--retrain-epochs", "1", "--retrain-fine-tune-epochs", "0",
-                    "--retrain-batch", "8")
+        procs.start(
+            "host",
+            "host",
+            "--broker",
+            broker,
+            "--serial",
+            str(link),
+            "--line",
+            "line1",
+            "--card",
+            str(model_dir / "line.json"),
+            "--state-db",
+            str(tmp_path / "host.db"),
+            "--threshold",
+            "0.1",
+        )
+        procs.start(
+            "console",
+            "console",
+            "--broker",
+            broker,
+            "--port",
+            str(port),
+            "--line",
+            "line1",
+            "--data",
+            str(data),
+            "--token",
+            TOKEN,
+            "--card",
+            str(model_dir / "line.json"),
+            "--firmware-dir",
+            str(fw) if fw else "none",
+            "--min-per-class",
+            "2",
+            "--retrain-weights",
+            "none",
+            "--retrain-epochs",
+            "1",
+            "--retrain-fine-tune-epochs",
+            "0",
+            "--retrain-batch",
+            "8",
+        )
         assert wait_port("127.0.0.1", port, 30), procs.log("console")
-        procs.start("twin", "sim", "camera", "--source", str(SAMPLES), "--broker", broker, "--device", "cam1",
-                    "--card", str(model_dir / "line.json"), "--rate", "4", "--loop")
-        yield {"url": f"http://127.0.0.1:{port}", "procs": procs, "model_dir": model_dir, "fw": fw, "data": data,
-               "broker": broker}
+        procs.start(
+            "twin",
+            "sim",
+            "camera",
+            "--source",
+            str(SAMPLES),
+            "--broker",
+            broker,
+            "--device",
+            "cam1",
+            "--card",
+            str(model_dir / "line.json"),
+            "--rate",
+            "4",
+            "--loop",
+        )
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "procs": procs,
+            "model_dir": model_dir,
+            "fw": fw,
+            "data": data,
+            "broker": broker,
+        }
     finally:
         procs.stop()
 
@@ -142,8 +202,9 @@ def retained_model(broker: str) -> dict[str, Any] | None:
 
 def test_console_flywheel_in_chromium(line: dict[str, Any], tmp_path: Path) -> None:
     _need(Path(CHROMIUM).exists(), "Debian chromium is not installed (scripts/setup.sh --dev)")
-    _need(importlib.util.find_spec("playwright") is not None,
-          "playwright is not installed (pip install 'sortcam[test]')")
+    _need(
+        importlib.util.find_spec("playwright") is not None, "playwright is not installed (pip install 'sortcam[test]')"
+    )
     from playwright.sync_api import expect, sync_playwright
 
     url, procs = line["url"], line["procs"]
@@ -204,8 +265,12 @@ def test_console_flywheel_in_chromium(line: dict[str, Any], tmp_path: Path) -> N
             page.click("#start-retrain")
             expect(page.locator("#job-status")).to_have_text(re.compile("done|failed"), timeout=300_000)
             if page.locator("#job-status").inner_text() != "done":
-                raise AssertionError("retrain failed: " + page.locator("#job-error").inner_text() + "\n"
-                                     + page.locator("#job-log").inner_text())
+                raise AssertionError(
+                    "retrain failed: "
+                    + page.locator("#job-error").inner_text()
+                    + "\n"
+                    + page.locator("#job-log").inner_text()
+                )
             expect(page.locator("#compare td.m-candidate")).to_be_visible()
             expect(page.locator("#compare td.m-current")).to_be_visible()
 

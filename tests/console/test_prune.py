@@ -14,8 +14,17 @@ DAY = 86400.0
 
 
 def _classification(seq: int, label: str, confidence: float) -> dict:
-    return {"device": "cam1", "boot": "b1", "seq": seq, "label": label, "class_id": 0, "confidence": confidence,
-            "top": [[label, confidence]], "model": "0123456789ab", "latency_ms": 30.0}
+    return {
+        "device": "cam1",
+        "boot": "b1",
+        "seq": seq,
+        "label": label,
+        "class_id": 0,
+        "confidence": confidence,
+        "top": [[label, confidence]],
+        "model": "0123456789ab",
+        "latency_ms": 30.0,
+    }
 
 
 def test_prune_keeps_the_queue_and_recent_items(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,15 +22,23 @@ def _parsers() -> list[argparse.ArgumentParser]:
 def test_every_help_shows_defaults_and_ends_with_examples(parser: argparse.ArgumentParser) -> None:
     text = parser.format_help()
     tail = text.rstrip().splitlines()
-    examples = tail.index("examples:") if "examples:" in tail else next(
-        i for i, line in enumerate(tail) if line.rstrip().endswith(("examples:", "example:")))
-    shown = [line for line in tail[examples + 1:] if line.strip()]
+    examples = (
+        tail.index("examples:")
+        if "examples:" in tail
+        else next(i for i, line in enumerate(tail) if line.rstrip().endswith(("examples:", "example:")))
+    )
+    shown = [line for line in tail[examples + 1 :] if line.strip()]
     assert 1 <= len([s for s in shown if s.lstrip().startswith("sortcam ")]) <= 3, shown
     assert shown[-1].lstrip().startswith(("sortcam ", "--")), shown  # the help ends with an example
     for action in parser._actions:
         default = action.default
-        if (not action.option_strings or action.help == argparse.SUPPRESS or action.nargs == 0
-                or default in (None, argparse.SUPPRESS) or isinstance(default, (bool, list))):
+        if (
+            not action.option_strings
+            or action.help == argparse.SUPPRESS
+            or action.nargs == 0
+            or default in (None, argparse.SUPPRESS)
+            or isinstance(default, (bool, list))
+        ):
             continue
         assert "default" in (parser._get_formatter()._expand_help(action)).lower(), (parser.prog, action.dest)
 
@@ -52,19 +60,23 @@ def test_the_examples_name_only_options_that_exist() -> None:
                     assert word in known, f"{prog}: example {line!r} uses {word}, not an option of {sub.prog}"
 
 
-@pytest.mark.parametrize(("argv", "old", "new", "dest", "value"), [
-    (["sim", "camera", "--source", "x", "--broker", "b", "--device", "d"], "--model", "--card", "card", "c.json"),
-    (["sim", "camera", "--source", "x", "--broker", "b", "--device", "d"], "--count", "--items", "items", 5),
-    (["demo"], "--model", "--card", "card", "c.json"),
-    (["demo"], "--console-port", "--port", "port", 9090),
-    (["demo"], "--console-data", "--data", "data", "d"),
-    (["demo"], "--console-token", "--token", "token", "t"),
-    (["console"], "--model", "--card", "card", "c.json"),
-    (["bench", "sim"], "--model", "--card", "card", "c.json"),
-    (["evaluate", "m.tflite", "data"], "--split-name", "--split", "split_name", "test"),
-])
-def test_old_option_names_still_work_with_a_warning(argv: list[str], old: str, new: str, dest: str, value: object,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "old", "new", "dest", "value"),
+    [
+        (["sim", "camera", "--source", "x", "--broker", "b", "--device", "d"], "--model", "--card", "card", "c.json"),
+        (["sim", "camera", "--source", "x", "--broker", "b", "--device", "d"], "--count", "--items", "items", 5),
+        (["demo"], "--model", "--card", "card", "c.json"),
+        (["demo"], "--console-port", "--port", "port", 9090),
+        (["demo"], "--console-data", "--data", "data", "d"),
+        (["demo"], "--console-token", "--token", "token", "t"),
+        (["console"], "--model", "--card", "card", "c.json"),
+        (["bench", "sim"], "--model", "--card", "card", "c.json"),
+        (["evaluate", "m.tflite", "data"], "--split-name", "--split", "split_name", "test"),
+    ],
+)
+def test_old_option_names_still_work_with_a_warning(
+    argv: list[str], old: str, new: str, dest: str, value: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     parser = build_parser()
     args = parser.parse_args([*argv, old, str(value)])
     assert getattr(args, dest) == value
@@ -83,6 +95,7 @@ def test_new_names_give_the_same_namespace() -> None:
 
 
 # --- the state folder ------------------------------------------------------------------------------
+
 
 def test_the_state_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from sortcam import state
@@ -106,8 +119,9 @@ def test_the_host_keeps_its_db_in_the_state_folder(_state_dir: Path) -> None:
     assert cfg.state_db == _state_dir / "host-L1.db"
 
 
-def test_host_events_finds_the_db_of_a_line(_state_dir: Path, capsys: pytest.CaptureFixture[str],
-                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_host_events_finds_the_db_of_a_line(
+    _state_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sortcam.host.store import StateStore
     from sortcam.state import host_db
 

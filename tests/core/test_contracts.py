@@ -13,9 +13,16 @@ from sortcam.errors import ContractError
 
 def good_classification(**over: object) -> dict[str, object]:
     d: dict[str, object] = {
-        "v": 1, "device": "cam-1", "boot": "a1b2c3d4", "seq": 7, "label": "paper", "class_id": 3,
-        "confidence": 0.91, "top": [["paper", 0.91], ["cardboard", 0.05], ["trash", 0.02]],
-        "latency_ms": 412, "model": "0123456789ab",
+        "v": 1,
+        "device": "cam-1",
+        "boot": "a1b2c3d4",
+        "seq": 7,
+        "label": "paper",
+        "class_id": 3,
+        "confidence": 0.91,
+        "top": [["paper", 0.91], ["cardboard", 0.05], ["trash", 0.02]],
+        "latency_ms": 412,
+        "model": "0123456789ab",
     }
     d.update(over)
     return d
@@ -23,8 +30,15 @@ def good_classification(**over: object) -> dict[str, object]:
 
 def test_encoded_classification_validates_and_is_compact() -> None:
     raw = mc.encode_classification(
-        device="cam-1", boot="a1b2c3d4", seq=7, label="paper", class_id=3, confidence=0.91,
-        top=[("paper", 0.91), ("cardboard", 0.05), ("trash", 0.02)], latency_ms=412, model="0123456789ab",
+        device="cam-1",
+        boot="a1b2c3d4",
+        seq=7,
+        label="paper",
+        class_id=3,
+        confidence=0.91,
+        top=[("paper", 0.91), ("cardboard", 0.05), ("trash", 0.02)],
+        latency_ms=412,
+        model="0123456789ab",
     )
     assert raw.startswith(b'{"v":1,"device":"cam-1","boot":"a1b2c3d4","seq":7,')
     assert b'"confidence":0.9100' in raw
@@ -49,8 +63,7 @@ def test_encoded_classification_validates_and_is_compact() -> None:
         (json.dumps(good_classification(confidence=True)).encode(), "must be a number"),
         (json.dumps(good_classification(top=[])).encode(), "'top'"),
         (json.dumps(good_classification(top=[["paper", 2]])).encode(), "bad 'top' entry"),
-        (json.dumps({k: v for k, v in good_classification().items() if k != "label"}).encode(),
-         "missing 'label'"),
+        (json.dumps({k: v for k, v in good_classification().items() if k != "label"}).encode(), "missing 'label'"),
         (b'{"v":1,"pad":"' + b"x" * 5000 + b'"}', "exceeds"),
         (json.dumps(good_classification(confidence=10**400)).encode(), "outside"),
     ],
@@ -78,8 +91,12 @@ def test_topics() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b'{"cmd":"capture"}', b'{"v":1,"cmd":"set","threshold":0.6}', b'{"cmd":"set","trigger":"gpio"}',
-     b'{"cmd":"reboot"}'],
+    [
+        b'{"cmd":"capture"}',
+        b'{"v":1,"cmd":"set","threshold":0.6}',
+        b'{"cmd":"set","trigger":"gpio"}',
+        b'{"cmd":"reboot"}',
+    ],
 )
 def test_good_commands(payload: bytes) -> None:
     assert mc.validate_cmd(payload)["cmd"] in mc.COMMANDS
@@ -87,8 +104,15 @@ def test_good_commands(payload: bytes) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b'{"cmd":"dance"}', b'{"cmd":"set"}', b'{"cmd":"set","threshold":2}', b'{"cmd":"set","color":1}',
-     b'{"cmd":"reboot","now":true}', b'{"v":9,"cmd":"capture"}', b'"capture"'],
+    [
+        b'{"cmd":"dance"}',
+        b'{"cmd":"set"}',
+        b'{"cmd":"set","threshold":2}',
+        b'{"cmd":"set","color":1}',
+        b'{"cmd":"reboot","now":true}',
+        b'{"v":9,"cmd":"capture"}',
+        b'"capture"',
+    ],
 )
 def test_bad_commands(payload: bytes) -> None:
     with pytest.raises(ContractError):
@@ -97,16 +121,35 @@ def test_bad_commands(payload: bytes) -> None:
 
 def test_status_and_last_will() -> None:
     mc.validate_status(mc.offline_status("cam-1"), topic_device="cam-1")
-    online = mc.encode({"device": "cam-1", "state": "online", "fw": "0.1.0", "model": "0123456789ab",
-                        "uptime_s": 12.5, "free_heap": 100000, "rssi": -60, "fps": 2.5})
+    online = mc.encode(
+        {
+            "device": "cam-1",
+            "state": "online",
+            "fw": "0.1.0",
+            "model": "0123456789ab",
+            "uptime_s": 12.5,
+            "free_heap": 100000,
+            "rssi": -60,
+            "fps": 2.5,
+        }
+    )
     assert mc.validate_status(online)["state"] == "online"
     with pytest.raises(ContractError, match="missing 'fw'"):
         mc.validate_status(b'{"v":1,"state":"online"}')
 
 
 def test_decision_payload() -> None:
-    d = mc.encode({"device": "cam-1", "boot": "a1b2c3d4", "seq": 1, "label": "glass", "bin": "glass",
-                   "reason": "label", "ts": 1700000000.5})
+    d = mc.encode(
+        {
+            "device": "cam-1",
+            "boot": "a1b2c3d4",
+            "seq": 1,
+            "label": "glass",
+            "bin": "glass",
+            "reason": "label",
+            "ts": 1700000000.5,
+        }
+    )
     assert mc.validate_decision(d)["bin"] == "glass"
     with pytest.raises(ContractError, match="'reason'"):
         mc.validate_decision(d.replace(b'"label","ts"', b'"maybe","ts"'))
@@ -139,8 +182,17 @@ def test_serial_bad_lines(line: bytes, error: type[Exception]) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ["SORT 0 1 10", "SORT 1 16 10", "SORT 1 1 -5", "SORT 1 1 600001", "SORT x 1 1", "SORT 1 1", "ACK", "HELLO",
-     "SORT 99999999999 1 1"],
+    [
+        "SORT 0 1 10",
+        "SORT 1 16 10",
+        "SORT 1 1 -5",
+        "SORT 1 1 600001",
+        "SORT x 1 1",
+        "SORT 1 1",
+        "ACK",
+        "HELLO",
+        "SORT 99999999999 1 1",
+    ],
 )
 def test_serial_bad_messages(body: str) -> None:
     with pytest.raises(ContractError):

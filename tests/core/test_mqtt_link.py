@@ -10,12 +10,15 @@ from sortcam.errors import BrokerError, ConfigError
 from sortcam.mqtt_link import BrokerURL, Will, make_client, parse_broker_url, resolve_credentials
 
 
-@pytest.mark.parametrize("url,expect", [
-    ("mqtt://h", BrokerURL("h", 1883, False)),
-    ("h:1884", BrokerURL("h", 1884, False)),
-    ("mqtts://h", BrokerURL("h", 8883, True)),
-    ("ssl://u:p%40ss@h:9", BrokerURL("h", 9, True, "u", "p@ss")),
-])
+@pytest.mark.parametrize(
+    "url,expect",
+    [
+        ("mqtt://h", BrokerURL("h", 1883, False)),
+        ("h:1884", BrokerURL("h", 1884, False)),
+        ("mqtts://h", BrokerURL("h", 8883, True)),
+        ("ssl://u:p%40ss@h:9", BrokerURL("h", 9, True, "u", "p@ss")),
+    ],
+)
 def test_parse(url: str, expect: BrokerURL) -> None:
     assert parse_broker_url(url) == expect
     assert "@" not in str(parse_broker_url(url))
@@ -59,8 +62,9 @@ def test_client_options(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
     clean_env.setenv("SORTCAM_MQTT_USERNAME", "line")
     clean_env.setenv("SORTCAM_MQTT_PASSWORD", "s3cret")
-    client = make_client(BrokerURL("h", 1), "c1", will=Will("t/host", b"offline"), version="5", persistent=True,
-                         manual_ack=True)
+    client = make_client(
+        BrokerURL("h", 1), "c1", will=Will("t/host", b"offline"), version="5", persistent=True, manual_ack=True
+    )
     assert client.protocol == mqtt.MQTTv5 and client._manual_ack  # noqa: SLF001 (paho has no getter)
     assert client.username == "line" and client.password == "s3cret"
     assert client._will_topic == b"t/host" and client._will_retain  # noqa: SLF001
@@ -105,8 +109,11 @@ def test_shared_property_tables_decode_the_same() -> None:
     after = _packet.decode_publish(0x32, packet, MQTTProtocolVersion.MQTTv5)
     assert getattr(_packet.Properties, "shared_tables", False)
     assert after.properties is not None and before.properties is not None
-    assert after.properties.json() == before.properties.json() == {"MessageExpiryInterval": 30,
-                                                                    "UserProperty": [("line", "A"), ("cam", "1")]}
+    assert (
+        after.properties.json()
+        == before.properties.json()
+        == {"MessageExpiryInterval": 30, "UserProperty": [("line", "A"), ("cam", "1")]}
+    )
     assert (after.topic, after.mid, after.payload) == (b"a/b/c", 9, b"payload")
     fresh = _packet.Properties(PacketTypes.PUBLISH)
     fresh.ContentType = "x"  # setting one object's property leaves the next one empty

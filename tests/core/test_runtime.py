@@ -19,8 +19,14 @@ def test_shipped_model_runs_and_matches_its_card() -> None:
     assert clf.input_shape == (1, card.input.height, card.input.width, 3)
     assert clf.num_classes == len(card.classes)
     photo = sorted((card.model_path.parent.parent / "sim" / "samples").rglob("*.jpg"))[0]
-    x = preprocess_int8(load_image(photo), card.input.height, card.input.width,
-                        clf.input_quant.scale, clf.input_quant.zero_point, card.preprocess.fit)
+    x = preprocess_int8(
+        load_image(photo),
+        card.input.height,
+        card.input.width,
+        clf.input_quant.scale,
+        clf.input_quant.zero_point,
+        card.preprocess.fit,
+    )
     probs = clf.predict(x)
     assert probs.shape == (len(card.classes),)
     assert abs(float(probs.sum()) - 1.0) < 0.05  # softmax output, dequantised

@@ -78,10 +78,19 @@ def test_topic_root_refuses_surrounding_space_and_slashes(root: str) -> None:
 
 # --- payload fields ----------------------------------------------------------------------------
 
+
 def classification(**over: Any) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "v": 1, "device": "cam1", "boot": "b00t0004", "seq": 7, "label": "paper", "class_id": 3,
-        "confidence": 0.91, "top": [["paper", 0.91]], "latency_ms": 40, "model": "0123456789ab",
+        "v": 1,
+        "device": "cam1",
+        "boot": "b00t0004",
+        "seq": 7,
+        "label": "paper",
+        "class_id": 3,
+        "confidence": 0.91,
+        "top": [["paper", 0.91]],
+        "latency_ms": 40,
+        "model": "0123456789ab",
     }
     d.update(over)
     return d
@@ -94,8 +103,16 @@ def sample(**over: Any) -> dict[str, Any]:
 
 
 def decision(**over: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {"v": 1, "device": "cam1", "boot": "b00t0004", "seq": 7, "label": "paper", "bin": "paper",
-                         "reason": "label", "ts": 1.5}
+    d: dict[str, Any] = {
+        "v": 1,
+        "device": "cam1",
+        "boot": "b00t0004",
+        "seq": 7,
+        "label": "paper",
+        "bin": "paper",
+        "reason": "label",
+        "ts": 1.5,
+    }
     d.update(over)
     return d
 
@@ -111,8 +128,11 @@ PAYLOAD_FIELDS: dict[str, tuple[Callable[[bytes], Any], Callable[..., dict[str, 
     "decision.device": (mc.validate_decision, decision, "device"),
     "decision.boot": (mc.validate_decision, decision, "boot"),
     "status.device": (lambda p: mc.validate_status(p), lambda **o: {"v": 1, "state": "offline", **o}, "device"),
-    "host.line": (lambda p: mc.validate_host_status(p),
-                  lambda **o: {"v": 1, "state": "online", "line": "L1", "client_id": "h", "ts": 1.0, **o}, "line"),
+    "host.line": (
+        lambda p: mc.validate_host_status(p),
+        lambda **o: {"v": 1, "state": "online", "line": "L1", "client_id": "h", "ts": 1.0, **o},
+        "line",
+    ),
 }
 
 
@@ -126,12 +146,17 @@ def test_payload_id_fields_refuse_near_misses(name: str, text: str) -> None:
 
 
 HEX_FIELDS: dict[str, tuple[Callable[[bytes], Any], Callable[[str], dict[str, Any]], st.SearchStrategy[str]]] = {
-    "classification.model": (lambda p: mc.validate_classification(p), lambda t: classification(model=t),
-                             st.text("0123456789abcdef", min_size=1, max_size=63)),
-    "announcement.sha256": (mc.validate_model_announcement, lambda t: {**ANNOUNCEMENT, "sha256": t, "model": t[:12]},
-                            st.just(SHA)),
-    "announcement.model": (mc.validate_model_announcement, lambda t: {**ANNOUNCEMENT, "model": t},
-                           st.just(SHA[:12])),
+    "classification.model": (
+        lambda p: mc.validate_classification(p),
+        lambda t: classification(model=t),
+        st.text("0123456789abcdef", min_size=1, max_size=63),
+    ),
+    "announcement.sha256": (
+        mc.validate_model_announcement,
+        lambda t: {**ANNOUNCEMENT, "sha256": t, "model": t[:12]},
+        st.just(SHA),
+    ),
+    "announcement.model": (mc.validate_model_announcement, lambda t: {**ANNOUNCEMENT, "model": t}, st.just(SHA[:12])),
 }
 
 
@@ -159,6 +184,7 @@ def test_sample_encoder_refuses_a_bad_boot() -> None:
 
 # --- serial numbers ----------------------------------------------------------------------------
 
+
 @SETTINGS
 @given(text=near_miss(st.integers(1, 999999).map(str), DIGIT_INTRUDERS))
 def test_serial_numbers_refuse_near_misses(text: str) -> None:
@@ -173,12 +199,19 @@ def test_serial_decode_refuses_non_ascii_text() -> None:
 
 # --- elsewhere: host config, webcam sources (the console: tests/console/test_bad_requests.py) -------------
 
+
 def _host_config(**over: Any) -> Any:
     from sortcam.host.config import HostConfig
     from sortcam.mqtt_link import BrokerURL
 
-    return HostConfig(broker=BrokerURL("127.0.0.1", 1883, False), serial_url="/dev/null", line="L1",
-                      label_bins={"paper": "paper"}, gates={"paper": 1, "reject": 0}, **over).validate()
+    return HostConfig(
+        broker=BrokerURL("127.0.0.1", 1883, False),
+        serial_url="/dev/null",
+        line="L1",
+        label_bins={"paper": "paper"},
+        gates={"paper": 1, "reject": 0},
+        **over,
+    ).validate()
 
 
 @SETTINGS
@@ -208,33 +241,53 @@ def test_webcam_source_refuses_near_misses(text: str) -> None:
 
 # --- duplicate keys ---------------------------------------------------------------------------
 
+
 def _twice(good: dict[str, Any], key: str, first: Any) -> bytes:
     """``good`` as JSON with ``key`` twice: ``first``, then the good value (which a last-wins parser keeps)."""
-    parts = [f"{json.dumps(key)}:{json.dumps(first)}"] + [f"{json.dumps(k)}:{json.dumps(v)}" for k, v in good.items()
-                                                          if k != key] + [f"{json.dumps(key)}:{json.dumps(good[key])}"]
+    parts = (
+        [f"{json.dumps(key)}:{json.dumps(first)}"]
+        + [f"{json.dumps(k)}:{json.dumps(v)}" for k, v in good.items() if k != key]
+        + [f"{json.dumps(key)}:{json.dumps(good[key])}"]
+    )
     return ("{" + ",".join(parts) + "}").encode()
 
 
 DUPLICATES: list[tuple[str, Callable[[bytes], Any], dict[str, Any], str, Any]] = [
     ("classification seq", lambda p: mc.validate_classification(p, "cam1"), classification(), "seq", 6),
     ("classification label", lambda p: mc.validate_classification(p, "cam1"), classification(), "label", "glass"),
-    ("classification device cam2 then cam1", lambda p: mc.validate_classification(p, "cam1"), classification(),
-     "device", "cam2"),
+    (
+        "classification device cam2 then cam1",
+        lambda p: mc.validate_classification(p, "cam1"),
+        classification(),
+        "device",
+        "cam2",
+    ),
     ("sample boot", lambda p: mc.validate_sample(p, "cam1"), sample(), "boot", "other"),
     ("decision bin", mc.validate_decision, decision(), "bin", "glass"),
     ("cmd", mc.validate_cmd, {"cmd": "capture"}, "cmd", "reboot"),
     ("cmd threshold", mc.validate_cmd, {"cmd": "set", "threshold": 0.5}, "threshold", [[1]]),
-    ("status state", lambda p: mc.validate_status(p, "cam1"), {"v": 1, "device": "cam1", "state": "offline"},
-     "state", "online"),
+    (
+        "status state",
+        lambda p: mc.validate_status(p, "cam1"),
+        {"v": 1, "device": "cam1", "state": "offline"},
+        "state",
+        "online",
+    ),
     ("model announcement", mc.validate_model_announcement, ANNOUNCEMENT, "card", "/elsewhere.json"),
-    ("host status", mc.validate_host_status,
-     {"v": 1, "state": "online", "line": "L1", "client_id": "h", "ts": 1.0}, "state", "offline"),
+    (
+        "host status",
+        mc.validate_host_status,
+        {"v": 1, "state": "online", "line": "L1", "client_id": "h", "ts": 1.0},
+        "state",
+        "offline",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "validate", "good", "key", "first"), DUPLICATES, ids=[d[0] for d in DUPLICATES])
-def test_payloads_with_a_key_twice_are_refused(name: str, validate: Callable[[bytes], Any], good: dict[str, Any],
-                                               key: str, first: Any) -> None:
+def test_payloads_with_a_key_twice_are_refused(
+    name: str, validate: Callable[[bytes], Any], good: dict[str, Any], key: str, first: Any
+) -> None:
     validate(json.dumps(good).encode())
     with pytest.raises(ContractError, match=f"holds '{key}' twice"):
         validate(_twice(good, key, first))

@@ -48,8 +48,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for folder in PACKAGE_FOLDERS:
         shutil.copytree(REPO / folder, src / folder, ignore=ignore)
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"), str(src)],
-                 work, 300)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"), str(src)], work, 300
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     wheels = list((work / "dist").glob("sortcam-*.whl"))
     assert len(wheels) == 1, wheels
@@ -63,9 +64,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_wheel_ships_the_model_and_finds_it(installed: Path, tmp_path: Path) -> None:
-    probe = _run([str(installed / "python"), "-c",
-                  "import sortcam, sortcam.card as c; print(sortcam.__file__); print(c.MODEL_DIR); "
-                  "card = c.load_card(); card.read_model(); print(card.model_id)"], tmp_path, 120)
+    probe = _run(
+        [
+            str(installed / "python"),
+            "-c",
+            "import sortcam, sortcam.card as c; print(sortcam.__file__); print(c.MODEL_DIR); "
+            "card = c.load_card(); card.read_model(); print(card.model_id)",
+        ],
+        tmp_path,
+        120,
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     package, model_dir, model_id = probe.stdout.split()
     venv = installed.parent.resolve()
@@ -75,14 +83,22 @@ def test_the_wheel_ships_the_model_and_finds_it(installed: Path, tmp_path: Path)
 
 
 def test_the_lean_install_has_no_demo_broker_or_flask(installed: Path, tmp_path: Path) -> None:
-    probe = _run([str(installed / "python"), "-c",
-                  "import importlib.util as u; print(*(bool(u.find_spec(m)) for m in ('amqtt', 'flask', 'paho')))"],
-                 tmp_path, 60)
+    probe = _run(
+        [
+            str(installed / "python"),
+            "-c",
+            "import importlib.util as u; print(*(bool(u.find_spec(m)) for m in ('amqtt', 'flask', 'paho')))",
+        ],
+        tmp_path,
+        60,
+    )
     assert probe.stdout.split() == ["False", "False", "True"], probe.stdout + probe.stderr
     helped = _run([str(installed / "sortcam"), "host", "--help"], tmp_path, 60)
     assert helped.returncode == 0 and "--broker" in helped.stdout, helped.stderr[-2000:]
-    for argv, extra in ((["console", "--broker", "none", "--port", "0"], "sortcam[console]"),
-                        (["demo", "--items", "1", "--broker-kind", "amqtt"], "sortcam[demo]")):
+    for argv, extra in (
+        (["console", "--broker", "none", "--port", "0"], "sortcam[console]"),
+        (["demo", "--items", "1", "--broker-kind", "amqtt"], "sortcam[demo]"),
+    ):
         refused = _run([str(installed / "sortcam"), *argv], tmp_path, 120)
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 1 and len(lines) == 1, refused.stderr[-2000:]

@@ -38,44 +38,47 @@ ABSENT = "-"
 
 # --- commands -------------------------------------------------------------------------
 
-CMD_TABLE: tuple[bytes, ...] = tuple(p if isinstance(p, bytes) else p.encode() for p in (
-    '{"cmd":"set","collect_every_ms":2000,"collect_for_s":60}',
-    '{"v":1,"cmd":"set","collect_every_ms":600000,"collect_for_s":3600}',
-    '{"cmd":"set","collect_for_s":60}',
-    '{"cmd":"set","collect_for_s":0}',
-    '{"cmd":"set","collect_every_ms":5000,"collect_for_s":0}',
-    '{"cmd":"set","collect_for_s":-0}',
-    '{"cmd":"set","collect_every_ms":2000}',
-    '{"cmd":"set","collect_every_ms":1999,"collect_for_s":60}',
-    '{"cmd":"set","collect_every_ms":600001,"collect_for_s":60}',
-    '{"cmd":"set","collect_every_ms":0,"collect_for_s":60}',
-    '{"cmd":"set","collect_every_ms":-2000,"collect_for_s":60}',
-    '{"cmd":"set","collect_for_s":3601}',
-    '{"cmd":"set","collect_for_s":-1}',
-    '{"cmd":"set","collect_for_s":60.0}',
-    '{"cmd":"set","collect_for_s":6e1}',
-    '{"cmd":"set","collect_every_ms":2000.0,"collect_for_s":60}',
-    '{"cmd":"set","collect_every_ms":2e3,"collect_for_s":60}',
-    '{"cmd":"set","collect_for_s":true}',
-    '{"cmd":"set","collect_for_s":false}',
-    '{"cmd":"set","collect_for_s":"60"}',
-    '{"cmd":"set","collect_for_s":null}',
-    '{"cmd":"set","collect_for_s":[60]}',
-    '{"cmd":"set","collect_every_ms":"2000","collect_for_s":60}',
-    '{"cmd":"set","collect_every_ms":null,"collect_for_s":60}',
-    '{"cmd":"set","collect_for_s":60,"collect_for_s":60}',
-    '{"cmd":"set","collect_for_s":60,"threshold":0.5,"trigger":"gpio","interval_ms":100}',
-    '{"cmd":"set","collect_every_ms":3000,"collect_for_s":20,"interval_ms":60001}',
-    '{"cmd":"set","collect_for":60}',
-    '{"cmd":"set","collect_every_s":2,"collect_for_s":60}',
-    '{"cmd":"capture","collect_for_s":60}',
-    '{"cmd":"reboot","collect_every_ms":2000,"collect_for_s":60}',
-    '{"cmd":"set","collect_for_s":99999999999999999999}',
-    '{"cmd":"set","collect_for_s":3600,"collect_every_ms":2000}',
-    '{"cmd":"set","collect_for_s":1}',
-    '{"cmd":"set","collect_every_ms":2001,"collect_for_s":1}',
-    '{"cmd":"set", "collect_every_ms" : 2000 , "collect_for_s" : 60 }\n',
-))
+CMD_TABLE: tuple[bytes, ...] = tuple(
+    p if isinstance(p, bytes) else p.encode()
+    for p in (
+        '{"cmd":"set","collect_every_ms":2000,"collect_for_s":60}',
+        '{"v":1,"cmd":"set","collect_every_ms":600000,"collect_for_s":3600}',
+        '{"cmd":"set","collect_for_s":60}',
+        '{"cmd":"set","collect_for_s":0}',
+        '{"cmd":"set","collect_every_ms":5000,"collect_for_s":0}',
+        '{"cmd":"set","collect_for_s":-0}',
+        '{"cmd":"set","collect_every_ms":2000}',
+        '{"cmd":"set","collect_every_ms":1999,"collect_for_s":60}',
+        '{"cmd":"set","collect_every_ms":600001,"collect_for_s":60}',
+        '{"cmd":"set","collect_every_ms":0,"collect_for_s":60}',
+        '{"cmd":"set","collect_every_ms":-2000,"collect_for_s":60}',
+        '{"cmd":"set","collect_for_s":3601}',
+        '{"cmd":"set","collect_for_s":-1}',
+        '{"cmd":"set","collect_for_s":60.0}',
+        '{"cmd":"set","collect_for_s":6e1}',
+        '{"cmd":"set","collect_every_ms":2000.0,"collect_for_s":60}',
+        '{"cmd":"set","collect_every_ms":2e3,"collect_for_s":60}',
+        '{"cmd":"set","collect_for_s":true}',
+        '{"cmd":"set","collect_for_s":false}',
+        '{"cmd":"set","collect_for_s":"60"}',
+        '{"cmd":"set","collect_for_s":null}',
+        '{"cmd":"set","collect_for_s":[60]}',
+        '{"cmd":"set","collect_every_ms":"2000","collect_for_s":60}',
+        '{"cmd":"set","collect_every_ms":null,"collect_for_s":60}',
+        '{"cmd":"set","collect_for_s":60,"collect_for_s":60}',
+        '{"cmd":"set","collect_for_s":60,"threshold":0.5,"trigger":"gpio","interval_ms":100}',
+        '{"cmd":"set","collect_every_ms":3000,"collect_for_s":20,"interval_ms":60001}',
+        '{"cmd":"set","collect_for":60}',
+        '{"cmd":"set","collect_every_s":2,"collect_for_s":60}',
+        '{"cmd":"capture","collect_for_s":60}',
+        '{"cmd":"reboot","collect_every_ms":2000,"collect_for_s":60}',
+        '{"cmd":"set","collect_for_s":99999999999999999999}',
+        '{"cmd":"set","collect_for_s":3600,"collect_every_ms":2000}',
+        '{"cmd":"set","collect_for_s":1}',
+        '{"cmd":"set","collect_every_ms":2001,"collect_for_s":1}',
+        '{"cmd":"set", "collect_every_ms" : 2000 , "collect_for_s" : 60 }\n',
+    )
+)
 CMD_ALPHABET = b'{}":,.-+0123456789e _collectverymsfo'
 
 
@@ -88,15 +91,17 @@ def _cmd_line(payload: bytes) -> str | None:
     except (OverflowError, ValueError):
         return None
     thr = f"{float(d['threshold'])!r}" if "threshold" in d else ABSENT
-    values = [d["cmd"], thr] + [str(d.get(k, ABSENT)) for k in ("trigger", "interval_ms", "collect_every_ms",
-                                                                  "collect_for_s")]
+    values = [d["cmd"], thr] + [
+        str(d.get(k, ABSENT)) for k in ("trigger", "interval_ms", "collect_every_ms", "collect_for_s")
+    ]
     return f"{payload.hex()} 1 " + " ".join(values)
 
 
 def write_cmds(out: Path, mutations: int = 600) -> None:
     rng = random.Random(2026)
-    lines = ["# payload_hex verdict(1 ok / 0 rejected) "
-             "[cmd threshold trigger interval_ms collect_every_ms collect_for_s]"]
+    lines = [
+        "# payload_hex verdict(1 ok / 0 rejected) [cmd threshold trigger interval_ms collect_every_ms collect_for_s]"
+    ]
     seen: set[bytes] = set()
     for payload in CMD_TABLE:
         seen.add(payload)
@@ -144,21 +149,49 @@ def sequences() -> list[tuple[str, list[Event]]]:
     rng = random.Random(7)
     return [
         ("steady", [("c", 1000, 2000, 10)] + _frames(1000, 14000, 500)),
-        ("renew_same_pace", [("c", 1000, 2000, 60)] + _frames(1250, 3125, 250) + [("c", 3125, 2000, 60)]
-         + _frames(3125, 9000, 250)),
-        ("renew_new_pace", [("c", 1000, 2000, 60)] + _frames(1000, 4000, 250) + [("c", 4000, 5000, 60)]
-         + _frames(4000, 16000, 250)),
-        ("stop_and_start", [("c", 1000, 2000, 60)] + _frames(1000, 5000, 250) + [("c", 5000, 2000, 0)]
-         + _frames(5000, 9000, 250) + [("c", 9125, 2000, 60)] + _frames(9125, 12000, 250)),
-        ("lease_runs_out", [("c", 1000, 3000, 5)] + _frames(1000, 9000, 125) + [("c", 9000, 3000, 5)]
-         + _frames(9000, 16000, 125)),
-        ("renew_after_expiry", [("c", 1000, 2000, 3)] + _frames(1000, 4500, 500) + [("c", 4500, 2000, 3)]
-         + _frames(4500, 9000, 500)),
-        ("edges", [("c", 1000, 2000, 4), ("f", 1000, 0, 0), ("f", 2875, 0, 0), ("f", 3000, 0, 0),
-                   ("f", 4875, 0, 0), ("f", 5000, 0, 0), ("f", 5125, 0, 0)]),
+        (
+            "renew_same_pace",
+            [("c", 1000, 2000, 60)] + _frames(1250, 3125, 250) + [("c", 3125, 2000, 60)] + _frames(3125, 9000, 250),
+        ),
+        (
+            "renew_new_pace",
+            [("c", 1000, 2000, 60)] + _frames(1000, 4000, 250) + [("c", 4000, 5000, 60)] + _frames(4000, 16000, 250),
+        ),
+        (
+            "stop_and_start",
+            [("c", 1000, 2000, 60)]
+            + _frames(1000, 5000, 250)
+            + [("c", 5000, 2000, 0)]
+            + _frames(5000, 9000, 250)
+            + [("c", 9125, 2000, 60)]
+            + _frames(9125, 12000, 250),
+        ),
+        (
+            "lease_runs_out",
+            [("c", 1000, 3000, 5)] + _frames(1000, 9000, 125) + [("c", 9000, 3000, 5)] + _frames(9000, 16000, 125),
+        ),
+        (
+            "renew_after_expiry",
+            [("c", 1000, 2000, 3)] + _frames(1000, 4500, 500) + [("c", 4500, 2000, 3)] + _frames(4500, 9000, 500),
+        ),
+        (
+            "edges",
+            [
+                ("c", 1000, 2000, 4),
+                ("f", 1000, 0, 0),
+                ("f", 2875, 0, 0),
+                ("f", 3000, 0, 0),
+                ("f", 4875, 0, 0),
+                ("f", 5000, 0, 0),
+                ("f", 5125, 0, 0),
+            ],
+        ),
         ("slow_loop", [("c", 1000, 2000, 30)] + _frames(1000, 32000, 1375)),
-        ("items_share_seq", [("i", 500, 0, 0), ("c", 1000, 2000, 20)] + [
-            e for t in range(1000, 12000, 750) for e in (("f", t, 0, 0), ("i", t + 125, 0, 0))]),
+        (
+            "items_share_seq",
+            [("i", 500, 0, 0), ("c", 1000, 2000, 20)]
+            + [e for t in range(1000, 12000, 750) for e in (("f", t, 0, 0), ("i", t + 125, 0, 0))],
+        ),
         ("slowest_longest", [("c", 1000, 600000, 3600)] + _frames(1000, 3_700_000, 125_000)),
         ("no_command", _frames(1000, 8000, 500)),
         ("random", _random_events(rng, 400)),

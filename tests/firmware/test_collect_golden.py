@@ -18,8 +18,11 @@ import pytest
 
 def test_collect_vectors_are_up_to_date(tmp_path: Path) -> None:
     collect_golden.generate(tmp_path)
-    stale = [name for name in collect_golden.FILES
-             if not filecmp.cmp(tmp_path / name, collect_golden.GOLDEN_DIR / name, shallow=False)]
+    stale = [
+        name
+        for name in collect_golden.FILES
+        if not filecmp.cmp(tmp_path / name, collect_golden.GOLDEN_DIR / name, shallow=False)
+    ]
     assert not stale, f"{', '.join(stale)} differ: run 'python tests/firmware/collect_golden.py' and the C++ tests"
 
 
@@ -30,11 +33,21 @@ def test_the_vectors_cover_each_rule() -> None:
     assert any(c[7] == "0" for c in accepted), "a stop"
     assert any(c[6] == "-" and c[7] != "-" for c in accepted), "collect_for_s alone (the default pace)"
     assert any(c[6] == "600000" and c[7] == "3600" for c in accepted), "both upper limits"
-    pacing = [line.split() for line in (collect_golden.GOLDEN_DIR / "collect_pacing.txt").read_text().splitlines()
-              if not line.startswith("#")]
+    pacing = [
+        line.split()
+        for line in (collect_golden.GOLDEN_DIR / "collect_pacing.txt").read_text().splitlines()
+        if not line.startswith("#")
+    ]
     names = {p[0] for p in pacing}
-    assert {"steady", "lease_runs_out", "stop_and_start", "renew_same_pace", "renew_new_pace", "items_share_seq",
-            "random"} <= names
+    assert {
+        "steady",
+        "lease_runs_out",
+        "stop_and_start",
+        "renew_same_pace",
+        "renew_new_pace",
+        "items_share_seq",
+        "random",
+    } <= names
     assert sum(1 for p in pacing if p[1] == "f" and p[3] == "1") >= 50
 
 

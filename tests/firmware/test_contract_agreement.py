@@ -86,8 +86,16 @@ def test_sample_topic_and_writer_fields() -> None:
     import json
 
     assert mqtt_contract.sample_topic("sortcam", "cam1") == f"sortcam/cam1/{MQTT['kSample']}"
-    raw = mqtt_contract.encode_sample(device="cam1", boot="5f3a9c01", seq=1, jpeg=b"\xff\xd8\xff\xd9", label="paper",
-                                      confidence=0.25, width=160, height=120)
+    raw = mqtt_contract.encode_sample(
+        device="cam1",
+        boot="5f3a9c01",
+        seq=1,
+        jpeg=b"\xff\xd8\xff\xd9",
+        label="paper",
+        confidence=0.25,
+        width=160,
+        height=120,
+    )
     assert tuple(json.loads(raw)) == MQTT["kSampleFields"]
     assert mqtt_contract.SAMPLE_MIN_INTERVAL_S * 1000 == MQTT["kSampleMinIntervalMs"]  # whole milliseconds
 
@@ -145,14 +153,24 @@ def test_collect_limits_match_validate_cmd() -> None:
     lo, hi, for_max = MQTT["kCollectEveryMinMs"], MQTT["kCollectEveryMaxMs"], MQTT["kCollectForMaxS"]
     for every, for_s in ((lo, 0), (hi, for_max)):
         mqtt_contract.validate_cmd(f'{{"cmd":"set","collect_every_ms":{every},"collect_for_s":{for_s}}}')
-    for bad in (f'"collect_every_ms":{lo - 1},"collect_for_s":1', f'"collect_every_ms":{hi + 1},"collect_for_s":1',  # type: ignore[operator]
-                f'"collect_for_s":{for_max + 1}', f'"collect_every_ms":{lo}'):  # type: ignore[operator]
+    for bad in (
+        f'"collect_every_ms":{lo - 1},"collect_for_s":1',
+        f'"collect_every_ms":{hi + 1},"collect_for_s":1',  # type: ignore[operator]
+        f'"collect_for_s":{for_max + 1}',
+        f'"collect_every_ms":{lo}',
+    ):  # type: ignore[operator]
         with pytest.raises(mqtt_contract.ContractError):
             mqtt_contract.validate_cmd(f'{{"cmd":"set",{bad}}}')
     assert MQTT["kCollectEveryMinMs"] == MQTT["kSampleMinIntervalMs"]
     jpeg = b"\xff\xd8" + b"\x00" * (int(MQTT["kSampleJpegMax"]) - 2)  # type: ignore[call-overload]
-    raw = mqtt_contract.encode_sample(device="c" * 32, boot="b" * 32, seq=mqtt_contract.SEQ_MAX, jpeg=jpeg,
-                                      width=int(MQTT["kCollectMaxSide"]), height=int(MQTT["kCollectMaxSide"]))  # type: ignore[call-overload]
+    raw = mqtt_contract.encode_sample(
+        device="c" * 32,
+        boot="b" * 32,
+        seq=mqtt_contract.SEQ_MAX,
+        jpeg=jpeg,
+        width=int(MQTT["kCollectMaxSide"]),
+        height=int(MQTT["kCollectMaxSide"]),
+    )  # type: ignore[call-overload]
     assert len(raw) <= MQTT["kSampleMaxPayload"]  # type: ignore[operator]
     assert mqtt_contract.is_collected_frame(mqtt_contract.validate_sample(raw))
 

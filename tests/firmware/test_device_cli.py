@@ -20,7 +20,7 @@ from sortcam.tools import device_cli
 
 def fake_pio(bin_dir: Path, log: Path, rc: int = 0) -> None:
     script = bin_dir / "pio"
-    script.write_text(f"#!/bin/sh\necho \"$PWD|$*\" >> {log}\nexit {rc}\n")
+    script.write_text(f'#!/bin/sh\necho "$PWD|$*" >> {log}\nexit {rc}\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
@@ -80,8 +80,9 @@ def test_missing_model_sources_are_named(project: Path, pio_on_path: Path, capsy
     assert not pio_on_path.exists()
 
 
-def test_pio_failure_is_one_line(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_pio_failure_is_one_line(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     bin_dir = tmp_path / "failbin"
     bin_dir.mkdir()
     fake_pio(bin_dir, tmp_path / "fail.log", rc=3)
@@ -92,8 +93,9 @@ def test_pio_failure_is_one_line(project: Path, tmp_path: Path, monkeypatch: pyt
     assert last.startswith("sortcam: error: ") and "failed with exit code 3" in last, last
 
 
-def test_without_platformio_says_how_to_install(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_platformio_says_how_to_install(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
@@ -118,8 +120,14 @@ def test_envs_are_platformio_ini_envs() -> None:
 
 def test_repository_platformio_ini_has_both_envs() -> None:
     text = (device_cli.REPO / "platformio.ini").read_text()
-    for section in ("[env:esp32cam]", "[env:sorter]", "board = esp32cam", "framework = espidf",
-                    "src_dir = firmware/src", "lib_dir = firmware/lib"):
+    for section in (
+        "[env:esp32cam]",
+        "[env:sorter]",
+        "board = esp32cam",
+        "framework = espidf",
+        "src_dir = firmware/src",
+        "lib_dir = firmware/lib",
+    ):
         assert section in text
     manifest = (device_cli.REPO / "firmware" / "src" / "idf_component.yml").read_text()
     assert 'espressif/esp-tflite-micro: "1.3.8"' in manifest and 'espressif/esp32-camera: "2.1.5"' in manifest

@@ -132,8 +132,18 @@ def test_sequencer_and_payload_validate() -> None:
 
 
 def test_status_payload_validates() -> None:
-    raw = dc.encode_status(dc.DeviceStatus(device="cam1", model="0123456789ab", uptime_s=5, free_heap=1000, rssi=-60,
-                                           fps=2.5, arena_used=300000, invoke_ms=800))
+    raw = dc.encode_status(
+        dc.DeviceStatus(
+            device="cam1",
+            model="0123456789ab",
+            uptime_s=5,
+            free_heap=1000,
+            rssi=-60,
+            fps=2.5,
+            arena_used=300000,
+            invoke_ms=800,
+        )
+    )
     d = mqtt_contract.validate_status(raw, "cam1")
     assert d["state"] == "online" and d["fps"] == 2.5 and d["arena_used"] == 300000
 

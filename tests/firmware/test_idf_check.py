@@ -43,8 +43,9 @@ def test_generated_sdkconfig_holds_every_firmware_setting(tmp_path: Path) -> Non
     for env in ENVS:
         values = idf_check.sdkconfig_values(env.target, env.sdkconfig_defaults)
         header = (idf_check.write_sdkconfig_h(env, tmp_path / env.name) / "sdkconfig.h").read_text()
-        _, choices = idf_check._idf_defaults([idf_check.IDF_DEFAULTS / "common.defaults",
-                                              idf_check.IDF_DEFAULTS / f"{env.target}.defaults"])
+        _, choices = idf_check._idf_defaults(
+            [idf_check.IDF_DEFAULTS / "common.defaults", idf_check.IDF_DEFAULTS / f"{env.target}.defaults"]
+        )
         expected: dict[str, str] = {}
         for path in env.sdkconfig_defaults:
             for name, value in idf_check._settings(path):
@@ -61,8 +62,10 @@ def test_generated_sdkconfig_holds_every_firmware_setting(tmp_path: Path) -> Non
 
 def test_sdkconfig_choices_conditions_and_derived_values(tmp_path: Path) -> None:
     fw = tmp_path / "sdkconfig.defaults"
-    fw.write_text("CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_240=y\nCONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n"
-                  "# CONFIG_ESP_TASK_WDT_INIT is not set\nCONFIG_MY_OWN=42\n")
+    fw.write_text(
+        "CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_240=y\nCONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n"
+        "# CONFIG_ESP_TASK_WDT_INIT is not set\nCONFIG_MY_OWN=42\n"
+    )
     values = idf_check.sdkconfig_values("esp32s3", [fw])
     assert values["CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ"] == "240"
     assert values["CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_160"] == "n"
@@ -125,4 +128,3 @@ def test_ci_runs_the_header_check() -> None:
         return  # elsewhere test_idf_headers.py says in one line why it is skipped
     toolchain, why = idf_check.find_toolchain()
     assert toolchain is not None, f"CI=true requires the firmware header check: {why}"
-

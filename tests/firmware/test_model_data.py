@@ -50,8 +50,18 @@ def test_model_data_matches_shipped_tflite() -> None:
 def test_model_settings_declare_what_the_firmware_uses() -> None:
     assert SETTINGS.exists(), "firmware/src/model_settings.h is missing: run 'sortcam export' on the shipped model"
     text = SETTINGS.read_text()
-    for name in ("kInputHeight", "kInputWidth", "kInputChannels", "kNumClasses", "kClassLabels", "kArenaBytes",
-                 "kModelId", "kFitCrop", "kRangeLo", "kRangeHi"):
+    for name in (
+        "kInputHeight",
+        "kInputWidth",
+        "kInputChannels",
+        "kNumClasses",
+        "kClassLabels",
+        "kArenaBytes",
+        "kModelId",
+        "kFitCrop",
+        "kRangeLo",
+        "kRangeHi",
+    ):
         assert name in text, f"model_settings.h lacks {name}"
 
 

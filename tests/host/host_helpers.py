@@ -39,14 +39,29 @@ def wait_until(cond: Callable[[], Any], timeout_s: float = 15.0, what: str = "co
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def classification(device: str = "cam1", boot: str = "b00t0001", seq: int = 0, label: str = "plastic",
-                   confidence: float = 0.9, latency_ms: int = 40) -> bytes:
+def classification(
+    device: str = "cam1",
+    boot: str = "b00t0001",
+    seq: int = 0,
+    label: str = "plastic",
+    confidence: float = 0.9,
+    latency_ms: int = 40,
+) -> bytes:
     """A valid classification payload, as the firmware writes it."""
     others = [c for c in CLASSES if c != label][:2]
     top = [(label, confidence)] + [(o, (1 - confidence) / 2) for o in others]
     class_id = CLASSES.index(label) if label in CLASSES else 0
-    return mc.encode_classification(device=device, boot=boot, seq=seq, label=label, class_id=class_id,
-                                    confidence=confidence, top=top, latency_ms=latency_ms, model="0123456789ab")
+    return mc.encode_classification(
+        device=device,
+        boot=boot,
+        seq=seq,
+        label=label,
+        class_id=class_id,
+        confidence=confidence,
+        top=top,
+        latency_ms=latency_ms,
+        model="0123456789ab",
+    )
 
 
 class ScriptedSorter:
@@ -57,8 +72,12 @@ class ScriptedSorter:
     Repeated ids are "already done": the gate moves once per id (``moves``).
     """
 
-    def __init__(self, master_fd: int, behaviour: Callable[[int, int], str] | None = None,
-                 memory_of: ScriptedSorter | None = None) -> None:
+    def __init__(
+        self,
+        master_fd: int,
+        behaviour: Callable[[int, int], str] | None = None,
+        memory_of: ScriptedSorter | None = None,
+    ) -> None:
         self.fd = master_fd
         self.behaviour = behaviour or (lambda item_id, nth: "ack")
         # the same MCU seen through a new USB connection keeps what it already did
@@ -134,15 +153,24 @@ class ScriptedSorter:
 class Mqtt:
     """A test-side MQTT client: records decisions, publishes classifications (QoS 1)."""
 
-    def __init__(self, url: str, client_id: str = "", topics: tuple[str, ...] = ("sortcam/line/+/decision",),
-                 persistent: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str = "",
+        topics: tuple[str, ...] = ("sortcam/line/+/decision",),
+        persistent: bool = False,
+    ) -> None:
         host, port = url.removeprefix("mqtt://").split(":")
         self.messages: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
         self.topics = topics
         self.connected = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"t-{os.getpid()}-{id(self)}",
-                                  clean_session=not persistent, protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"t-{os.getpid()}-{id(self)}",
+            clean_session=not persistent,
+            protocol=mqtt.MQTTv311,
+        )
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.reconnect_delay_set(1, 2)
@@ -184,10 +212,22 @@ def write_config(path: Path, **overrides: Any) -> Path:
     """A controller config for tests: no model card needed, short timeouts."""
     cfg: dict[str, Any] = {
         "classes": CLASSES,
-        "labels": {"cardboard": "paper", "paper": "paper", "plastic": "plastic", "metal": "metal",
-                   "glass": "glass", "trash": "landfill"},
-        "biodegradable": {"cardboard": True, "paper": True, "plastic": False, "metal": False, "glass": False,
-                          "trash": False},
+        "labels": {
+            "cardboard": "paper",
+            "paper": "paper",
+            "plastic": "plastic",
+            "metal": "metal",
+            "glass": "glass",
+            "trash": "landfill",
+        },
+        "biodegradable": {
+            "cardboard": True,
+            "paper": True,
+            "plastic": False,
+            "metal": False,
+            "glass": False,
+            "trash": False,
+        },
         "gates": GATES,
         "threshold": 0.6,
         "belt_delay_ms": {"default": 1500, "cam2": 900},
@@ -207,13 +247,32 @@ def write_config(path: Path, **overrides: Any) -> Path:
 class ControllerProcess:
     """``python -m sortcam.cli host ...`` as a real subprocess, its log in a file."""
 
-    def __init__(self, workdir: Path, broker_url: str, serial: str, config: Path, line: str = "L1",
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, workdir: Path, broker_url: str, serial: str, config: Path, line: str = "L1", extra: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
         self.db = workdir / "host.db"
         self.log_path = workdir / "controller.log"
-        self.args = [sys.executable, "-m", "sortcam.cli", "-v", "host", "--broker", broker_url, "--serial", serial,
-                     "--line", line, "--config", str(config), "--state-db", str(self.db), "--drain-s", "1", *extra]
+        self.args = [
+            sys.executable,
+            "-m",
+            "sortcam.cli",
+            "-v",
+            "host",
+            "--broker",
+            broker_url,
+            "--serial",
+            serial,
+            "--line",
+            line,
+            "--config",
+            str(config),
+            "--state-db",
+            str(self.db),
+            "--drain-s",
+            "1",
+            *extra,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -223,8 +282,7 @@ class ControllerProcess:
         self.proc = subprocess.Popen(self.args, stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir)
         logf.close()
         if wait_ready:
-            wait_until(lambda: "controller ready" in self.log() or self.proc.poll() is not None, 20,
-                       "controller ready")
+            wait_until(lambda: "controller ready" in self.log() or self.proc.poll() is not None, 20, "controller ready")
             assert self.proc.poll() is None, f"controller exited early:\n{self.log()}"
         return self
 
@@ -252,6 +310,22 @@ class ControllerProcess:
             self.proc.wait(10)
 
     def events(self, *args: str) -> list[dict[str, Any]]:
-        out = subprocess.run([sys.executable, "-m", "sortcam.cli", "host", "events", "--db", str(self.db), "--json",
-                              "--last", "0", *args], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sortcam.cli",
+                "host",
+                "events",
+                "--db",
+                str(self.db),
+                "--json",
+                "--last",
+                "0",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]

@@ -59,8 +59,13 @@ deadline_ms = 3000
 def test_toml_config(tmp_path: Path) -> None:
     path = tmp_path / "line.toml"
     path.write_text(TOML)
-    cfg = build_config(broker="mqtt://127.0.0.1:1884", serial_url="/dev/null", line="A", config_file=path,
-                       card_path=tmp_path / "no-card.json")
+    cfg = build_config(
+        broker="mqtt://127.0.0.1:1884",
+        serial_url="/dev/null",
+        line="A",
+        config_file=path,
+        card_path=tmp_path / "no-card.json",
+    )
     assert cfg.broker == BrokerURL("127.0.0.1", 1884, False)
     assert cfg.belt_delay_for("cam-7") == 800 and cfg.belt_delay_for("other") == 1200
     assert (cfg.ack_timeout_ms, cfg.retries, cfg.deadline_ms, cfg.client_id) == (150, 2, 3000, "sortcam-host-A")
@@ -72,32 +77,55 @@ def test_toml_config(tmp_path: Path) -> None:
 
 
 def test_model_card_gives_classes_and_bins(tmp_path: Path) -> None:
-    card = card_mod.ModelCard(tflite="m.tflite", classes=list(CLASSES), input=card_mod.InputSpec(96, 96),
-                              bins=dict(card_mod.TRASHNET_BINS), biodegradable=dict(card_mod.TRASHNET_BIODEGRADABLE))
+    card = card_mod.ModelCard(
+        tflite="m.tflite",
+        classes=list(CLASSES),
+        input=card_mod.InputSpec(96, 96),
+        bins=dict(card_mod.TRASHNET_BINS),
+        biodegradable=dict(card_mod.TRASHNET_BIODEGRADABLE),
+    )
     card.save(tmp_path / "m.json")
-    cfg = build_config(broker="mqtts://u:p@broker.example", serial_url="socket://127.0.0.1:9", line="B",
-                       card_path=tmp_path / "m.json")
+    cfg = build_config(
+        broker="mqtts://u:p@broker.example", serial_url="socket://127.0.0.1:9", line="B", card_path=tmp_path / "m.json"
+    )
     assert cfg.broker.tls and cfg.broker.port == 8883 and (cfg.username, cfg.password) == ("u", "p")
     assert cfg.label_bins == card_mod.TRASHNET_BINS
     assert Decider(cfg).decide("trash", 0.9).gate == 5
 
 
-@pytest.mark.parametrize("config,message", [
-    ({"labels": {"trash": "compost"}}, "has no entry in gates"),
-    ({"gates": {"reject": 0, "paper": 16, "plastic": 2, "metal": 3, "glass": 4, "landfill": 5}}, "0..15"),
-    ({"threshold": 1.5}, "threshold"),
-    ({"threshold": "high"}, "threshold"),
-    ({"serial": {"ack_timeout_ms": 0}}, "ack_timeout_ms"),
-    ({"serial": {"baud_rate": 9600}}, "unknown keys in [serial]"),
-    ({"colour": "red"}, "unknown keys"),
-    ({"belt_delay_ms": {"default": -5}}, "belt_delay_ms"),
-    ({"reject_bin": "nowhere"}, "reject bin"),
-])
-def test_bad_config_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict,
-                                      message: str) -> None:
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"labels": {"trash": "compost"}}, "has no entry in gates"),
+        ({"gates": {"reject": 0, "paper": 16, "plastic": 2, "metal": 3, "glass": 4, "landfill": 5}}, "0..15"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"threshold": "high"}, "threshold"),
+        ({"serial": {"ack_timeout_ms": 0}}, "ack_timeout_ms"),
+        ({"serial": {"baud_rate": 9600}}, "unknown keys in [serial]"),
+        ({"colour": "red"}, "unknown keys"),
+        ({"belt_delay_ms": {"default": -5}}, "belt_delay_ms"),
+        ({"reject_bin": "nowhere"}, "reject bin"),
+    ],
+)
+def test_bad_config_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict, message: str
+) -> None:
     path = write_config(tmp_path / "c.json", **config)
-    rc = main(["host", "--broker", "mqtt://127.0.0.1:1", "--serial", "/dev/null", "--line", "L",
-               "--config", str(path), "--state-db", str(tmp_path / "db")])
+    rc = main(
+        [
+            "host",
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--serial",
+            "/dev/null",
+            "--line",
+            "L",
+            "--config",
+            str(path),
+            "--state-db",
+            str(tmp_path / "db"),
+        ]
+    )
     assert rc == 1
     one_line_error(capsys, message)
 
@@ -111,8 +139,11 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypa
         (base + ["--broker", "ftp://x", "--serial", "loop://"], 1, "scheme must be"),
         (base + ["--broker", "mqtt://127.0.0.1:1", "--serial", "loop://"], 1, "cannot reach MQTT broker"),
         (["host", "events", "--db", str(tmp_path / "missing.db")], 1, "no event log"),
-        (base[:-2] + ["--config", str(tmp_path / "absent.toml"), "--broker", "mqtt://h", "--serial", "loop://"], 1,
-         "cannot read config"),
+        (
+            base[:-2] + ["--config", str(tmp_path / "absent.toml"), "--broker", "mqtt://h", "--serial", "loop://"],
+            1,
+            "cannot read config",
+        ),
     ]
     for argv, code, message in cases:
         assert main(argv) == code, argv
@@ -129,9 +160,24 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypa
 
 def test_store_identity_and_ids_survive_reopen(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    item = NewItem(device="d", boot="b", seq=1, label="glass", class_id=1, confidence=0.9, biodegradable=False,
-                   bin="glass", gate=4, reason="label", status="sent", device_latency_ms=10, belt_delay_ms=1000,
-                   received_ts=1.0, decided_ts=1.0, deadline_ts=5.0)
+    item = NewItem(
+        device="d",
+        boot="b",
+        seq=1,
+        label="glass",
+        class_id=1,
+        confidence=0.9,
+        biodegradable=False,
+        bin="glass",
+        gate=4,
+        reason="label",
+        status="sent",
+        device_latency_ms=10,
+        belt_delay_ms=1000,
+        received_ts=1.0,
+        decided_ts=1.0,
+        deadline_ts=5.0,
+    )
     store = StateStore(db)
     first = store.record_item(item)
     assert first[1] is True
@@ -158,13 +204,32 @@ def test_prune_deletes_only_old_finished_published_rows(tmp_path: Path, capsys: 
     store = StateStore(db)  # stays open: prune runs beside a live controller
 
     def item(seq: int, ts: float, status: str = "sent") -> int:
-        new = NewItem(device="d", boot="b", seq=seq, label="glass", class_id=1, confidence=0.9,
-                      biodegradable=False, bin="glass", gate=4, reason="label", status=status,
-                      device_latency_ms=10, belt_delay_ms=1000, received_ts=ts, decided_ts=ts, deadline_ts=ts + 5)
+        new = NewItem(
+            device="d",
+            boot="b",
+            seq=seq,
+            label="glass",
+            class_id=1,
+            confidence=0.9,
+            biodegradable=False,
+            bin="glass",
+            gate=4,
+            reason="label",
+            status=status,
+            device_latency_ms=10,
+            belt_delay_ms=1000,
+            received_ts=ts,
+            decided_ts=ts,
+            deadline_ts=ts + 5,
+        )
         return store.record_item(new)[0]
 
-    old_acked, old_unpub, old_sent, new_acked = item(1, now - 40 * day), item(2, now - 40 * day), \
-        item(3, now - 40 * day), item(4, now - 2 * day)
+    old_acked, old_unpub, old_sent, new_acked = (
+        item(1, now - 40 * day),
+        item(2, now - 40 * day),
+        item(3, now - 40 * day),
+        item(4, now - 2 * day),
+    )
     for sid, ts in ((old_acked, now - 40 * day), (old_unpub, now - 40 * day), (new_acked, now - 2 * day)):
         store.finish(sid, "acked", miss_reason=None, attempts=1, delay_ms=900, written_ts=ts, done_ts=ts + 1)
     store.mark_published([old_acked, new_acked])

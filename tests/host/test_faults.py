@@ -39,8 +39,11 @@ def test_broker_restart_mid_stream_loses_nothing(rig_factory, mqtt_broker) -> No
         time.sleep(0.3)
         mqtt_broker.start()
         publisher.join(30)
-        wait_until(lambda: len(rig.controller.events("--status", "acked")) == n, timeout_s=40,
-                   what=f"{n} acked items after the broker restart")
+        wait_until(
+            lambda: len(rig.controller.events("--status", "acked")) == n,
+            timeout_s=40,
+            what=f"{n} acked items after the broker restart",
+        )
         _all_acked_once(rig, n)
         assert "lost the broker" in rig.controller.log()
         wait_until(lambda: len(recorder.final()) == n, timeout_s=20, what="every final decision published")
@@ -51,8 +54,11 @@ def test_broker_restart_mid_stream_loses_nothing(rig_factory, mqtt_broker) -> No
 
 def test_serial_unplug_and_replug_resumes(rig_factory) -> None:  # noqa: ANN001
     silent = threading.Event()
-    rig = rig_factory(behaviour=lambda item_id, nth: "silent" if silent.is_set() else "ack",
-                      serial={"retries": 100}, items={"deadline_ms": 15000})
+    rig = rig_factory(
+        behaviour=lambda item_id, nth: "silent" if silent.is_set() else "ack",
+        serial={"retries": 100},
+        items={"deadline_ms": 15000},
+    )
     for seq in range(5):
         rig.publish(classification(seq=seq))
     wait_until(lambda: len(rig.controller.events("--status", "acked")) == 5, what="5 acked before unplug")
@@ -97,8 +103,11 @@ def test_controller_restart_gets_items_published_while_down(rig_factory) -> None
 
 def test_killed_controller_resends_unacked_with_the_same_id(rig_factory) -> None:  # noqa: ANN001
     answering = threading.Event()
-    rig = rig_factory(behaviour=lambda item_id, nth: "ack" if answering.is_set() else "silent",
-                      serial={"retries": 100, "ack_timeout_ms": 300}, items={"deadline_ms": 20000})
+    rig = rig_factory(
+        behaviour=lambda item_id, nth: "ack" if answering.is_set() else "silent",
+        serial={"retries": 100, "ack_timeout_ms": 300},
+        items={"deadline_ms": 20000},
+    )
     for seq in range(3):
         rig.publish(classification(seq=seq, label="glass"))
     wait_until(lambda: len(rig.sorter.copies) == 3, what="3 SORTs written")
@@ -118,8 +127,7 @@ def test_killed_controller_resends_unacked_with_the_same_id(rig_factory) -> None
 
 
 def test_sigterm_with_items_in_flight_records_them(rig_factory) -> None:  # noqa: ANN001
-    rig = rig_factory(behaviour=lambda item_id, nth: "silent", serial={"retries": 100},
-                      items={"deadline_ms": 60000})
+    rig = rig_factory(behaviour=lambda item_id, nth: "silent", serial={"retries": 100}, items={"deadline_ms": 60000})
     rig.publish(classification(seq=0))
     wait_until(lambda: rig.sorter.copies, what="a SORT written")
     assert rig.controller.stop(signal.SIGTERM) == 0
@@ -130,15 +138,23 @@ def test_sigterm_with_items_in_flight_records_them(rig_factory) -> None:  # noqa
 
 def test_device_status_online_offline_and_stale(rig_factory) -> None:  # noqa: ANN001
     rig = rig_factory(mqtt={"stale_after_s": 0.5})
-    online = (b'{"v":1,"device":"cam1","state":"online","fw":"1.0","model":"0123456789ab","uptime_s":3,'
-              b'"free_heap":100000,"rssi":-60,"fps":2.0}')
+    online = (
+        b'{"v":1,"device":"cam1","state":"online","fw":"1.0","model":"0123456789ab","uptime_s":3,'
+        b'"free_heap":100000,"rssi":-60,"fps":2.0}'
+    )
     rig.mqtt.publish("sortcam/cam1/status", online, retain=True).wait_for_publish(5)
-    wait_until(lambda: any(e["detail"] == "cam1 stale" for e in rig.controller.events("--system")),
-               what="cam1 going stale")
+    wait_until(
+        lambda: any(e["detail"] == "cam1 stale" for e in rig.controller.events("--system")), what="cam1 going stale"
+    )
     rig.mqtt.publish("sortcam/cam1/status", b'{"v":1,"device":"cam1","state":"offline"}', retain=True)
-    details = wait_until(lambda: [e["detail"] for e in rig.controller.events("--system")
-                                  if e["kind"] == "device" and e["detail"] == "cam1 offline"],
-                         what="cam1 offline")
+    details = wait_until(
+        lambda: [
+            e["detail"]
+            for e in rig.controller.events("--system")
+            if e["kind"] == "device" and e["detail"] == "cam1 offline"
+        ],
+        what="cam1 offline",
+    )
     assert details
     seq_details = [e["detail"] for e in rig.controller.events("--system") if e["kind"] == "device"]
     assert seq_details[:3] == ["cam1 online", "cam1 stale", "cam1 offline"]
@@ -155,8 +171,11 @@ def test_shared_subscription_splits_the_load(mqtt_broker, pty_pair, tmp_path) ->
     try:
         for n, (d, path) in enumerate(zip(dirs, [pty_pair.path, second_pty.path], strict=True)):
             d.mkdir()
-            controllers.append(ControllerProcess(d, mqtt_broker.url, str(path), cfg, extra=(
-                "--shared-group", "line1", "--client-id", f"host-{n}")).start())
+            controllers.append(
+                ControllerProcess(
+                    d, mqtt_broker.url, str(path), cfg, extra=("--shared-group", "line1", "--client-id", f"host-{n}")
+                ).start()
+            )
         client = Mqtt(mqtt_broker.url)
         n_items = 40
         for seq in range(n_items):
@@ -186,8 +205,13 @@ def test_mqtt_311_only_broker_falls_back(pty_pair, tmp_path) -> None:  # noqa: A
 
     broker = broker_mod.EmbeddedBroker().start()
     sorter = ScriptedSorter(pty_pair.master)
-    cfg = build_config(broker=broker.url, serial_url=str(pty_pair.path), line="amqtt",
-                       config_file=write_config(tmp_path / "c.json"), overrides={"state_db": tmp_path / "h.db"})
+    cfg = build_config(
+        broker=broker.url,
+        serial_url=str(pty_pair.path),
+        line="amqtt",
+        config_file=write_config(tmp_path / "c.json"),
+        overrides={"state_db": tmp_path / "h.db"},
+    )
     ctl = Controller(cfg, drain_s=0.5)
     try:
         ctl.start()

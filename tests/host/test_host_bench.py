@@ -9,8 +9,7 @@ from sortcam.cli import main
 
 
 def test_bench_host_small(tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    rc = main(["bench", "host", "-n", "40", "--devices", "2", "--window", "4", "--rate", "100",
-                "--out", str(tmp_path)])
+    rc = main(["bench", "host", "-n", "40", "--devices", "2", "--window", "4", "--rate", "100", "--out", str(tmp_path)])
     assert rc == 0
     result = json.loads((tmp_path / "host.json").read_text())
     assert [r["lost"] for r in result["runs"]] == [0, 0, 0, 0, 0]

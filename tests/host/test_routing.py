@@ -65,8 +65,10 @@ def test_duplicates_never_move_the_sorter_twice(rig_factory) -> None:  # noqa: A
         rig.publish(payload)
     rig.publish(classification(seq=8, label="glass"))
     wait_until(lambda: len(rig.mqtt.final()) == 2, what="2 decisions")
-    wait_until(lambda: "duplicate" in rig.controller.log() and rig.controller.log().count("duplicate") >= 4,
-               what="4 duplicates logged")
+    wait_until(
+        lambda: "duplicate" in rig.controller.log() and rig.controller.log().count("duplicate") >= 4,
+        what="4 duplicates logged",
+    )
     assert len(rig.sorter.moves) == 2
     assert len(rig.mqtt.decisions("sent")) == 2
     rows = rig.controller.events()
@@ -82,8 +84,14 @@ def test_a_boot_with_a_trailing_newline_is_not_a_new_item(rig_factory) -> None: 
         rig.publish(classification(boot=boot, seq=7, label="glass"))
     rig.publish(classification(seq=8, label="metal"))  # a good one after the near misses
     wait_until(lambda: len(rig.mqtt.final()) == 2, what="the second good item's decision")
-    invalid = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "invalid"]
-                         if len(rig.controller.events("--system")) >= 5 else None, what="5 invalid events")
+    invalid = wait_until(
+        lambda: (
+            [e for e in rig.controller.events("--system") if e["kind"] == "invalid"]
+            if len(rig.controller.events("--system")) >= 5
+            else None
+        ),
+        what="5 invalid events",
+    )
     assert len(invalid) == 5 and all("boot id" in e["detail"] for e in invalid), invalid
     assert len(rig.sorter.moves) == 2
     assert sorted((r["boot"], r["seq"]) for r in rig.controller.events()) == [("b00t0001", 7), ("b00t0001", 8)]
@@ -106,13 +114,19 @@ def test_payloads_with_a_key_twice_are_refused_and_never_sorted(rig_factory) -> 
     wait_until(lambda: rig.mqtt.final(), what="the good item's decision")
     assert list(rig.mqtt.final()) == [("cam1", "b00t0001", 99)]
     assert list(rig.sorter.moves.values()) == [3]
-    invalid = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "invalid"]
-                         if len(rig.controller.events("--system")) >= len(DUPLICATE_KEYS) else None,
-                         what="invalid events")
+    invalid = wait_until(
+        lambda: (
+            [e for e in rig.controller.events("--system") if e["kind"] == "invalid"]
+            if len(rig.controller.events("--system")) >= len(DUPLICATE_KEYS)
+            else None
+        ),
+        what="invalid events",
+    )
     details = sorted(e["detail"] for e in invalid)
     assert len(details) == len(DUPLICATE_KEYS)
     assert [d.split(": ", 1)[1] for d in details] == sorted(
-        ["payload holds 'seq' twice", "payload holds 'label' twice", "payload holds 'device' twice"])
+        ["payload holds 'seq' twice", "payload holds 'label' twice", "payload holds 'device' twice"]
+    )
     assert "holds 'device' twice" in rig.controller.log()  # the reason is logged, one line each
     assert rig.controller.proc.poll() is None
 
@@ -148,15 +162,18 @@ def test_every_bad_input_is_counted_and_never_sorted(rig_factory) -> None:  # no
     final = rig.mqtt.final()
     assert list(final) == [("cam1", "b00t0001", 99)]
     assert list(rig.sorter.moves.values()) == [3]
-    invalid = wait_until(lambda: len(rig.controller.events("--system")) >= len(BAD_PAYLOADS) + 1
-                         and rig.controller.events("--system"), what="invalid events")
+    invalid = wait_until(
+        lambda: len(rig.controller.events("--system")) >= len(BAD_PAYLOADS) + 1 and rig.controller.events("--system"),
+        what="invalid events",
+    )
     assert sum(1 for e in invalid if e["kind"] == "invalid") == len(BAD_PAYLOADS) + 1
     assert rig.controller.proc.poll() is None
     port = int(wait_until(lambda: _metrics_port(rig.controller.log()), what="metrics port"))
     text = _scrape(port)
     assert "sortcam_host_acked_total 1.0" in text
-    counted = sum(float(line.split()[-1]) for line in text.splitlines()
-                  if line.startswith("sortcam_host_invalid_messages_total{"))
+    counted = sum(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith("sortcam_host_invalid_messages_total{")
+    )
     assert counted == len(BAD_PAYLOADS) + 1
     assert rig.controller.stop(signal.SIGINT) == 0
 
@@ -176,14 +193,17 @@ def _scrape(port: int) -> str:
         return resp.read().decode()
 
 
-@pytest.mark.parametrize("answer,expect_status,expect_reason", [
-    ("nak:checksum", "acked", None),
-    ("nak:busy", "acked", None),
-    ("garble", "acked", None),
-    ("silent", "acked", None),
-    ("nak:gate", "missed", "nak_gate"),
-    ("nak:jam", "acked", None),
-])
+@pytest.mark.parametrize(
+    "answer,expect_status,expect_reason",
+    [
+        ("nak:checksum", "acked", None),
+        ("nak:busy", "acked", None),
+        ("garble", "acked", None),
+        ("silent", "acked", None),
+        ("nak:gate", "missed", "nak_gate"),
+        ("nak:jam", "acked", None),
+    ],
+)
 def test_sorter_faults_are_retried_with_the_same_id(rig_factory, answer, expect_status, expect_reason) -> None:  # noqa: ANN001
     # the first copy of every SORT gets the fault; a retry with the same id is acknowledged
     rig = rig_factory(behaviour=lambda item_id, nth: answer if nth == 1 else "ack")
@@ -207,8 +227,10 @@ def test_sorter_that_stays_full_misses_with_the_reason(rig_factory) -> None:  # 
     d = wait_until(lambda: rig.mqtt.final(), what="a final decision")[("cam1", "b00t0001", 1)]
     assert (d["status"], d["miss_reason"]) == ("missed", "nak_full")
     assert rig.sorter.copies[d["sort_id"]] == 4 and not rig.sorter.moves
-    events = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "sorter_evt"],
-                        what="the EVT in the event log")
+    events = wait_until(
+        lambda: [e for e in rig.controller.events("--system") if e["kind"] == "sorter_evt"],
+        what="the EVT in the event log",
+    )
     assert events[0]["detail"] == "BIN_FULL 3"
 
 
@@ -237,9 +259,13 @@ def test_library_api_in_process(mqtt_broker, pty_pair, tmp_path) -> None:  # noq
     from sortcam.host.controller import Controller
 
     sorter = ScriptedSorter(pty_pair.master)
-    cfg = build_config(broker=mqtt_broker.url, serial_url=str(pty_pair.path), line="demo",
-                       config_file=write_config(tmp_path / "c.json"),
-                       overrides={"state_db": Path(tmp_path / "lib.db"), "metrics_port": 0})
+    cfg = build_config(
+        broker=mqtt_broker.url,
+        serial_url=str(pty_pair.path),
+        line="demo",
+        config_file=write_config(tmp_path / "c.json"),
+        overrides={"state_db": Path(tmp_path / "lib.db"), "metrics_port": 0},
+    )
     ctl = Controller(cfg, drain_s=1.0)
     ctl.start()
     client = Mqtt(mqtt_broker.url, topics=("sortcam/line/demo/+",))
@@ -257,20 +283,28 @@ def test_library_api_in_process(mqtt_broker, pty_pair, tmp_path) -> None:  # noq
         sorter.stop()
     host_status = [json.loads(p) for t, p in client.messages if t.endswith("/host")]
     assert host_status[0]["state"] == "online"
-    wait_until(lambda: [json.loads(p) for t, p in client.messages if t.endswith("/host")][-1]["state"] == "offline",
-               what="offline status on stop")
+    wait_until(
+        lambda: [json.loads(p) for t, p in client.messages if t.endswith("/host")][-1]["state"] == "offline",
+        what="offline status on stop",
+    )
     client.close()
 
 
 def test_gate_beyond_the_sorters_gates_is_reported(rig_factory) -> None:  # noqa: ANN001
     rig = rig_factory(gates={"landfill": 9})  # the scripted sorter answers PONG with 6 gates
-    events = wait_until(lambda: [e for e in rig.controller.events("--system") if e["kind"] == "config_mismatch"],
-                        what="a config mismatch event")
+    events = wait_until(
+        lambda: [e for e in rig.controller.events("--system") if e["kind"] == "config_mismatch"],
+        what="a config mismatch event",
+    )
     assert "gate 9" in events[0]["detail"] and "0..5" in events[0]["detail"]
 
 
-def test_db_refusing_commits_stalls_without_acking_then_recovers(mqtt_broker, pty_pair, tmp_path,  # noqa: ANN001
-                                                                  monkeypatch) -> None:  # noqa: ANN001
+def test_db_refusing_commits_stalls_without_acking_then_recovers(
+    mqtt_broker,
+    pty_pair,
+    tmp_path,  # noqa: ANN001
+    monkeypatch,
+) -> None:  # noqa: ANN001
     """A failing disk: nothing is acknowledged or sorted until the commit succeeds."""
     import sqlite3
     from pathlib import Path
@@ -292,8 +326,13 @@ def test_db_refusing_commits_stalls_without_acking_then_recovers(mqtt_broker, pt
 
     monkeypatch.setattr(StateStore, "record_items", flaky)
     sorter = ScriptedSorter(pty_pair.master)
-    cfg = build_config(broker=mqtt_broker.url, serial_url=str(pty_pair.path), line="db",
-                       config_file=write_config(tmp_path / "c.json"), overrides={"state_db": Path(tmp_path / "h.db")})
+    cfg = build_config(
+        broker=mqtt_broker.url,
+        serial_url=str(pty_pair.path),
+        line="db",
+        config_file=write_config(tmp_path / "c.json"),
+        overrides={"state_db": Path(tmp_path / "h.db")},
+    )
     ctl = Controller(cfg, drain_s=0.5)
     ctl.start()
     client = Mqtt(mqtt_broker.url)

@@ -17,8 +17,15 @@ from sortcam.host.serial_link import SUBMIT_WAIT_S, SorterLink, SortJob
 
 def _job(sort_id: int) -> SortJob:
     now = time.monotonic()
-    return SortJob(sort_id=sort_id, gate=1, belt_delay_ms=0, device_latency_ms=0.0, received_mono=now,
-                   received_ts=time.time(), deadline_mono=now + 30.0)
+    return SortJob(
+        sort_id=sort_id,
+        gate=1,
+        belt_delay_ms=0,
+        device_latency_ms=0.0,
+        received_mono=now,
+        received_ts=time.time(),
+        deadline_mono=now + 30.0,
+    )
 
 
 def _read_lines(fd: int, want: int, timeout: float = 5.0) -> list[bytes]:
@@ -41,8 +48,14 @@ def _sort_ids(lines: list[bytes]) -> list[int]:
 
 
 def _link(pty_pair: Any, done: list[Any], **kw: Any) -> SorterLink:
-    return SorterLink(str(pty_pair.path), on_done=done.extend, on_event=lambda k, d: None, metrics=Metrics(),
-                      ping_interval_s=3600.0, **kw)
+    return SorterLink(
+        str(pty_pair.path),
+        on_done=done.extend,
+        on_event=lambda k, d: None,
+        metrics=Metrics(),
+        ping_interval_s=3600.0,
+        **kw,
+    )
 
 
 def test_submit_writes_the_sort_before_it_returns(pty_pair) -> None:  # noqa: ANN001

@@ -20,15 +20,56 @@ def _openssl(*args: str) -> None:
 def _make_certs(d: Path, name: str) -> tuple[Path, Path, Path]:
     ca_key, ca = d / f"{name}-ca.key", d / f"{name}-ca.pem"
     key, csr, cert = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.pem"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
-             "-subj", f"/CN={name} test CA")
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
-             "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name} test CA",
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
     ext = d / f"{name}.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out",
-             str(cert), "-days", "2", "-extfile", str(ext))
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
     return ca, cert, key
 
 
@@ -52,8 +93,9 @@ def tls_broker(tls_files, mqtt_broker):  # noqa: ANN001, ANN201
     ca, cert, key, other_ca, passwd = tls_files
     mqtt_broker.stop()
     text = mqtt_broker.conf.read_text().replace("allow_anonymous true\n", "")
-    mqtt_broker.conf.write_text(text + f"allow_anonymous false\npassword_file {passwd}\ncafile {ca}\n"
-                                f"certfile {cert}\nkeyfile {key}\n")
+    mqtt_broker.conf.write_text(
+        text + f"allow_anonymous false\npassword_file {passwd}\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    )
     mqtt_broker.start()
     return mqtt_broker, ca, other_ca
 
@@ -67,14 +109,23 @@ def _tls_client(port: int, ca: Path) -> mqtt.Client:
     return client
 
 
-def test_mqtts_with_ca_and_password_from_env(tls_broker, pty_pair, tmp_path: Path,  # noqa: ANN001
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mqtts_with_ca_and_password_from_env(
+    tls_broker,
+    pty_pair,
+    tmp_path: Path,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     broker, ca, _ = tls_broker
     sorter = ScriptedSorter(pty_pair.master)
     monkeypatch.setenv("SORTCAM_MQTT_USERNAME", "line")
     monkeypatch.setenv("SORTCAM_MQTT_PASSWORD", "s3cret")
-    ctl = ControllerProcess(tmp_path, f"mqtts://127.0.0.1:{broker.port}", str(pty_pair.path),
-                            write_config(tmp_path / "c.json"), extra=("--ca-file", str(ca)))
+    ctl = ControllerProcess(
+        tmp_path,
+        f"mqtts://127.0.0.1:{broker.port}",
+        str(pty_pair.path),
+        write_config(tmp_path / "c.json"),
+        extra=("--ca-file", str(ca)),
+    )
     try:
         ctl.start()
         client = _tls_client(broker.port, ca)
@@ -92,10 +143,21 @@ def test_mqtts_with_ca_and_password_from_env(tls_broker, pty_pair, tmp_path: Pat
 @pytest.mark.parametrize("case", ["bad_password", "wrong_ca"])
 def test_tls_and_auth_failures_are_one_line_errors(tls_broker, pty_pair, tmp_path: Path, case: str) -> None:  # noqa: ANN001
     broker, ca, other_ca = tls_broker
-    args = ["--username", "line", "--password", "wrong" if case == "bad_password" else "s3cret",
-            "--ca-file", str(other_ca if case == "wrong_ca" else ca)]
-    ctl = ControllerProcess(tmp_path, f"mqtts://127.0.0.1:{broker.port}", str(pty_pair.path),
-                            write_config(tmp_path / "c.json"), extra=tuple(args))
+    args = [
+        "--username",
+        "line",
+        "--password",
+        "wrong" if case == "bad_password" else "s3cret",
+        "--ca-file",
+        str(other_ca if case == "wrong_ca" else ca),
+    ]
+    ctl = ControllerProcess(
+        tmp_path,
+        f"mqtts://127.0.0.1:{broker.port}",
+        str(pty_pair.path),
+        write_config(tmp_path / "c.json"),
+        extra=tuple(args),
+    )
     ctl.start(wait_ready=False)
     try:
         rc = ctl.proc.wait(30)
@@ -109,8 +171,12 @@ def test_tls_and_auth_failures_are_one_line_errors(tls_broker, pty_pair, tmp_pat
     assert expect in errors[0]
 
 
-def test_password_file_and_the_twin_honours_the_ca_file(tls_broker, pty_pair, tmp_path: Path,  # noqa: ANN001
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_file_and_the_twin_honours_the_ca_file(
+    tls_broker,
+    pty_pair,
+    tmp_path: Path,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Neither the controller nor the twin needs the password on its command line, and both
     verify the broker against the CA file they are given (sortcam.mqtt_link)."""
     from sortcam.errors import BrokerError
@@ -128,8 +194,13 @@ def test_password_file_and_the_twin_honours_the_ca_file(tls_broker, pty_pair, tm
         twin.connect(url, ca_file=str(other_ca), timeout_s=5)
     sorter = ScriptedSorter(pty_pair.master)
     monkeypatch.delenv("SORTCAM_MQTT_PASSWORD_FILE")
-    ctl = ControllerProcess(tmp_path, url, str(pty_pair.path), write_config(tmp_path / "c.json"),
-                            extra=("--ca-file", str(ca), "--password-file", str(secret)))
+    ctl = ControllerProcess(
+        tmp_path,
+        url,
+        str(pty_pair.path),
+        write_config(tmp_path / "c.json"),
+        extra=("--ca-file", str(ca), "--password-file", str(secret)),
+    )
     try:
         ctl.start()
         monkeypatch.setenv("SORTCAM_MQTT_PASSWORD_FILE", str(secret))

@@ -28,9 +28,23 @@ def test_demo_end_to_end_without_tensorflow(demo_card: ModelCard, tmp_path: Path
     report_path = tmp_path / "report.json"
     items = 8
     proc = subprocess.run(
-        [sys.executable, "-c", NO_TF, "demo", "--items", str(items), "--rate", "4", "--card", str(demo_card.path),
-         "--report", str(report_path)],
-        capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-c",
+            NO_TF,
+            "demo",
+            "--items",
+            str(items),
+            "--rate",
+            "4",
+            "--card",
+            str(demo_card.path),
+            "--report",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(report_path.read_text())
@@ -52,9 +66,14 @@ def test_demo_end_to_end_without_tensorflow(demo_card: ModelCard, tmp_path: Path
 def test_demo_with_sorter_faults_loses_nothing(tiny_card: ModelCard) -> None:
     out = io.StringIO()
     report = run_demo(
-        DemoOptions(items=6, rate=0, card=tiny_card.path, belt_delay_ms=100,
-                    faults=parse_faults(["no-answer:2", "bad-checksum:1", "drop-line:1"]),
-                    host_overrides={"ack_timeout_ms": 150}),
+        DemoOptions(
+            items=6,
+            rate=0,
+            card=tiny_card.path,
+            belt_delay_ms=100,
+            faults=parse_faults(["no-answer:2", "bad-checksum:1", "drop-line:1"]),
+            host_overrides={"ack_timeout_ms": 150},
+        ),
         out,
     )
     assert report["lost"] == 0 and report["duplicates"] == 0
@@ -65,14 +84,30 @@ def test_demo_with_sorter_faults_loses_nothing(tiny_card: ModelCard) -> None:
 
 
 def _rec(seq: int, truth: str, label: str) -> TwinItem:
-    return TwinItem(boot="b", seq=seq, source=f"{truth}/{seq}.jpg", truth=truth, label=label, class_id=0,
-                    confidence=0.9, top=[(label, 0.9)], latency_ms=3, frames=3, stable=True,
-                    published_at=100.0 + seq, published_mono=10.0 + seq)
+    return TwinItem(
+        boot="b",
+        seq=seq,
+        source=f"{truth}/{seq}.jpg",
+        truth=truth,
+        label=label,
+        class_id=0,
+        confidence=0.9,
+        top=[(label, 0.9)],
+        latency_ms=3,
+        frames=3,
+        stable=True,
+        published_at=100.0 + seq,
+        published_mono=10.0 + seq,
+    )
 
 
 def test_report_counts_lost_duplicates_and_routing(tiny_card: ModelCard) -> None:
-    records = {("b", i): _rec(i, t, lbl) for i, (t, lbl) in
-               enumerate([("glass", "glass"), ("paper", "cardboard"), ("metal", "glass"), ("trash", "trash")])}
+    records = {
+        ("b", i): _rec(i, t, lbl)
+        for i, (t, lbl) in enumerate(
+            [("glass", "glass"), ("paper", "cardboard"), ("metal", "glass"), ("trash", "trash")]
+        )
+    }
     decided = {
         ("cam", "b", 0): Decided("cam", "b", 0, "glass", 4, 11, "label", ["sent", "acked"], 100.1),
         ("cam", "b", 1): Decided("cam", "b", 1, "paper", 1, 12, "label", ["sent", "acked"], 101.1),
@@ -120,8 +155,17 @@ def test_demo_forever_with_console_until_stopped(tiny_card: ModelCard, tmp_path:
         threading.Timer(2.0, stop.set).start()
 
     report = run_demo(
-        DemoOptions(card=tiny_card.path, rate=5, forever=True, console=True, console_port=0,
-                    console_data=tmp_path / "console", stop_event=stop, on_ready=on_ready, live=False),
+        DemoOptions(
+            card=tiny_card.path,
+            rate=5,
+            forever=True,
+            console=True,
+            console_port=0,
+            console_data=tmp_path / "console",
+            stop_event=stop,
+            on_ready=on_ready,
+            live=False,
+        ),
         io.StringIO(),
     )
     assert seen["http"] == "200" and seen["console"].startswith("http://127.0.0.1:") and seen["token"]
@@ -144,8 +188,9 @@ def test_the_report_names_no_gate_apart_from_the_reject_bin(tiny_card: ModelCard
     assert "no gate 1" in text and "rejected" not in text
 
 
-def test_demo_console_honours_items_then_serves_until_ctrl_c(tiny_card: ModelCard, tmp_path: Path,
-                                                            _state_dir: Path) -> None:
+def test_demo_console_honours_items_then_serves_until_ctrl_c(
+    tiny_card: ModelCard, tmp_path: Path, _state_dir: Path
+) -> None:
     """--items with --console plays that many, reports, keeps the console up; Ctrl-C ends it without a warning,
     and nothing is left in the working folder (the console's data goes to the state folder)."""
     import signal
@@ -153,9 +198,26 @@ def test_demo_console_honours_items_then_serves_until_ctrl_c(tiny_card: ModelCar
     work = tmp_path / "work"
     work.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sortcam.cli", "demo", "--console", "--items", "3", "--port", "0", "--rate", "5",
-         "--card", str(tiny_card.path)],
-        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sortcam.cli",
+            "demo",
+            "--console",
+            "--items",
+            "3",
+            "--port",
+            "0",
+            "--rate",
+            "5",
+            "--card",
+            str(tiny_card.path),
+        ],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = []
     try:
         assert proc.stdout is not None
@@ -178,12 +240,30 @@ def test_demo_console_honours_items_then_serves_until_ctrl_c(tiny_card: ModelCar
     assert (_state_dir / "demo-console" / "console.db").is_file()
 
 
-def test_console_options_without_console_are_named(tiny_card: ModelCard, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_console_options_without_console_are_named(
+    tiny_card: ModelCard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sortcam.cli import main
 
-    assert main(["demo", "--items", "1", "--rate", "0", "--quiet", "--data", str(tmp_path / "d"), "--port", "9",
-                 "--card", str(tiny_card.path)]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--items",
+                "1",
+                "--rate",
+                "0",
+                "--quiet",
+                "--data",
+                str(tmp_path / "d"),
+                "--port",
+                "9",
+                "--card",
+                str(tiny_card.path),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "sortcam: warning: --port, --data only matter with --console; ignored" in err
     assert not (tmp_path / "d").exists()

@@ -62,8 +62,20 @@ def test_without_a_claim_the_twin_publishes_the_files_hash(tmp_path: Path) -> No
 
 def test_the_camera_cli_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tiny_copy(tmp_path, sha256="0" * 64)
-    rc = main(["sim", "camera", "--device", "cam1", "--card", str(path), "--source", str(SAMPLES_DIR),
-               "--broker", "mqtt://127.0.0.1:1"])
+    rc = main(
+        [
+            "sim",
+            "camera",
+            "--device",
+            "cam1",
+            "--card",
+            str(path),
+            "--source",
+            str(SAMPLES_DIR),
+            "--broker",
+            "mqtt://127.0.0.1:1",
+        ]
+    )
     assert rc != 0
     one_line_error(capsys, "claims sha256 000000000000")
 

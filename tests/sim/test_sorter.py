@@ -140,9 +140,18 @@ class Line:
 
         self.sorter = VirtualSorter(faults=parse_faults(faults)).start()
         cfg = build_config(
-            broker=broker_url, serial_url=self.sorter.device_path, line="t", card_path=card.path,
-            overrides={"state_db": tmp / "host.db", "default_belt_delay_ms": 50, "ack_timeout_ms": 150,
-                       "retries": 3, "deadline_ms": 3000, **overrides},
+            broker=broker_url,
+            serial_url=self.sorter.device_path,
+            line="t",
+            card_path=card.path,
+            overrides={
+                "state_db": tmp / "host.db",
+                "default_belt_delay_ms": 50,
+                "ack_timeout_ms": 150,
+                "retries": 3,
+                "deadline_ms": 3000,
+                **overrides,
+            },
         )
         self.rec = recorder_factory(broker_url, ["sortcam/line/t/decision"])
         self.controller = Controller(cfg)
@@ -150,9 +159,20 @@ class Line:
         assert self.controller.wait_ready(15)
 
     def publish(self, seq: int, label: str = "glass") -> None:
-        self.rec.publish("sortcam/cam1/classification", mc.encode_classification(
-            device="cam1", boot="b00t", seq=seq, label=label, class_id=1, confidence=0.9,
-            top=[(label, 0.9)], latency_ms=5, model="abcdef012345"))
+        self.rec.publish(
+            "sortcam/cam1/classification",
+            mc.encode_classification(
+                device="cam1",
+                boot="b00t",
+                seq=seq,
+                label=label,
+                class_id=1,
+                confidence=0.9,
+                top=[(label, 0.9)],
+                latency_ms=5,
+                model="abcdef012345",
+            ),
+        )
 
     def final(self, n: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
@@ -227,7 +247,9 @@ def test_sorter_cli_prints_its_pty_and_serves_until_ctrl_c(tmp_path: Path) -> No
     link = tmp_path / "sorter"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sortcam.cli", "sim", "sorter", "--gates", "3", "--link", str(link)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -57,8 +57,15 @@ def test_twin_messages_follow_the_contract(mqtt_broker: Any, recorder_factory: A
     # the bytes are exactly the firmware's encoding of the decided item
     first = twin.records[(seen[0]["boot"], 0)]
     assert payloads[0] == mc.encode_classification(
-        device="cam-1", boot=first.boot, seq=0, label=first.label, class_id=first.class_id,
-        confidence=first.confidence, top=first.top, latency_ms=first.latency_ms, model=tiny_card.sha256[:12],
+        device="cam-1",
+        boot=first.boot,
+        seq=0,
+        label=first.label,
+        class_id=first.class_id,
+        confidence=first.confidence,
+        top=first.top,
+        latency_ms=first.latency_ms,
+        model=tiny_card.sha256[:12],
     )
     status = [mc.validate_status(p, "cam-1") for p in rec.on("/cam-1/status")]
     assert status and status[0]["state"] == "online" and status[0]["model"] == tiny_card.sha256[:12]
@@ -79,8 +86,14 @@ def test_commands_reboot_set_and_malformed(mqtt_broker: Any, recorder_factory: A
     items = list_folder(SAMPLES_DIR, tiny_card.classes)
     twin.run_folder(items[:2], rate=0)
     boot1 = twin.sequencer.boot
-    for bad in (b"not json", b'{"cmd":"explode"}', b'{"cmd":"set"}', b'{"cmd":"set","threshold":7}',
-                b'{"v":2,"cmd":"capture"}', b'{"cmd":"reboot","now":true}'):
+    for bad in (
+        b"not json",
+        b'{"cmd":"explode"}',
+        b'{"cmd":"set"}',
+        b'{"cmd":"set","threshold":7}',
+        b'{"v":2,"cmd":"capture"}',
+        b'{"cmd":"reboot","now":true}',
+    ):
         rec.publish("sortcam/cam-2/cmd", bad)
     rec.publish("sortcam/cam-2/cmd", b'{"cmd":"set","threshold":0.25}')
     rec.publish("sortcam/cam-2/cmd", b'{"cmd":"reboot"}')
@@ -140,9 +153,26 @@ def test_last_will_fires_when_the_twin_process_dies(
 ) -> None:
     rec = recorder_factory(mqtt_broker.url, ["sortcam/cam-kill/#"])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sortcam.cli", "sim", "camera", "--source", str(SAMPLES_DIR),
-         "--broker", mqtt_broker.url, "--device", "cam-kill", "--card", str(tiny_card.path), "--rate", "5", "--loop"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "sortcam.cli",
+            "sim",
+            "camera",
+            "--source",
+            str(SAMPLES_DIR),
+            "--broker",
+            mqtt_broker.url,
+            "--device",
+            "cam-kill",
+            "--card",
+            str(tiny_card.path),
+            "--rate",
+            "5",
+            "--loop",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         assert len(rec.wait_for("/classification", 2, timeout_s=30)) >= 2
@@ -186,8 +216,9 @@ def test_twin_runs_on_the_embedded_amqtt_broker(recorder_factory: Any, tiny_card
         (["--source", str(SAMPLES_DIR), "--card", "/nonexistent/card.json"], "model card not found"),
     ],
 )
-def test_camera_bad_input_is_one_line(argv: list[str], needle: str, tiny_card: ModelCard,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_camera_bad_input_is_one_line(
+    argv: list[str], needle: str, tiny_card: ModelCard, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = {"--broker": "mqtt://127.0.0.1:1", "--device": "cam-x", "--card": str(tiny_card.path)}
     for i in range(0, len(argv), 2):
         base[argv[i]] = argv[i + 1]
@@ -196,21 +227,46 @@ def test_camera_bad_input_is_one_line(argv: list[str], needle: str, tiny_card: M
     one_line_error(capsys, needle)
 
 
-def test_video_without_opencv_is_one_line(tmp_path: Path, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_video_without_opencv_is_one_line(
+    tmp_path: Path, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     video = tmp_path / "belt.mp4"
     video.write_bytes(b"\x00" * 64)
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError, as without the extra
-    rc = main(["sim", "camera", "--source", str(video), "--broker", "mqtt://127.0.0.1:1", "--device", "c",
-               "--card", str(tiny_card.path)])
+    rc = main(
+        [
+            "sim",
+            "camera",
+            "--source",
+            str(video),
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--device",
+            "c",
+            "--card",
+            str(tiny_card.path),
+        ]
+    )
     assert rc != 0
     one_line_error(capsys, "sortcam[video]")
 
 
 def test_missing_webcam_is_one_line(tiny_card: ModelCard, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("cv2")
-    rc = main(["sim", "camera", "--source", "webcam:97", "--broker", "mqtt://127.0.0.1:1", "--device", "c",
-               "--card", str(tiny_card.path)])
+    rc = main(
+        [
+            "sim",
+            "camera",
+            "--source",
+            "webcam:97",
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--device",
+            "c",
+            "--card",
+            str(tiny_card.path),
+        ]
+    )
     assert rc != 0
     one_line_error(capsys, "camera webcam:97")
 

@@ -77,16 +77,21 @@ def test_twin_decisions_match_golden(scenario: tuple[list[str], list[list[str]]]
     head, events = scenario
     _, _, bin_file, n_cls, zp, scale_bits, thr_bits, stable, max_frames, change, trigger = head
     config = dc.DecisionConfig(
-        threshold=f32(thr_bits), stable_frames=int(stable), max_frames=int(max_frames),
-        change_threshold=int(change), trigger=trigger,
+        threshold=f32(thr_bits),
+        stable_frames=int(stable),
+        max_frames=int(max_frames),
+        change_threshold=int(change),
+        trigger=trigger,
     )
     twin = DeviceTwin("golden", demo_card, config, samples=False)
     # the golden scores come from their own quantisation: give the twin's detector that one
     twin.detector = dc.ItemDetector(config, int(n_cls), int(zp), f32(scale_bits))
     side = 16
     raw = (GOLDEN / bin_file).read_bytes()
-    frames = [np.frombuffer(raw[i:i + side * side * 3], np.uint8).reshape(side, side, 3)
-              for i in range(0, len(raw), side * side * 3)]
+    frames = [
+        np.frombuffer(raw[i : i + side * side * 3], np.uint8).reshape(side, side, 3)
+        for i in range(0, len(raw), side * side * 3)
+    ]
     frame_iter = iter(frames)
     emitted = 0
     for ev in events:

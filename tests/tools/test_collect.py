@@ -34,26 +34,37 @@ def jpeg_of(width: int = 64, height: int = 48) -> bytes:
 
 # --- the contract --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("payload", "why"), [
-    ('{"cmd":"set","collect_every_ms":1999,"collect_for_s":60}', "collect_every_ms"),
-    ('{"cmd":"set","collect_every_ms":600001,"collect_for_s":60}', "collect_every_ms"),
-    ('{"cmd":"set","collect_every_ms":2000,"collect_for_s":3601}', "collect_for_s"),
-    ('{"cmd":"set","collect_every_ms":2000}', "needs 'collect_for_s'"),
-    ('{"cmd":"set","collect_for_s":true}', "collect_for_s"),
-    ('{"cmd":"set","collect_for_s":60,"collect_for_s":0}', "twice"),
-])
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        ('{"cmd":"set","collect_every_ms":1999,"collect_for_s":60}', "collect_every_ms"),
+        ('{"cmd":"set","collect_every_ms":600001,"collect_for_s":60}', "collect_every_ms"),
+        ('{"cmd":"set","collect_every_ms":2000,"collect_for_s":3601}', "collect_for_s"),
+        ('{"cmd":"set","collect_every_ms":2000}', "needs 'collect_for_s'"),
+        ('{"cmd":"set","collect_for_s":true}', "collect_for_s"),
+        ('{"cmd":"set","collect_for_s":60,"collect_for_s":0}', "twice"),
+    ],
+)
 def test_collect_commands_out_of_bounds_are_refused(payload: str, why: str) -> None:
     with pytest.raises(ContractError, match=why):
         mc.validate_cmd(payload)
 
 
 def test_collect_commands_start_renew_and_stop() -> None:
-    assert mc.validate_cmd(mc.encode_collect_cmd(2000, 60)) == {"v": 1, "cmd": "set", "collect_every_ms": 2000,
-                                                               "collect_for_s": 60}
+    assert mc.validate_cmd(mc.encode_collect_cmd(2000, 60)) == {
+        "v": 1,
+        "cmd": "set",
+        "collect_every_ms": 2000,
+        "collect_for_s": 60,
+    }
     assert mc.validate_cmd(mc.encode_collect_cmd(2000, 0)) == {"v": 1, "cmd": "set", "collect_for_s": 0}
     frame = mc.validate_sample(mc.encode_sample(device="cam1", boot="b00t", seq=3, jpeg=jpeg_of(), width=64, height=48))
-    item = mc.validate_sample(mc.encode_sample(device="cam1", boot="b00t", seq=4, jpeg=jpeg_of(), label="paper",
-                                               confidence=0.3, width=64, height=48))
+    item = mc.validate_sample(
+        mc.encode_sample(
+            device="cam1", boot="b00t", seq=4, jpeg=jpeg_of(), label="paper", confidence=0.3, width=64, height=48
+        )
+    )
     assert mc.is_collected_frame(frame) and not mc.is_collected_frame(item)
 
 
@@ -63,10 +74,12 @@ def test_a_frame_is_scaled_and_compressed_into_one_sample_message() -> None:
     jpeg, width, height = encode_jpeg(noisy, mc.COLLECT_MAX_SIDE, mc.SAMPLE_JPEG_MAX)
     assert max(width, height) <= mc.COLLECT_MAX_SIDE and width == 2 * height
     assert len(mc.encode_sample(device="cam1", boot="b", seq=1, jpeg=jpeg, width=width, height=height)) <= (
-        mc.SAMPLE_MAX_PAYLOAD)
+        mc.SAMPLE_MAX_PAYLOAD
+    )
 
 
 # --- the folder ----------------------------------------------------------------------------------
+
 
 def test_the_folder_never_overwrites_and_opens_in_the_labelling_queue(tmp_path: Path) -> None:
     folder = FrameFolder(tmp_path / "photos")
@@ -84,7 +97,8 @@ def test_the_folder_never_overwrites_and_opens_in_the_labelling_queue(tmp_path: 
         folder.add("../cam1", "b00t0001", 8, first, 64, 48)
     queue = folder.store.queue()
     assert [(q["device"], q["boot"], q["seq"], q["sample"]) for q in queue] == [
-        ("cam1", "b00t0001", 7, "samples/cam1/b00t0001/7.jpg")]
+        ("cam1", "b00t0001", 7, "samples/cam1/b00t0001/7.jpg")
+    ]
     folder.close()
 
 
@@ -100,12 +114,14 @@ def test_a_full_disk_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(DataError, match=r"is full: cannot write .*7\.jpg \(0 frames written\)"):
         folder.add("cam1", "b00t0001", 7, jpeg_of(), 64, 48)
     assert not any((tmp_path / "photos" / "samples").rglob("*.jpg")) and not any(
-        (tmp_path / "photos" / "samples").rglob("*.tmp"))
+        (tmp_path / "photos" / "samples").rglob("*.tmp")
+    )
     folder.close()
 
 
-def test_collect_on_a_full_disk_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collect_on_a_full_disk_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
     from collections import namedtuple
 
@@ -115,24 +131,32 @@ def test_collect_on_a_full_disk_says_so_in_one_line(tmp_path: Path, capsys: pyte
     one_line_error(capsys, "is full: 5 MiB free, collect needs 64 MiB")
 
 
-@pytest.mark.parametrize(("argv", "needles"), [
-    (["--out", "o"], ["needs --broker URL and --device ID, or --source"]),
-    (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--source", "webcam:0"], ["either --source"]),
-    (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--every", "1"], ["--every 1", "2..600"]),
-    (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--every", "601"], ["--every 601"]),
-    (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--minutes", "0"], ["--minutes 0"]),
-    (["--out", "o", "--source", "webcam:x"], ["bad webcam source"]),
-    (["--out", "o", "--source", "photos.txt"], ["source not found"]),
-])
-def test_bad_collect_arguments_get_one_line(argv: list[str], needles: list[str], tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["--out", "o"], ["needs --broker URL and --device ID, or --source"]),
+        (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--source", "webcam:0"], ["either --source"]),
+        (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--every", "1"], ["--every 1", "2..600"]),
+        (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--every", "601"], ["--every 601"]),
+        (["--out", "o", "--broker", "mqtt://h:1", "--device", "c", "--minutes", "0"], ["--minutes 0"]),
+        (["--out", "o", "--source", "webcam:x"], ["bad webcam source"]),
+        (["--out", "o", "--source", "photos.txt"], ["source not found"]),
+    ],
+)
+def test_bad_collect_arguments_get_one_line(
+    argv: list[str],
+    needles: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["collect", *argv]) in (1, 2)
     one_line_error(capsys, *needles)
 
 
 # --- through a real broker -----------------------------------------------------------------------
+
 
 def test_collect_writes_frames_from_the_twin_through_a_real_broker(mqtt_broker: Any, tmp_path: Path) -> None:
     twin = DeviceTwin("cam1")
@@ -143,9 +167,27 @@ def test_collect_writes_frames_from_the_twin_through_a_real_broker(mqtt_broker: 
     out = tmp_path / "belt"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "sortcam.cli", "collect", "--broker", mqtt_broker.url, "--device", "cam1",
-             "--out", str(out), "--every", "2", "--minutes", "0.09"],
-            capture_output=True, text=True, timeout=60, check=False)
+            [
+                sys.executable,
+                "-m",
+                "sortcam.cli",
+                "collect",
+                "--broker",
+                mqtt_broker.url,
+                "--device",
+                "cam1",
+                "--out",
+                str(out),
+                "--every",
+                "2",
+                "--minutes",
+                "0.09",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         deadline = time.monotonic() + 10
         while twin._collect_until and time.monotonic() < deadline:  # the collector's stop command, at its end
@@ -185,9 +227,12 @@ def test_the_console_opens_a_collected_folder(tmp_path: Path) -> None:
     queue = client.get("/api/queue").get_json()
     assert [q["key"] for q in queue["items"]] == ["cam1/b00t0001/3"]
     assert client.get("/samples/cam1/b00t0001/3.jpg").status_code == 200
-    labelled = client.post("/api/label", data=json.dumps({"device": "cam1", "boot": "b00t0001", "seq": 3,
-                                                          "label": "glass"}),
-                           content_type="application/json", headers={"Authorization": "Bearer t0ken"})
+    labelled = client.post(
+        "/api/label",
+        data=json.dumps({"device": "cam1", "boot": "b00t0001", "seq": 3, "label": "glass"}),
+        content_type="application/json",
+        headers={"Authorization": "Bearer t0ken"},
+    )
     assert labelled.status_code == 200, labelled.get_json()
     assert (tmp_path / "belt" / "labelled" / "glass" / "cam1_b00t0001_3.jpg").is_file()
 
