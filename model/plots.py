@@ -63,7 +63,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
     if any(v is not None for v in raw):
         ax_a.plot(
             x,
-            [100 * v if v is not None else np.nan for v in raw],
+            [100 * _figure(h, "val_accuracy_before_bn_reestimate") for h in history],
             color="tab:gray",
             lw=1,
             ls=":",
