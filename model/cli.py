@@ -66,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs (--select best)")
     p.add_argument("--distill", action="store_true", help="distil from --teacher with soft targets")
     p.add_argument(
-        "--teacher", help="keras.applications name (e.g. EfficientNetB0) or a backbone .keras file (input [-1, 1])"
+        "--teacher",
+        help="a teacher file (sortcam teacher), a keras.applications name (e.g. EfficientNetB0), "
+        "NAME=WEIGHTS_FILE (that model with local weights) or a backbone .keras file (input [-1, 1])",
     )
     p.add_argument("--teacher-size", type=int, default=224, help="teacher input size (default 224)")
     p.add_argument("--views", type=int, default=8, help="augmented views per train image scored by the teacher")
@@ -208,7 +210,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     t.add_argument(
         "--backbone",
         default="EfficientNetB0",
-        help="keras.applications name (ImageNet weights, needs internet) or a backbone .keras file (input [-1, 1])",
+        help="keras.applications name (ImageNet weights, needs internet), NAME=WEIGHTS_FILE (that model with "
+        "local weights, e.g. MobileNetV2=../shared/weights/mobilenet_v2_1.0_backbone_imagenet-dogs.weights.h5), "
+        "or a backbone .keras file (input [-1, 1])",
     )
     t.add_argument("--size", type=int, default=160, help="backbone input size (the image is scaled up to it)")
     t.add_argument(

@@ -48,8 +48,9 @@ class TeacherConfig:
     data_dir: str
     out_dir: str = "runs/teacher"
     backbone: str = DEFAULT_BACKBONE
-    """A ``keras.applications`` name (ImageNet weights, needs internet) or a backbone ``.keras`` file
-    taking RGB in [-1, 1] and returning its last feature map (``../shared/weights``)."""
+    """A ``keras.applications`` name (ImageNet weights, needs internet), ``NAME=WEIGHTS_FILE`` (that
+    application with a local weights file), or a backbone ``.keras`` file taking RGB in [-1, 1] and
+    returning its last feature map (``../shared/weights``)."""
     size: int = 160
     """The backbone's input size; the image is scaled up to it inside the model."""
     via: int = 84
@@ -114,7 +115,9 @@ def build_teacher(config: TeacherConfig, num_classes: int) -> Any:
     if convention != "pm1":
         # keras.applications models want their own input range; ours is [-1, 1].
         x = keras.layers.Rescaling(127.5, offset=127.5, name="to_0_255")(x)
-        x = keras.layers.Lambda(_app_preprocess(convention), name="app_preprocess")(x)
+        from sortcam.model.teacher_ensemble import ensemble_layers
+
+        x = ensemble_layers()["AppPreprocess"](convention.split(":", 1)[1], name="app_preprocess")(x)
     # training=False: BatchNorm keeps its ImageNet statistics in both training and inference.
     feats = backbone(x, training=False)
     if len(feats.shape) == 4:
@@ -127,13 +130,6 @@ def build_teacher(config: TeacherConfig, num_classes: int) -> Any:
     for i, layer in enumerate(layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
     return keras.Model(inputs, logits, name="sortcam_teacher")
-
-
-def _app_preprocess(convention: str) -> Any:
-    import importlib
-
-    module = importlib.import_module(convention.split(":", 1)[1])
-    return module.preprocess_input
 
 
 def _fit_one(
@@ -411,7 +407,7 @@ def load_teacher(path: str | Path, classes: list[str], input_size: tuple[int, in
         raise ModelError(f"teacher {p}: its classes {theirs} differ from the dataset's {list(classes)}")
     from sortcam.model.teacher_ensemble import ensemble_layers
 
-    ensemble_layers()  # an ensemble file's own layers, registered before it loads
+    ensemble_layers()  # the layers of sortcam's own a teacher file may hold, registered before it loads
     try:
         model = keras.models.load_model(str(p), compile=False, safe_mode=False)
     except Exception as exc:

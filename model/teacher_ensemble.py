@@ -13,6 +13,7 @@ mean comes only from models that never trained on it. Val is scored on the ensem
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import time
@@ -38,7 +39,8 @@ _LAYERS: dict[str, Any] = {}
 
 
 def ensemble_layers() -> dict[str, Any]:
-    """The two layers an ensemble file needs (registered with Keras once, before saving or loading)."""
+    """The layers of sortcam's own that teacher files hold (registered with Keras once, before saving or
+    loading): an ensemble's two, and a ``keras.applications`` teacher's input preprocessing."""
     if _LAYERS:
         return _LAYERS
     keras = _keras()
@@ -59,7 +61,25 @@ def ensemble_layers() -> dict[str, Any]:
             stacked = ops.stack([ops.log_softmax(x, axis=-1) for x in xs], axis=0)
             return ops.logsumexp(stacked, axis=0) - math.log(len(xs))
 
-    _LAYERS.update({"MirrorImage": MirrorImage, "MeanProbabilityLogits": MeanProbabilityLogits})
+    @keras.saving.register_keras_serializable(package="sortcam")
+    class AppPreprocess(keras.layers.Layer):  # type: ignore[misc,name-defined]
+        """A ``keras.applications`` module's ``preprocess_input`` on RGB in [0, 255], named by its
+        module so that a saved teacher loads back (a Lambda of it does not deserialize)."""
+
+        def __init__(self, module: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.module = module
+            self._fn = importlib.import_module(module).preprocess_input
+
+        def call(self, x: Any) -> Any:
+            return self._fn(x)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "module": self.module}
+
+    _LAYERS.update(
+        {"MirrorImage": MirrorImage, "MeanProbabilityLogits": MeanProbabilityLogits, "AppPreprocess": AppPreprocess}
+    )
     return _LAYERS
 
 

@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -315,9 +316,18 @@ def _set_fine_tune(backbone: Any, from_block: int) -> int:
 
 
 def _load_teacher_backbone(spec: str, size: int) -> tuple[Any, str]:
-    """A frozen feature extractor and the input convention it wants (``"pm1"`` or ``"app:<module>"``)."""
+    """A frozen feature extractor and the input convention it wants (``"pm1"`` or ``"app:<module>"``).
+
+    ``spec`` is a backbone ``.keras`` file (input [-1, 1]), a ``keras.applications`` name
+    (ImageNet weights, downloaded), or ``NAME=WEIGHTS_FILE``: that application built with a
+    local weights file instead of the download (e.g.
+    ``MobileNetV2=../shared/weights/mobilenet_v2_1.0_backbone_imagenet-dogs.weights.h5``).
+    """
     keras = _keras()
     path = Path(spec)
+    name, sep, weights_file = spec.partition("=")
+    if sep and not path.exists():
+        return _application_with_weights(name, weights_file, size), f"app:{_application(name).__module__}"
     if path.suffix in (".keras", ".h5") or path.exists():
         if not path.is_file():
             raise ModelError(f"teacher file not found: {path}")
@@ -338,6 +348,28 @@ def _load_teacher_backbone(spec: str, size: int) -> tuple[Any, str]:
     model.trainable = False
     module = ctor.__module__
     return model, f"app:{module}"
+
+
+def _application(name: str) -> Any:
+    ctor = getattr(_keras().applications, name, None) if name.isidentifier() else None
+    if ctor is None:
+        raise UsageError(f"{name!r} is not a keras.applications model name (NAME=WEIGHTS_FILE)")
+    return ctor
+
+
+def _application_with_weights(name: str, weights_file: str, size: int) -> Any:
+    """``keras.applications.<name>`` without its top, loaded from a local weights file, frozen."""
+    ctor = _application(name)
+    if not Path(weights_file).is_file():
+        raise ModelError(f"backbone weights file not found: {weights_file}")
+    try:
+        with warnings.catch_warnings():  # a file of another model: one warning per layer, then the error
+            warnings.simplefilter("ignore", UserWarning)
+            model = ctor(include_top=False, weights=weights_file, input_shape=(size, size, 3))
+    except Exception as exc:
+        raise ModelError(f"cannot load {weights_file} into {name}: {first_line(exc)}") from None
+    model.trainable = False
+    return model
 
 
 _FEATURE_FNS: dict[int, Any] = {}

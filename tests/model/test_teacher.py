@@ -813,3 +813,44 @@ def test_teacher_mixup_blends_the_batches(
     assert main(["teacher", str(tiny_dataset), "--out", str(tmp_path / "bad"), "--mixup", "-1"]) == 2
     one_line_error(capsys, "--mixup")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_keras_application_with_a_local_weights_file_becomes_a_teacher(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--backbone NAME=WEIGHTS_FILE: keras.applications.NAME built from the file, not the download.
+    The teacher's backbone carries exactly the file's weights (frozen BatchNorm keeps them; the
+    first convolution is below the trained top layers), it is saved and loads back as a teacher;
+    a missing file, a name that is no application and weights of another width are refused in
+    one line, and nothing is written."""
+    import keras
+
+    from sortcam.model.teacher import load_teacher
+
+    src = keras.applications.MobileNetV2(alpha=0.35, include_top=False, input_shape=(32, 32, 3), weights=None)
+    weights = tmp_path / "mnv2_035.weights.h5"
+    src.save_weights(str(weights))
+    out = tmp_path / "t"
+    spec = f"MobileNetV2={weights}"
+    args = ["teacher", str(tiny_dataset), "--out", str(out), "--via", str(SIZE), "--size", "32", "--epochs", "1"]
+    args += ["--train-layers", "2", "--batch-size", "8"]
+    # alpha is the application's default (1.0): this file's 0.35 widths do not fit it.
+    assert main([*args, "--backbone", spec]) == 1
+    one_line_error(capsys, "cannot load", "MobileNetV2")
+    assert main([*args, "--backbone", f"MobileNetV2={tmp_path / 'none.weights.h5'}"]) == 1
+    one_line_error(capsys, "not found")
+    assert main([*args, "--backbone", f"NoSuchNet={weights}"]) == 2
+    one_line_error(capsys, "NoSuchNet", "keras.applications")
+    assert not out.exists() or not any(out.iterdir())
+
+    src = keras.applications.MobileNetV2(include_top=False, input_shape=(32, 32, 3), weights=None)
+    weights = tmp_path / "mnv2_100.weights.h5"
+    src.save_weights(str(weights))
+    assert main([*args, "--backbone", f"MobileNetV2={weights}"]) == 0
+    meta = json.loads((out / "teacher.json").read_text())
+    assert meta["config"]["backbone"] == f"MobileNetV2={weights}"
+    model = load_teacher(out / "teacher.keras", list(TINY_CLASSES), (SIZE, SIZE)).model
+    first_conv = src.get_layer("Conv1").get_weights()[0]
+    got = [w for w in model.weights if w.shape == first_conv.shape and "Conv1" in w.path]
+    assert got, [w.path for w in model.weights][:5]
+    np.testing.assert_array_equal(np.asarray(got[0]), first_conv)
