@@ -36,6 +36,7 @@ from typing import Any
 from sortcam import benchinfo
 from sortcam import mqtt_contract as mc
 from sortcam import serial_contract as sc
+from sortcam.card import TRASHNET_BINS
 from sortcam.errors import SortcamError
 from sortcam.mosquitto import Mosquitto
 from sortcam.mqtt_link import BrokerURL, make_client
@@ -260,14 +261,7 @@ def run_mode(
     slave_path = os.ttyname(slave)
     config = {
         "classes": ["cardboard", "glass", "metal", "paper", "plastic", "trash"],
-        "labels": {
-            "cardboard": "paper",
-            "paper": "paper",
-            "plastic": "plastic",
-            "metal": "metal",
-            "glass": "glass",
-            "trash": "landfill",
-        },
+        "labels": dict(TRASHNET_BINS),
         "serial": {"ack_timeout_ms": 2000, "retries": 5, "window": window, "ping_interval_s": 5.0},
         "items": {"deadline_ms": 120000},
     }

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sortcam import mqtt_contract as mc
 from sortcam import serial_contract as sc
+from sortcam.card import TRASHNET_BINS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -212,14 +213,7 @@ def write_config(path: Path, **overrides: Any) -> Path:
     """A controller config for tests: no model card needed, short timeouts."""
     cfg: dict[str, Any] = {
         "classes": CLASSES,
-        "labels": {
-            "cardboard": "paper",
-            "paper": "paper",
-            "plastic": "plastic",
-            "metal": "metal",
-            "glass": "glass",
-            "trash": "landfill",
-        },
+        "labels": dict(TRASHNET_BINS),
         "biodegradable": {
             "cardboard": True,
             "paper": True,
