@@ -327,7 +327,8 @@ def _load_teacher_backbone(spec: str, size: int) -> tuple[Any, str]:
     path = Path(spec)
     name, sep, weights_file = spec.partition("=")
     if sep and not path.exists():
-        return _application_with_weights(name, weights_file, size), f"app:{_application(name).__module__}"
+        ctor = _application(name)
+        return _application_with_weights(ctor, name, weights_file, size), f"app:{ctor.__module__}"
     if path.suffix in (".keras", ".h5") or path.exists():
         if not path.is_file():
             raise ModelError(f"teacher file not found: {path}")
@@ -357,9 +358,9 @@ def _application(name: str) -> Any:
     return ctor
 
 
-def _application_with_weights(name: str, weights_file: str, size: int) -> Any:
-    """``keras.applications.<name>`` without its top, loaded from a local weights file, frozen."""
-    ctor = _application(name)
+def _application_with_weights(ctor: Any, name: str, weights_file: str, size: int) -> Any:
+    """The application ``ctor`` (``keras.applications.<name>``) without its top, loaded from a local
+    weights file, frozen."""
     if not Path(weights_file).is_file():
         raise ModelError(f"backbone weights file not found: {weights_file}")
     try:
